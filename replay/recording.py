@@ -1,0 +1,64 @@
+"""The one in-memory shape every reader produces, so the stream never cares where data came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class RecordingError(ValueError):
+    """A file is not the recording it claims to be; the message is one line a user can act on."""
+
+
+WINDOW_S = 8.0
+HOP_S = 2.0
+
+
+@dataclass(frozen=True)
+class Recording:
+    """PPG (and optional 3-axis accelerometer) with their own clocks, plus optional per-window labels.
+
+    `t_ppg`/`t_acc` are seconds from the recording's start. Labels follow the window protocol:
+    label k is the reference heart rate of window [2k, 2k+8) s.
+    """
+
+    subject: str
+    ppg: np.ndarray  # (n, k) float64, k PPG channels (averaged by the stream)
+    t_ppg: np.ndarray  # (n,) float64 seconds
+    fs_ppg: float
+    acc: np.ndarray | None = None  # (m, 3) float64 in g
+    t_acc: np.ndarray | None = None  # (m,) float64 seconds
+    fs_acc: float | None = None
+    labels_bpm: np.ndarray | None = None  # (n_windows,) float64
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.ppg.ndim != 2 or self.ppg.shape[0] != self.t_ppg.shape[0]:
+            raise RecordingError(f"{self.subject}: PPG has shape {self.ppg.shape} but {self.t_ppg.shape[0]} timestamps")
+        if self.acc is not None:
+            if self.t_acc is None or self.acc.ndim != 2 or self.acc.shape[1] != 3:
+                raise RecordingError(f"{self.subject}: accelerometer must be (n, 3), got {self.acc.shape}")
+            if self.acc.shape[0] != self.t_acc.shape[0]:
+                raise RecordingError(f"{self.subject}: accelerometer has {self.acc.shape[0]} samples but {self.t_acc.shape[0]} timestamps")
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.t_ppg[-1] - self.t_ppg[0]) + 1.0 / self.fs_ppg if len(self.t_ppg) else 0.0
+
+    @property
+    def has_acc(self) -> bool:
+        return self.acc is not None
+
+
+def uniform_times(n: int, fs: float) -> np.ndarray:
+    """Sample times of a regularly sampled signal that starts at 0 s."""
+    return np.arange(n, dtype=np.float64) / fs
+
+
+def window_count(duration_s: float, window_s: float = WINDOW_S, hop_s: float = HOP_S) -> int:
+    """Number of complete windows [hop·k, hop·k + window) inside a signal of this duration."""
+    if duration_s < window_s:
+        return 0
+    return int(np.floor((duration_s - window_s) / hop_s + 1e-9)) + 1

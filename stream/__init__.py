@@ -1,0 +1,1 @@
+"""Runtime: sources → Numba preprocessing → ONNX inference per window → decoding → publishers."""

@@ -1,0 +1,217 @@
+"""`ppg-stream`: heart rate from a replayed recording (or, later, a BLE wearable) to MQTT and/or stdout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+import structlog
+
+from stream.broker import DEFAULT_HOST, DEFAULT_PORT, BrokerUrlError, EmbeddedBroker, broker_answers, parse_broker_url
+from stream.logs import configure_logging
+from stream.message import device_id
+from stream.pipeline import DEFAULT_BUDGET_MS, Pipeline, PipelineConfig
+
+log = structlog.get_logger("ppg_stream")
+
+DEMO_RECORDING = Path(__file__).resolve().parent.parent / "replay" / "demo_dalia.pkl"
+EXIT_USAGE = 2
+EXIT_UNDELIVERED = 1
+
+DESCRIPTION = """\
+Estimate heart rate from wrist PPG, one value per 8 s window every 2 s, and publish it over MQTT
+(topic <prefix>/<device>/hr, JSON) and/or print it as JSON lines.
+
+examples:
+  ppg-stream --demo --speed 10 --stdout        bundled synthetic recording, 10x real time
+  ppg-stream --replay S1.pkl --speed max        a PPG-DaLiA subject as fast as possible
+  ppg-stream --replay DATA_01_TYPE01.mat        an IEEE SPC 2015 recording in real time
+  mosquitto_sub -t 'ppg/#' -v                   watch the messages from another terminal
+
+With no --broker, the broker on 127.0.0.1:1883 is used if one answers; otherwise an embedded
+broker is started there for the duration of the run.
+"""
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not the usage block
+        raise UsageError(f"{message} (see ppg-stream --help)")
+
+
+def speed_arg(text: str) -> float | None:
+    if text.lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a positive number (1 = real time) or 'max'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a positive number (1 = real time) or 'max'")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ppg-stream", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--replay", metavar="FILE", type=Path, help="replay a recording: PPG-DaLiA .pkl, IEEE SPC 2015 .mat, or .csv (t,ppg[,acc_x,acc_y,acc_z])")
+    src.add_argument("--demo", action="store_true", help="replay the bundled synthetic demo recording (3 min, known heart rate)")
+    src.add_argument("--ble", metavar="ADDRESS", help="a BLE wearable (not available yet: tracked in the BLE issue)")
+    p.add_argument("--speed", type=speed_arg, default=1.0, metavar="N|max", help="replay speed: 1 = real time (default), N times faster, or max")
+    p.add_argument("--chunk-s", type=positive_float, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 8 at max)")
+    p.add_argument("--broker", metavar="URL", help="mqtt://HOST[:PORT], or 'embedded[:PORT]' to start the built-in broker (default: auto)")
+    p.add_argument("--topic-prefix", default="ppg", help="topic prefix (default: ppg → ppg/<device>/hr)")
+    p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject)")
+    p.add_argument("--model", default="spectral", metavar="PATH", help="ONNX model following the model contract, or a built-in: spectral (default)")
+    p.add_argument("--budget-ms", type=positive_float, default=DEFAULT_BUDGET_MS, metavar="MS", help=f"per-window latency budget; windows over it are flagged late (default {DEFAULT_BUDGET_MS:g})")
+    p.add_argument("--stdout", action="store_true", help="print every message as a JSON line on stdout")
+    p.add_argument("--no-mqtt", action="store_true", help="do not publish over MQTT")
+    p.add_argument("--outbox", type=int, default=10_000, metavar="N", help="messages kept while the broker is away (default 10000)")
+    p.add_argument("--flush-timeout", type=positive_float, default=10.0, metavar="S", help="how long to wait at the end for the broker to take buffered messages (default 10)")
+    p.add_argument("--log-json", action="store_true", help="logs as JSON lines on stderr")
+    return p
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.ble is not None:
+        raise UsageError("--ble is not available yet (BLE wearables are tracked in their own issue); use --replay FILE or --demo")
+    if any(c in args.topic_prefix for c in "#+") or not args.topic_prefix.strip("/"):
+        raise UsageError(f"--topic-prefix {args.topic_prefix!r}: must be non-empty and contain no MQTT wildcards (# +)")
+    if args.outbox < 1:
+        raise UsageError("--outbox must be at least 1")
+    if args.no_mqtt and args.broker:
+        raise UsageError("--broker and --no-mqtt contradict each other")
+    if args.broker and not args.broker.startswith("embedded"):
+        try:
+            parse_broker_url(args.broker)
+        except BrokerUrlError as e:
+            raise UsageError(str(e)) from None
+
+
+def _embedded_port(text: str) -> int:
+    if text == "embedded":
+        return DEFAULT_PORT
+    try:
+        return int(text.split(":", 1)[1])
+    except (IndexError, ValueError):
+        raise UsageError(f"--broker {text!r}: expected 'embedded' or 'embedded:PORT'") from None
+
+
+async def _choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> tuple[str, int] | None:
+    """Returns where to publish, starting the embedded broker inside `stack` when that is the choice."""
+    if args.no_mqtt:
+        return None
+    if args.broker and not args.broker.startswith("embedded"):
+        host, port = parse_broker_url(args.broker)
+        if not await broker_answers(host, port):
+            log.warning("broker not answering yet: messages are buffered until it does", broker=f"mqtt://{host}:{port}")
+        return host, port
+    if args.broker is None and await broker_answers(DEFAULT_HOST, DEFAULT_PORT):
+        log.info("using the MQTT broker already running", broker=f"mqtt://{DEFAULT_HOST}:{DEFAULT_PORT}")
+        return DEFAULT_HOST, DEFAULT_PORT
+    port = _embedded_port(args.broker) if args.broker else DEFAULT_PORT
+    await stack.enter_async_context(EmbeddedBroker(DEFAULT_HOST, port))
+    log.info(
+        "embedded MQTT broker listening",
+        broker=f"mqtt://{DEFAULT_HOST}:{port}",
+        subscribe=f"mosquitto_sub -h {DEFAULT_HOST} -p {port} -t '{args.topic_prefix}/#' -v",
+    )
+    return DEFAULT_HOST, port
+
+
+async def run(args: argparse.Namespace) -> int:
+    from replay.load import load_recording
+    from replay.source import ReplaySource
+    from stream.engine import InferenceEngine
+    from stream.mqtt_publisher import MqttPublisher
+    from stream.publisher import StdoutPublisher
+
+    t_start = time.perf_counter()
+    path = DEMO_RECORDING if args.demo else args.replay
+    recording = load_recording(path)
+    engine = InferenceEngine(args.model)
+    source = ReplaySource(recording, speed=args.speed, chunk_s=args.chunk_s)
+    device = device_id(args.device_id or recording.subject)
+    pipeline = Pipeline(source, engine, [], PipelineConfig(device=device, budget_ms=args.budget_ms))
+    pipeline.warm_up()
+    log.info(
+        "replay starting",
+        file=str(path), device=device, model=engine.spec.label, duration_s=round(recording.duration_s, 1),
+        speed=args.speed or "max", warm_up_ms=round((time.perf_counter() - t_start) * 1000, 1),
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        target = await _choose_broker(args, stack)
+        if target is not None:
+            mqtt = MqttPublisher(*target, prefix=args.topic_prefix, device=device, outbox_size=args.outbox, flush_timeout_s=args.flush_timeout)
+            pipeline.publishers.append(mqtt)
+        if args.stdout:
+            pipeline.publishers.append(StdoutPublisher())
+        for publisher in pipeline.publishers:
+            await publisher.start()
+        interrupted = False
+        task = asyncio.create_task(pipeline.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, task.cancel)
+        try:
+            summary = await task
+        except asyncio.CancelledError:
+            interrupted = True
+            summary = pipeline.summary(time.perf_counter() - t_start)
+        undelivered = 0
+        for publisher in pipeline.publishers:
+            undelivered += await publisher.close()
+    fields = summary.as_log_fields()
+    fields["undelivered"] = undelivered
+    log.info("replay interrupted" if interrupted else "replay finished", **fields)
+    if undelivered:
+        print(f"ppg-stream: error: {undelivered} messages were not delivered: the MQTT broker did not take them within {args.flush_timeout:g} s", file=sys.stderr)
+        return EXIT_UNDELIVERED
+    return 130 if interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from replay.recording import RecordingError
+    from stream.engine import ModelLoadError
+
+    try:
+        args = build_parser().parse_args(argv)
+        _check_args(args)
+        configure_logging(json_lines=args.log_json)
+        return asyncio.run(run(args))
+    except UsageError as e:
+        print(f"ppg-stream: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RecordingError, ModelLoadError, OSError) as e:
+        print(f"ppg-stream: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ppg-stream: interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

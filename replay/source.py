@@ -17,7 +17,7 @@ from replay.recording import Recording
 from stream.chunk import ACC, PPG, Chunk
 
 REALTIME_CHUNK_S = 0.25
-MAX_SPEED_CHUNK_S = 8.0
+MAX_SPEED_CHUNK_S = 32.0
 
 
 class ReplaySource:

@@ -47,7 +47,7 @@ def heart_rate_trajectory(n: int, fs: float, rng: np.random.Generator, start_bpm
     for _ in range(max(1, int(duration / 60))):
         at = rng.uniform(0.1, 0.9) * duration
         size = rng.choice([-1, 1]) * rng.uniform(8, 25)
-        hr += size / (1 + np.exp(-(t - at) / 2.0))  # a step over ~8 s
+        hr += size * 0.5 * (1 + np.tanh((t - at) / 4.0))  # a step over ~8 s
     return np.clip(hr, 45, 185)
 
 

@@ -97,22 +97,27 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--topic-prefix {args.topic_prefix!r}: must be non-empty and contain no MQTT wildcards (# +)")
     if args.outbox < 1:
         raise UsageError("--outbox must be at least 1")
-    if args.no_mqtt and args.broker:
-        raise UsageError("--broker and --no-mqtt contradict each other")
-    if args.broker and not args.broker.startswith("embedded"):
+    if args.broker and args.broker.startswith("embedded"):
+        _embedded_port(args.broker)
+    elif args.broker:
         try:
             parse_broker_url(args.broker)
         except BrokerUrlError as e:
             raise UsageError(str(e)) from None
+    if args.no_mqtt and args.broker:
+        raise UsageError("--broker and --no-mqtt contradict each other")
 
 
 def _embedded_port(text: str) -> int:
     if text == "embedded":
         return DEFAULT_PORT
     try:
-        return int(text.split(":", 1)[1])
+        port = int(text.split(":", 1)[1])
     except (IndexError, ValueError):
-        raise UsageError(f"--broker {text!r}: expected 'embedded' or 'embedded:PORT'") from None
+        port = 0
+    if not 0 < port < 65536:
+        raise UsageError(f"--broker {text!r}: expected 'embedded' or 'embedded:PORT' (PORT 1-65535)")
+    return port
 
 
 async def _choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> tuple[str, int] | None:

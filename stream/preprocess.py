@@ -95,6 +95,7 @@ class StreamPreprocessor:
         self._out_k = np.zeros(MAX_BATCH, dtype=np.int64)
         self._next_k = 0
         self._skipped = 0
+        self._empty = WindowBatch(np.zeros(0, dtype=np.int64), np.zeros((0, n_channels, spec.window_samples), dtype=np.float32))
 
     def push(self, chunk: Chunk) -> None:
         """Ingest one chunk; groups the model does not use are ignored."""
@@ -119,6 +120,8 @@ class StreamPreprocessor:
         """All complete windows not returned before (empty batch if none). Copies out of the scratch."""
         parts_k, parts_x = [], []
         until = self.ready_until()
+        if self._next_k * self.spec.hop_samples + self.spec.window_samples > until:
+            return self._empty  # nothing new is complete: skip the kernel call
         while True:
             n, self._next_k, skipped = ring_collect_windows(
                 self._ring, self._stamps, self._group_mask, self._zscore, self._next_k, until,
@@ -131,7 +134,7 @@ class StreamPreprocessor:
             if n < MAX_BATCH:
                 break
         if not parts_k:
-            return WindowBatch(np.zeros(0, dtype=np.int64), self._out[:0].copy())
+            return self._empty
         if len(parts_k) == 1:
             return WindowBatch(parts_k[0], parts_x[0])
         return WindowBatch(np.concatenate(parts_k), np.concatenate(parts_x))

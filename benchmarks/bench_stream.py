@@ -1,0 +1,228 @@
+"""Streaming runtime benchmark: one command, one table per question, side by side in one run.
+
+    python benchmarks/bench_stream.py            # everything (IEEE comparison needs ../shared data
+                                                 # and the [bench] extra: heartpy, neurokit2)
+    python benchmarks/bench_stream.py --quick    # shorter recordings, fewer repeats
+
+Measures: replay throughput at --speed max (no MQTT / MQTT to 127.0.0.1:1883) and per-window latency,
+process start → first message with a cold and a warm Numba cache, peak memory, and per-window HR on
+the IEEE SPC 2015 recordings next to HeartPy and NeuroKit2 (windows/s and MAE on the same windows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from replay.load import load_recording  # noqa: E402
+from replay.source import ReplaySource  # noqa: E402
+from replay.synthetic import synthesize, write_synthetic_dalia  # noqa: E402
+from stream.engine import InferenceEngine  # noqa: E402
+from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+
+IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    cells = [header] + [[f"{c:,.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n## {title}\n")
+    for i, r in enumerate(cells):
+        print("| " + " | ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) + " |")
+        if i == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+def broker_up(port: int = 1883) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def run_pipeline(recording, chunk_s: float, mqtt: bool) -> tuple[float, object]:
+    from stream.mqtt_publisher import MqttPublisher
+
+    engine = InferenceEngine("spectral")
+    source = ReplaySource(recording, speed=None, chunk_s=chunk_s)
+    pipeline = Pipeline(source, engine, [], PipelineConfig(device="bench"))
+    pipeline.warm_up()
+    if mqtt:
+        pub = MqttPublisher("127.0.0.1", 1883, "bench", "bench", outbox_size=1_000_000)
+        pipeline.publishers.append(pub)
+        await pub.start()
+        await asyncio.wait_for(pub.connected.wait(), 5)
+    t = time.perf_counter()
+    summary = await pipeline.run()
+    for p in pipeline.publishers:
+        await p.close()
+    return time.perf_counter() - t, summary
+
+
+def bench_throughput(hours: float, repeats: int) -> None:
+    syn = synthesize(hours * 3600, seed=1)
+    from replay.recording import Recording, uniform_times
+
+    rec = Recording("bench", syn.ppg[:, None], uniform_times(len(syn.ppg), syn.fs_ppg), syn.fs_ppg,
+                    syn.acc_g, uniform_times(len(syn.acc_g), syn.fs_acc), syn.fs_acc, syn.labels_bpm)
+    rows = []
+    configs = [(2.0, False), (8.0, False), (32.0, False), (8.0, True)]
+    for chunk_s, mqtt in configs:
+        if mqtt and not broker_up():
+            rows.append([f"chunk {chunk_s:g} s, MQTT QoS 1", "-", "-", "-", "no broker on 127.0.0.1:1883"])
+            continue
+        best = None
+        for _ in range(repeats):
+            wall, s = asyncio.run(run_pipeline(rec, chunk_s, mqtt))
+            if best is None or wall < best[0]:
+                best = (wall, s)
+        wall, s = best
+        rows.append([f"chunk {chunk_s:g} s, " + ("MQTT QoS 1 (incl. flush)" if mqtt else "no MQTT"),
+                     s.windows, round(s.windows / wall), f"{s.latency_p50_ms:.3f} / {s.latency_p99_ms:.3f}", f"MAE {s.mae_bpm:.2f} bpm"])
+    table(f"Replay at --speed max, {hours:g} h synthetic recording (best of {repeats})",
+          ["configuration", "windows", "windows/s", "latency p50 / p99 ms", "note"], rows)
+
+
+def first_message_s(path: Path, cache_dir: str) -> tuple[float, float]:
+    """Seconds from process start to the first JSON line on stdout, and the process's peak RSS (MiB)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "--replay", str(path), "--speed", "max", "--stdout", "--no-mqtt"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc.stdout.readline()
+    first = time.perf_counter() - t
+    proc.stdout.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    return first, usage.ru_maxrss / 1024
+
+
+def bench_startup(repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "syn.pkl"
+        write_synthetic_dalia(path, synthesize(600, seed=2), "syn", with_chest=False)
+        rows = []
+        for label in ("cold Numba cache", "warm Numba cache"):
+            runs = []
+            for _ in range(repeats if label.startswith("warm") else 1):
+                cache = tempfile.mkdtemp(dir=tmp) if label.startswith("cold") else str(Path(tmp) / "warm-cache")
+                if label.startswith("warm") and not Path(cache).exists():
+                    first_message_s(path, cache)  # fill it
+                runs.append(first_message_s(path, cache))
+            first, rss = min(runs)
+            rows.append([label, f"{first:.2f}", f"{rss:.0f}"])
+        table("Process start → first message (10 min recording, --speed max --stdout --no-mqtt)",
+              ["case", "seconds", "peak RSS MiB"], rows)
+
+
+def ieee_windows(path: Path):
+    rec = load_recording(path)
+    fs = rec.fs_ppg
+    ppg = rec.ppg.mean(axis=1)
+    n = len(rec.labels_bpm)
+    w, h = int(8 * fs), int(2 * fs)
+    return rec, [ppg[k * h : k * h + w] for k in range(n)], fs
+
+
+def causal_fill(values: list[float], fallback: float) -> np.ndarray:
+    """Methods that give up on a window repeat their last answer (what a live display would show)."""
+    out, last = [], fallback
+    for v in values:
+        if v is not None and np.isfinite(v) and 25 < v < 250:
+            last = v
+        out.append(last)
+    return np.array(out)
+
+
+def heartpy_bpm(window: np.ndarray, fs: float) -> float | None:
+    import heartpy as hp
+
+    try:
+        filtered = hp.filter_signal(window, cutoff=[0.5, 4.0], sample_rate=fs, order=3, filtertype="bandpass")
+        _, measures = hp.process(filtered, sample_rate=fs)
+        return float(measures["bpm"])
+    except Exception:  # HeartPy raises on windows it cannot analyse
+        return None
+
+
+def neurokit_bpm(window: np.ndarray, fs: float) -> float | None:
+    import neurokit2 as nk
+
+    try:
+        signals, _ = nk.ppg_process(window, sampling_rate=int(fs))
+        return float(np.nanmean(signals["PPG_Rate"]))
+    except Exception:  # NeuroKit2 raises on windows without detectable peaks
+        return None
+
+
+def bench_ieee() -> None:
+    files = sorted(IEEE_DIR.glob("DATA_*_TYPE*[0-9].mat"))
+    if not files:
+        print(f"\n(IEEE comparison skipped: no data at {IEEE_DIR})")
+        return
+    ours_err, ours_windows, ours_wall = [], 0, 0.0
+    baselines = {"HeartPy 1.2.7 (band-pass + peaks)": heartpy_bpm, "NeuroKit2 (ppg_process)": neurokit_bpm}
+    errs = {name: [] for name in baselines}
+    walls = {name: 0.0 for name in baselines}
+    available = {}
+    for name in baselines:
+        module = "heartpy" if name.startswith("HeartPy") else "neurokit2"
+        try:
+            __import__(module)
+            available[name] = True
+        except ImportError:
+            available[name] = False
+    warnings.filterwarnings("ignore")
+    for path in files:
+        rec, windows, fs = ieee_windows(path)
+        wall, summary = asyncio.run(run_pipeline(rec, 8.0, mqtt=False))
+        ours_wall += wall
+        ours_windows += summary.windows
+        ours_err.append(summary.mae_bpm * summary.labelled_windows)
+        for name, fn in baselines.items():
+            if not available[name]:
+                continue
+            t = time.perf_counter()
+            raw = [fn(w, fs) for w in windows]
+            walls[name] += time.perf_counter() - t
+            est = causal_fill(raw, fallback=float(np.nanmedian([v for v in raw if v] or [80.0])))
+            errs[name].append(np.abs(est - rec.labels_bpm))
+    n_labels = sum(len(load_recording(p).labels_bpm) for p in files)
+    rows = [["ppg-stream spectral (PPG + ACC), full pipeline", ours_windows, round(ours_windows / ours_wall), f"{sum(ours_err) / ours_windows:.2f}"]]
+    for name in baselines:
+        if not available[name]:
+            rows.append([name, "-", "-", "not installed: pip install -e '.[bench]'"])
+            continue
+        e = np.concatenate(errs[name])
+        rows.append([name, len(e), round(len(e) / walls[name]), f"{e.mean():.2f}"])
+    table(f"Per-window HR on the {len(files)} IEEE SPC 2015 recordings ({n_labels} labelled windows, no tracking)",
+          ["method", "windows", "windows/s", "MAE bpm"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-ieee", action="store_true")
+    args = parser.parse_args()
+    import platform
+
+    print(f"# ppg-stream benchmark — {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    bench_throughput(hours=0.5 if args.quick else 4.0, repeats=1 if args.quick else 3)
+    bench_startup(repeats=1 if args.quick else 3)
+    if not args.skip_ieee:
+        bench_ieee()
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,9 @@ class PrivateMosquitto:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.workdir = workdir
+        # run as root, mosquitto drops to its own user: it must be able to write its session store here,
+        # or persistence silently does nothing and a restart forgets subscribers' sessions
+        workdir.chmod(0o777)
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
@@ -86,13 +90,16 @@ class PrivateMosquitto:
 
 
 @pytest.fixture
-def private_mosquitto(tmp_path: Path):
+def private_mosquitto():
     if shutil.which("mosquitto") is None:
         need_broker_or_fail("mosquitto is not installed")
-    broker = PrivateMosquitto(tmp_path)
+    # not under pytest's tmp_path: its parents are private to root, and mosquitto drops to its own user
+    workdir = Path(tempfile.mkdtemp(prefix="ppg-stream-mosquitto-"))
+    broker = PrivateMosquitto(workdir)
     broker.start()
     yield broker
     broker.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass

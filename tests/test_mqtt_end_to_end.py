@@ -90,6 +90,7 @@ async def test_broker_restart_mid_replay_loses_no_message(private_mosquitto, syn
     assert "broker unreachable: buffering and retrying" in text and "broker back" in text
     # at-least-once: a message in flight when the broker died may arrive twice; none may be missing
     unique = list({m["window"]: m for m in collector.messages}.values())
+    assert len(unique) == synthetic_60s.n_windows, text
     _check_messages(unique, synthetic_60s, "syn60")
 
 

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="replay the bundled synthetic demo recording (3 min, known heart rate)")
     src.add_argument("--ble", metavar="ADDRESS", help="a BLE wearable (not available yet: tracked in the BLE issue)")
     p.add_argument("--speed", type=speed_arg, default=1.0, metavar="N|max", help="replay speed: 1 = real time (default), N times faster, or max")
-    p.add_argument("--chunk-s", type=positive_float, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 8 at max)")
+    p.add_argument("--chunk-s", type=positive_float, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 32 at max)")
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST[:PORT], or 'embedded[:PORT]' to start the built-in broker (default: auto)")
     p.add_argument("--topic-prefix", default="ppg", help="topic prefix (default: ppg → ppg/<device>/hr)")
     p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject)")

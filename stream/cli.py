@@ -47,26 +47,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see ppg-stream --help)")
 
 
-def speed_arg(text: str) -> float | None:
-    if text.lower() == "max":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a positive number (1 = real time) or 'max'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a positive number (1 = real time) or 'max'")
-    return value
-
-
 def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
+        value = float("nan")
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def speed_arg(text: str) -> float | None:
+    if text.lower() == "max":
+        return None
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a positive number (1 = real time) or 'max'") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

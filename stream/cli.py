@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject)")
     p.add_argument("--model", default="spectral", metavar="PATH", help="ONNX model following the model contract, or a built-in: spectral (default)")
     p.add_argument("--budget-ms", type=positive_float, default=DEFAULT_BUDGET_MS, metavar="MS", help=f"per-window latency budget; windows over it are flagged late (default {DEFAULT_BUDGET_MS:g})")
+    p.add_argument("--no-tracking", action="store_true", help="publish each window's own estimate instead of the tracked one")
     p.add_argument("--stdout", action="store_true", help="print every message as a JSON line on stdout")
     p.add_argument("--no-mqtt", action="store_true", help="do not publish over MQTT")
     p.add_argument("--outbox", type=int, default=10_000, metavar="N", help="messages kept while the broker is away (default 10000)")
@@ -152,7 +153,7 @@ async def run(args: argparse.Namespace) -> int:
     engine = InferenceEngine(args.model)
     source = ReplaySource(recording, speed=args.speed, chunk_s=args.chunk_s)
     device = device_id(args.device_id or recording.subject)
-    pipeline = Pipeline(source, engine, [], PipelineConfig(device=device, budget_ms=args.budget_ms))
+    pipeline = Pipeline(source, engine, [], PipelineConfig(device=device, budget_ms=args.budget_ms, tracking=not args.no_tracking))
     pipeline.warm_up()
     log.info(
         "replay starting",

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from stream.decode import decode_logits
+from stream.decode import decode_probabilities, softmax
 from stream.engine import InferenceEngine
 from stream.message import hr_message, utc_now_iso
 from stream.preprocess import StreamPreprocessor
 from stream.publisher import Publisher
 from stream.source import Source
 from stream.summary import RunSummary, mae_against_labels, percentile
+from stream.tracker import Tracker
 
 log = structlog.get_logger("ppg_stream")
 
@@ -34,6 +35,7 @@ class PipelineConfig:
     device: str
     budget_ms: float = DEFAULT_BUDGET_MS
     max_lag_s: float | None = None  # default: one hop of the model
+    tracking: bool = True  # causal forward filter over HR bins (stream/tracker.py)
 
 
 class Pipeline:
@@ -48,6 +50,8 @@ class Pipeline:
         self._k: list[np.ndarray] = []
         self._bpm: list[np.ndarray] = []
         self._latency: list[np.ndarray] = []
+        self._bpm_untracked: list[np.ndarray] = []
+        self.tracker = Tracker(self.spec.bins_bpm) if config.tracking else None
         self.late = 0
         self.dropped = 0
         if self.preprocessor.missing_acc:
@@ -67,7 +71,9 @@ class Pipeline:
         batch = probe.windows()
         self.engine.warm_up()
         if len(batch.k):
-            decode_logits(self.engine.run(batch.x), self.spec.bins_bpm)
+            probs = softmax(self.engine.run(batch.x))
+            decode_probabilities(probs, self.spec.bins_bpm)
+            Tracker(self.spec.bins_bpm).update(batch.k, probs)
 
     async def run(self) -> RunSummary:
         started = time.perf_counter()
@@ -123,7 +129,11 @@ class Pipeline:
                 k, x, arrival = k[keep], x[keep], arrival[keep]
                 if not len(k):
                     return
-        bpm, confidence = decode_logits(self.engine.run(x), self.spec.bins_bpm)
+        probs = softmax(self.engine.run(x))
+        untracked, confidence = decode_probabilities(probs, self.spec.bins_bpm)
+        bpm = untracked
+        if self.tracker is not None:
+            bpm, confidence = self.tracker.update(k, probs)
         handoff = time.perf_counter()
         latency_ms = (handoff - arrival) * 1000.0
         late = latency_ms > self.config.budget_ms
@@ -139,12 +149,15 @@ class Pipeline:
         self._k.append(k)
         self._bpm.append(bpm)
         self._latency.append(latency_ms)
+        self._bpm_untracked.append(untracked)
 
     def summary(self, wall_s: float) -> RunSummary:
         k = np.concatenate(self._k) if self._k else np.zeros(0, dtype=np.int64)
         bpm = np.concatenate(self._bpm) if self._bpm else np.zeros(0)
         latency = np.concatenate(self._latency) if self._latency else np.zeros(0)
         mae, n_labelled = mae_against_labels(k, bpm, self.source.labels_bpm)
+        untracked = np.concatenate(self._bpm_untracked) if self._bpm_untracked else np.zeros(0)
+        mae_untracked, _ = mae_against_labels(k, untracked, self.source.labels_bpm)
         counters = self.preprocessor.counters
         return RunSummary(
             windows=len(k),
@@ -158,6 +171,7 @@ class Pipeline:
             latency_p99_ms=percentile(latency, 99),
             latency_max_ms=float(latency.max()) if len(latency) else 0.0,
             mae_bpm=mae,
+            mae_untracked_bpm=mae_untracked,
             labelled_windows=n_labelled,
             wall_s=wall_s,
         )

@@ -19,15 +19,17 @@ class RunSummary:
     latency_p50_ms: float
     latency_p99_ms: float
     latency_max_ms: float
-    mae_bpm: float | None
+    mae_bpm: float | None  # of what was published (tracked unless --no-tracking)
+    mae_untracked_bpm: float | None  # the same windows decoded one by one: what tracking adds
     labelled_windows: int
     wall_s: float
     undelivered: int = 0
 
     def as_log_fields(self) -> dict:
         fields = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
-        if self.mae_bpm is None:
-            fields.pop("mae_bpm")
+        for key in ("mae_bpm", "mae_untracked_bpm"):
+            if fields[key] is None:
+                fields.pop(key)
         return fields
 
 

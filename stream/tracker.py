@@ -1,0 +1,120 @@
+"""Causal heart-rate tracking: a forward filter over the HR bins.
+
+Each window's model distribution is evidence; between windows the heart rate moves by a small step
+(a Laplace-shaped transition prior, widened across skipped windows), and a floor on the prior keeps a
+way back from a wrong lock (e.g. onto the running cadence). When the model's own peak disagrees with
+the track for several confident windows in a row, the track is re-acquired from the evidence alone.
+The output is the posterior's peak (refined) and its mass within ±5 bpm as confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from stream.decode import decode_probabilities
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    step_bpm: float = 3.0  # Laplace scale of HR change per hop (2 s)
+    floor: float = 1e-3  # share of prior mass spread uniformly: the way back from a wrong lock
+    evidence_power: float = 0.7  # tempers one window's evidence (windows overlap by 75 %)
+    reacquire_bpm: float = 15.0  # model peak this far from the track counts as disagreement...
+    reacquire_windows: int = 4  # ...and this many disagreeing windows in a row re-acquire
+    reacquire_confidence: float = 0.5  # only confident windows count as disagreement
+
+
+class Tracker:
+    """One per stream. `update` takes a batch of consecutive-or-later windows in order."""
+
+    def __init__(self, bins_bpm: np.ndarray, params: TrackerParams | None = None) -> None:
+        self.params = params or TrackerParams()
+        self.bins = np.ascontiguousarray(bins_bpm, dtype=np.float64)
+        k = len(self.bins)
+        bin_width = float(np.median(np.diff(self.bins)))
+        self.decay = float(np.exp(-bin_width / self.params.step_bpm))
+        self.prior = np.full(k, 1.0 / k)
+        self.state = np.array([-1.0, 0.0])  # last window index, disagreement run length
+
+    def update(self, k: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior (bpm, confidence) per window; `probs` are the model's softmax rows."""
+        p = self.params
+        post = track(
+            np.ascontiguousarray(k, dtype=np.int64), np.ascontiguousarray(probs, dtype=np.float64), self.prior,
+            self.decay, self.bins, self.state, p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
+        )
+        return decode_probabilities(post, self.bins)
+
+
+@njit(cache=True)
+def _predict(prior: np.ndarray, decay: float, hops: int, floor: float) -> np.ndarray:
+    """Convolve with the Laplace kernel decay**|Δbin| once per hop, in O(K): a forward and a
+    backward first-order recursion (their sum counts the centre twice)."""
+    k = prior.shape[0]
+    out = prior.copy()
+    fwd = np.empty(k)
+    bwd = np.empty(k)
+    for _ in range(min(hops, 30)):
+        fwd[0] = out[0]
+        for j in range(1, k):
+            fwd[j] = out[j] + decay * fwd[j - 1]
+        bwd[k - 1] = out[k - 1]
+        for j in range(k - 2, -1, -1):
+            bwd[j] = out[j] + decay * bwd[j + 1]
+        for j in range(k):
+            out[j] = fwd[j] + bwd[j] - out[j]
+    total = out.sum()
+    for j in range(k):
+        out[j] = (1.0 - floor) * out[j] / total + floor / k
+    return out
+
+
+@njit(cache=True)
+def track(
+    ks: np.ndarray,
+    probs: np.ndarray,
+    prior: np.ndarray,
+    decay: float,
+    bins: np.ndarray,
+    state: np.ndarray,
+    floor: float,
+    power: float,
+    reacquire_bpm: float,
+    reacquire_windows: int,
+    reacquire_confidence: float,
+) -> np.ndarray:
+    n, k = probs.shape
+    out = np.empty((n, k))
+    for w in range(n):
+        last = int(state[0])
+        evidence = np.empty(k)
+        for j in range(k):
+            evidence[j] = math.pow(probs[w, j] + 1e-12, power)
+        if last < 0:
+            post = evidence.copy()
+        else:
+            pred = _predict(prior, decay, max(1, ks[w] - last), floor)
+            post = pred * evidence
+        post /= post.sum()
+        # re-acquisition: the evidence keeps pointing elsewhere with confidence
+        model_peak = bins[np.argmax(probs[w])]
+        track_peak = bins[np.argmax(post)]
+        mass = 0.0
+        for j in range(k):
+            if abs(bins[j] - model_peak) <= 5.0:
+                mass += probs[w, j]
+        if abs(model_peak - track_peak) > reacquire_bpm and mass >= reacquire_confidence:
+            state[1] += 1
+        else:
+            state[1] = 0
+        if state[1] >= reacquire_windows:
+            post = evidence / evidence.sum()
+            state[1] = 0
+        prior[:] = post
+        state[0] = ks[w]
+        out[w] = post
+    return out

@@ -1,0 +1,46 @@
+"""The causal tracker rides out single bad windows, follows real changes, and finds its way back."""
+
+import numpy as np
+
+from stream.decode import softmax
+from stream.tracker import Tracker
+
+BINS = np.arange(30.0, 211.0)
+
+
+def _evidence(*centres_and_weights, width=2.0):
+    """One row of model probabilities: Gaussian bumps at the given (bpm, weight) pairs."""
+    logits = np.log(sum(w * np.exp(-0.5 * ((BINS - c) / width) ** 2) for c, w in centres_and_weights) + 1e-6)
+    return softmax(logits[None, :])[0]
+
+
+def test_a_single_window_locked_on_the_cadence_does_not_throw_the_estimate():
+    rows = [_evidence((80, 1.0))] * 10 + [_evidence((150, 1.0), (80, 0.2))] + [_evidence((80, 1.0))] * 3
+    bpm, conf = Tracker(BINS).update(np.arange(len(rows)), np.array(rows))
+    assert abs(bpm[10] - 80) < 2  # the model said 150 for this window; the track stays
+    assert conf[10] < conf[9]  # and is less sure of itself there
+
+
+def test_follows_a_gradual_change():
+    hr = np.linspace(80, 140, 40)  # +3 bpm per 2 s: hard exercise onset
+    bpm, _ = Tracker(BINS).update(np.arange(40), np.array([_evidence((h, 1.0)) for h in hr]))
+    assert np.abs(bpm - hr)[5:].max() < 4
+
+
+def test_reacquires_after_a_wrong_lock():
+    # the first windows point at the cadence (the start is wrong); the evidence then moves to the pulse
+    rows = [_evidence((160, 1.0))] * 8 + [_evidence((90, 1.0), (160, 0.3))] * 10
+    bpm, _ = Tracker(BINS).update(np.arange(len(rows)), np.array(rows))
+    assert abs(bpm[-1] - 90) < 2
+    assert np.argmax(np.abs(bpm - 90) < 2) <= 8 + 5  # within the re-acquisition run length
+
+
+def test_state_carries_across_batches_and_gaps():
+    rows = np.array([_evidence((100, 1.0))] * 6)
+    tracker = Tracker(BINS)
+    tracker.update(np.arange(3), rows[:3])
+    bpm, _ = tracker.update(np.array([3, 4, 5]), rows[3:])
+    assert np.allclose(bpm, 100, atol=0.5)
+    # after a long gap (e.g. a disconnection) the prior is wide: a new HR is taken at once
+    bpm_gap, _ = tracker.update(np.array([60]), np.array([_evidence((130, 1.0))]))
+    assert abs(bpm_gap[0] - 130) < 3

@@ -33,7 +33,8 @@ class ReplaySource:
             self.rates[ACC] = float(recording.fs_acc)
         self.labels_bpm = recording.labels_bpm
 
-    def _blocks(self) -> list[tuple[float, list[Chunk]]]:
+    def blocks(self) -> list[tuple[float, list[Chunk]]]:
+        """(end time, chunks) per block, in emission order; training cuts recordings the same way."""
         rec = self.recording
         end = max(rec.t_ppg[-1], rec.t_acc[-1] if rec.has_acc else 0.0)
         edges = np.arange(0.0, end + self.chunk_s, self.chunk_s)
@@ -49,7 +50,7 @@ class ReplaySource:
 
     async def chunks(self) -> AsyncIterator[tuple[Chunk, float]]:
         start = time.perf_counter()
-        for block_end, chunks in self._blocks():
+        for block_end, chunks in self.blocks():
             if self.speed is None:
                 now = time.perf_counter()
                 for chunk in chunks:

@@ -1,0 +1,125 @@
+"""Training on tiny data: parity with the stream, distillation lowers its loss, export round trip,
+and the exported student runs in `ppg-stream --replay` unchanged."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
+
+from models.architectures import build, n_parameters  # noqa: E402
+from models.dataset import WindowSet, labelled_windows, subject_folds  # noqa: E402
+from models.export import export  # noqa: E402
+from models.losses import build_strategy  # noqa: E402
+from models.targets import TRAINING_SPEC, student_spec  # noqa: E402
+from models.train import TrainConfig, evaluate, train_model  # noqa: E402
+from replay.load import load_recording  # noqa: E402
+from replay.source import ReplaySource  # noqa: E402
+from stream.engine import InferenceEngine  # noqa: E402
+from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from tests.conftest import make_synthetic_file, run_cli  # noqa: E402
+
+
+class CapturingEngine(InferenceEngine):
+    """The real engine, keeping a copy of every input it is given."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.inputs = []
+
+    def run(self, x):
+        self.inputs.append(x.copy())
+        return super().run(x)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    sets = [labelled_windows(load_recording(make_synthetic_file(d, f"s{i}", 60.0, seed=20 + i).path), TRAINING_SPEC) for i in range(3)]
+    return WindowSet.concat(sets), d
+
+
+def test_stream_feeds_the_model_exactly_the_training_windows(tmp_path, synthetic_60s):
+    rec = load_recording(synthetic_60s.path)
+    train = labelled_windows(rec, TRAINING_SPEC)
+    path = tmp_path / "m.onnx"
+    export(build("resnet", TRAINING_SPEC, 8, 1), student_spec("parity", "0", "-", "-"), path)
+    engine = CapturingEngine(path)
+    pipeline = Pipeline(ReplaySource(rec, speed=None, chunk_s=3.0), engine, [], PipelineConfig(device="p"))
+    asyncio.run(pipeline.run())
+    served = np.concatenate(engine.inputs)
+    k, _ = pipeline.estimates()
+    assert list(k) == list(train.k)
+    np.testing.assert_array_equal(served, train.x)  # bit for bit, even with other chunk sizes
+
+
+def test_distillation_lowers_its_loss_and_beats_an_untrained_student(tiny_data):
+    data, _ = tiny_data
+    teacher = build("resnet", TRAINING_SPEC, 16, 2)
+    train_model(teacher, data, TrainConfig(epochs=4, batch_size=32, seed=1))
+    for name in ("hard", "soft", "dkd", "feature"):
+        student = build("resnet", TRAINING_SPEC, 8, 1)
+        history = train_model(student, data, TrainConfig(epochs=3, batch_size=32, seed=2), build_strategy(name), teacher)
+        assert history[-1]["loss"] < history[0]["loss"], name
+        assert teacher.training is False  # frozen in eval mode
+    mlp = build("mlp", TRAINING_SPEC, 8, 1)
+    history = train_model(mlp, data, TrainConfig(epochs=3, batch_size=32, seed=2), build_strategy("feature"), teacher)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_training_is_reproducible(tiny_data):
+    data, _ = tiny_data
+    runs = []
+    for _ in range(2):
+        model = build("resnet", TRAINING_SPEC, 8, 1, seed=5)
+        runs.append(train_model(model, data, TrainConfig(epochs=2, batch_size=32, seed=5))[-1]["loss"])
+    assert runs[0] == runs[1]
+
+
+def test_a_trained_student_learns_heart_rate_on_held_out_subjects(tiny_data):
+    data, _ = tiny_data
+    held = subject_folds(data.subject, 3)[0]
+    test = np.isin(data.subject, held)
+    model = build("resnet", TRAINING_SPEC, 16, 2)
+    train_model(model, data.select(~test), TrainConfig(epochs=8, batch_size=32, seed=0))
+    metrics = evaluate(model, data.select(test))
+    assert metrics["mae"] < 5.0  # tiny synthetic data, held-out subject: the HR is learnt, not memorised
+
+
+def test_export_round_trip_and_the_student_runs_in_ppg_stream(tiny_data, tmp_path, synthetic_60s):
+    data, _ = tiny_data
+    model = build("resnet", TRAINING_SPEC, 8, 2)
+    train_model(model, data, TrainConfig(epochs=2, batch_size=32))
+    path = tmp_path / "student.onnx"
+    diff = export(model, student_spec("tiny", "0.1", "synthetic", "test student"), path, {"cv_mae_bpm": "n/a"}, data.x[:50])
+    assert diff < 1e-3
+    assert path.stat().st_size < 100_000
+    engine = InferenceEngine(path)
+    assert engine.spec.name == "tiny" and engine.spec.extra["cv_mae_bpm"] == "n/a"
+    result = run_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--model", str(path), "--stdout", "--no-mqtt")
+    assert result.returncode == 0, result.stderr
+    assert [m["window"] for m in result.messages] == list(range(synthetic_60s.n_windows))
+    assert all(m["model"] == "tiny@0.1" for m in result.messages)
+
+
+def test_parameter_counts_span_the_study_range():
+    from models.architectures import STUDENT_SIZES, TEACHER_SIZES
+
+    for family, sizes in STUDENT_SIZES.items():
+        counts = [n_parameters(build(family, TRAINING_SPEC, w, d)) for w, d in sizes]
+        assert counts == sorted(counts) and counts[0] < 2_000 and 200_000 < counts[-1] < 600_000
+    assert min(n_parameters(build("resnet", TRAINING_SPEC, w, d)) for w, d in TEACHER_SIZES.values()) >= 1_000_000
+
+
+def test_offline_teacher_outputs_match_the_online_teacher(tiny_data):
+    from models.train import TeacherOutputs
+
+    data, _ = tiny_data
+    teacher = build("resnet", TRAINING_SPEC, 16, 2, seed=3).eval()
+    cached = TeacherOutputs.compute(teacher, data.x, with_features=True, batch=7)
+    with torch.no_grad():
+        torch.testing.assert_close(cached.logits, teacher(torch.from_numpy(data.x)))
+    student = build("resnet", TRAINING_SPEC, 8, 1, seed=0)
+    history = train_model(student, data, TrainConfig(epochs=3, batch_size=32), build_strategy("feature"), cached)
+    assert history[-1]["hint"] < history[0]["hint"]

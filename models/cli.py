@@ -1,0 +1,226 @@
+"""`ppg-distill`: train teachers, distil students, sweep, report, export — one thin command per step.
+
+  ppg-distill train-teacher --size T1
+  ppg-distill distill --strategy soft --student resnet:16x2 --teacher T1
+  ppg-distill sweep --strategies scratch,hard,soft,dkd,feature --families resnet,mlp --teachers T1
+  ppg-distill report --results results/sweep.jsonl --out results/report
+  ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out models/student.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_IEEE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ieee-spc2015"
+DEFAULT_RESULTS = Path("results/sweep.jsonl")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UsageError(f"{message} (see ppg-distill --help)")
+
+
+def parse_student(text: str) -> tuple[str, int, int]:
+    """`resnet:16x2` → ("resnet", 16, 2)."""
+    try:
+        family, size = text.split(":")
+        width, depth = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"student {text!r}: expected FAMILY:WIDTHxDEPTH, e.g. resnet:16x2 or mlp:32x1") from None
+    if family not in ("resnet", "mlp") or width < 1 or depth < 1:
+        raise argparse.ArgumentTypeError(f"student {text!r}: family is resnet or mlp, width and depth ≥ 1")
+    return family, width, depth
+
+
+def parse_params(items: list[str]) -> tuple[tuple[str, float], ...]:
+    out = []
+    for item in items or []:
+        try:
+            key, value = item.split("=")
+            out.append((key, float(value)))
+        except ValueError:
+            raise UsageError(f"--set {item!r}: expected NAME=NUMBER, e.g. alpha=0.5") from None
+    return tuple(sorted(out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ppg-distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--ieee", type=Path, default=DEFAULT_IEEE, help="IEEE SPC 2015 folder (default: ../shared/data/ieee-spc2015)")
+    common.add_argument("--folds", type=int, default=4, help="subject-wise folds (12 = leave one subject out; default 4)")
+    common.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and teacher checkpoints")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train-teacher", parents=[common], help="pre-train a 1D-ResNet teacher on synthetic data, fine-tune it per fold")
+    t.add_argument("--size", default="T1", choices=["T1", "T2", "T3"])
+    t.add_argument("--pretrain-recordings", type=int, default=40)
+    t.add_argument("--pretrain-duration", type=float, default=300.0)
+    t.add_argument("--pretrain-epochs", type=int, default=4)
+    t.add_argument("--finetune-epochs", type=int, default=12)
+
+    for name, help_text in (("distill", "cross-validate one student"), ("export", "train a student on all subjects and export it to ONNX")):
+        d = sub.add_parser(name, parents=[common], help=help_text)
+        d.add_argument("--strategy", default="scratch", help="scratch, hard, soft, dkd, feature")
+        d.add_argument("--student", type=parse_student, default=("resnet", 16, 2), help="FAMILY:WIDTHxDEPTH (default resnet:16x2)")
+        d.add_argument("--teacher", default="T1", help="teacher size (T1, T2, T3) for strategies that need one")
+        d.add_argument("--epochs", type=int, default=30)
+        d.add_argument("--seed", type=int, default=0)
+        d.add_argument("--set", action="append", metavar="NAME=VALUE", help="strategy hyperparameter, e.g. --set temperature=2")
+        d.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+        if name == "export":
+            d.add_argument("--out", type=Path, required=True)
+            d.add_argument("--name", default="student")
+            d.add_argument("--version", default="1.0")
+
+    s = sub.add_parser("sweep", parents=[common], help="strategies × student sizes × teachers, resumable")
+    s.add_argument("--strategies", default="scratch,hard,soft,dkd,feature")
+    s.add_argument("--families", default="resnet,mlp")
+    s.add_argument("--teachers", default="T1")
+    s.add_argument("--sizes", default="all", help="indices into each family's size list, e.g. 0,2,4 (default all)")
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
+    r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
+    r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    r.add_argument("--out", type=Path, default=Path("results/report"))
+    return p
+
+
+def _data(args):
+    from models.study import load_study_data
+
+    if not any(args.ieee.glob("DATA_*_TYPE*.mat")):
+        raise UsageError(f"--ieee {args.ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there")
+    return load_study_data(args.ieee, args.folds, args.cache)
+
+
+def _run_config(args, family, width, depth, strategy, teacher):
+    from models.losses import build_strategy
+    from models.study import RunConfig
+
+    try:
+        needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed, parse_params(getattr(args, "set", None)))
+
+
+def cmd_train_teacher(args) -> int:
+    from models.study import pretraining_corpus, train_teacher
+
+    data = _data(args)
+    corpus = pretraining_corpus(args.pretrain_recordings, args.pretrain_duration, args.cache)
+    train_teacher(args.size, data, corpus, args.pretrain_epochs, args.finetune_epochs, [*range(args.folds), "all"], args.cache)
+    print(f"teacher {args.size}: checkpoints in {args.cache / 'teachers'}")
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from models.study import append_result, run_cv
+
+    run = _run_config(args, *args.student, args.strategy, args.teacher)
+    row = run_cv(run, _data(args), args.cache, progress=True)
+    append_result(args.results, row)
+    print(json.dumps(row))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from tqdm import tqdm
+
+    from models.architectures import STUDENT_SIZES
+    from models.study import append_result, completed_keys, run_cv
+
+    data = _data(args)
+    runs = []
+    for family in args.families.split(","):
+        if family not in STUDENT_SIZES:
+            raise UsageError(f"--families: unknown family {family!r} (resnet, mlp)")
+        sizes = STUDENT_SIZES[family] if args.sizes == "all" else [STUDENT_SIZES[family][int(i)] for i in args.sizes.split(",")]
+        for width, depth in sizes:
+            for strategy in args.strategies.split(","):
+                teachers = [None] if strategy == "scratch" else args.teachers.split(",")
+                runs += [_run_config(args, family, width, depth, strategy, t) for t in teachers]
+    done = completed_keys(args.results)
+    todo = [r for r in runs if r.key not in done]
+    print(f"{len(runs)} runs, {len(runs) - len(todo)} already in {args.results}")
+    for run in tqdm(todo, desc="sweep"):
+        append_result(args.results, run_cv(run, data, args.cache))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from models.report import load_results, render
+
+    if not args.results.exists():
+        raise UsageError(f"--results {args.results}: no such file (run ppg-distill sweep first)")
+    summary = render(load_results(args.results), args.out)
+    print(summary.read_text())
+    return 0
+
+
+def cmd_export(args) -> int:
+    from models.architectures import build, n_parameters
+    from models.checkpoint import load_checkpoint
+    from models.export import export
+    from models.losses import build_strategy
+    from models.study import completed_keys, teacher_path
+    from models.targets import TRAINING_SPEC, student_spec
+    from models.train import TeacherOutputs, TrainConfig, train_model
+
+    data = _data(args)
+    run = _run_config(args, *args.student, args.strategy, args.teacher)
+    strategy = build_strategy(run.strategy, **dict(run.params))
+    teacher = None
+    if strategy.needs_teacher:
+        teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", args.cache))
+        teacher = TeacherOutputs.compute(teacher_model, data.labelled.x, strategy.needs_features)
+    model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed)
+    train_model(model, data.labelled, TrainConfig(epochs=run.epochs, seed=run.seed), strategy, teacher, progress=True)
+    cv = {}
+    if run.key in completed_keys(args.results):
+        from models.report import load_results
+
+        cv = next(r for r in load_results(args.results) if r["key"] == run.key)
+    metadata = {
+        "strategy": run.strategy, "teacher": run.teacher or "none", "architecture": f"{run.family}:{run.width}x{run.depth}",
+        "parameters": str(n_parameters(model)), "strategy_params": json.dumps(strategy.params), "epochs": str(run.epochs),
+        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked") if k in cv}),
+        "licence_training_data": "IEEE SPC 2015: academic research only (copyright with its authors)",
+    }
+    spec = student_spec(args.name, args.version, "IEEE SPC 2015 (12 subjects) + synthetic pre-training of the teacher",
+                        f"{run.family} student distilled with {run.strategy}", metadata)
+    diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
+    print(f"wrote {args.out}: {args.out.stat().st_size:,} bytes, {n_parameters(model):,} parameters, torch vs onnxruntime max |Δlogit| {diff:.2e}")
+    return 0
+
+
+COMMANDS = {"train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"ppg-distill: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:
+        print(f"ppg-distill: error: {e}", file=sys.stderr)
+        return 2
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,144 @@
+"""Characterise a sweep: fit error-vs-size scaling laws per strategy and render plots and a summary.
+
+Three forms are fitted to MAE(N) over parameter count N, per strategy and student family:
+  power law with floor  MAE = a·N^(−b) + c
+  pure power law        MAE = a·N^(−b)
+  log-linear            MAE = a − b·ln N
+and compared by AIC (least squares, k parameters: n·ln(RSS/n) + 2k), which penalises the extra floor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+FORMS = {
+    "power+floor": (lambda n, a, b, c: a * n ** (-b) + c, (10.0, 0.3, 1.0)),
+    "power": (lambda n, a, b: a * n ** (-b), (10.0, 0.2)),
+    "log-linear": (lambda n, a, b: a - b * np.log(n), (5.0, 0.2)),
+}
+
+
+def load_results(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def fit_scaling(params: np.ndarray, mae: np.ndarray) -> dict[str, dict]:
+    """Fit every form; returns {form: {"coef": [...], "aic": float, "rss": float}} for those that converge."""
+    from scipy.optimize import curve_fit
+
+    fits = {}
+    n_points = len(params)
+    for name, (fn, p0) in FORMS.items():
+        k = len(p0)
+        if n_points <= k:
+            continue
+        try:
+            coef, _ = curve_fit(fn, params, mae, p0=p0, maxfev=20000)
+        except (RuntimeError, ValueError):
+            continue
+        rss = float(np.sum((fn(params, *coef) - mae) ** 2))
+        fits[name] = {"coef": [float(c) for c in coef], "rss": rss, "aic": n_points * math.log(max(rss, 1e-12) / n_points) + 2 * k}
+    return fits
+
+
+def best_form(fits: dict[str, dict]) -> str | None:
+    return min(fits, key=lambda f: fits[f]["aic"]) if fits else None
+
+
+def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["family"], r["strategy"], r["teacher"] or "-")].append(r)
+    return {k: sorted(v, key=lambda r: r["params"]) for k, v in groups.items()}
+
+
+def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
+    """Plots (MAE vs parameters per strategy, log axis; MAE vs latency) and `summary.md`; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    groups = _groups(rows)
+    families = sorted({f for f, _, _ in groups})
+    fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 4.5), squeeze=False)
+    fit_rows = []
+    for ax, family in zip(axes[0], families):
+        for (fam, strategy, teacher), runs in sorted(groups.items()):
+            if fam != family:
+                continue
+            n = np.array([r["params"] for r in runs], dtype=float)
+            y = np.array([r[metric] for r in runs])
+            label = strategy if strategy == "scratch" else f"{strategy} ({teacher})"
+            line = ax.plot(n, y, "o-", label=label)[0]
+            fits = fit_scaling(n, y)
+            form = best_form(fits)
+            if form:
+                grid = np.geomspace(n.min(), n.max(), 50)
+                ax.plot(grid, FORMS[form][0](grid, *fits[form]["coef"]), ":", color=line.get_color())
+            fit_rows.append((family, label, form, fits.get(form, {}).get("coef"), fits))
+        ax.set_xscale("log")
+        ax.set_xlabel("student parameters")
+        ax.set_ylabel(f"CV {metric.upper()} (bpm)")
+        ax.set_title(f"{family} students")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "mae_vs_params.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for (family, strategy, teacher), runs in sorted(groups.items()):
+        ax.plot([r["latency_us"] for r in runs], [r[metric] for r in runs], "o", label=f"{family} {strategy} {teacher}")
+    ax.set_xscale("log")
+    ax.set_xlabel("single-window latency, onnxruntime 1 thread (µs)")
+    ax.set_ylabel(f"CV {metric.upper()} (bpm)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "mae_vs_latency.png", dpi=110)
+    plt.close(fig)
+
+    summary = out / "summary.md"
+    summary.write_text(markdown_summary(rows, fit_rows, metric))
+    return summary
+
+
+def markdown_summary(rows: list[dict], fit_rows: list, metric: str) -> str:
+    lines = ["# Distillation study: summary", "", f"{len(rows)} runs; metric: cross-validated {metric.upper()} with tracking (bpm).", ""]
+    lines += ["## Best strategy per student size", "", "| family | size (params) | scratch | best distilled | strategy (teacher) | gain |", "|---|---|---|---|---|---|"]
+    by_size = defaultdict(list)
+    for r in rows:
+        by_size[(r["family"], r["width"], r["depth"])].append(r)
+    for (family, w, d), runs in sorted(by_size.items(), key=lambda kv: (kv[0][0], kv[1][0]["params"])):
+        scratch = [r for r in runs if r["strategy"] == "scratch"]
+        distilled = [r for r in runs if r["strategy"] != "scratch"]
+        if not scratch or not distilled:
+            continue
+        best = min(distilled, key=lambda r: r[metric])
+        s = scratch[0][metric]
+        lines.append(f"| {family} | {w}x{d} ({runs[0]['params']:,}) | {s:.2f} | {best[metric]:.2f} | {best['strategy']} ({best['teacher']}) | {s - best[metric]:+.2f} |")
+    lines += ["", "## Mean gain over scratch per strategy (positive = distillation helps)", "", "| family | strategy | teacher | mean gain (bpm) | sizes |", "|---|---|---|---|---|"]
+    for (family, strategy, teacher), runs in sorted(_groups(rows).items()):
+        if strategy == "scratch":
+            continue
+        gains = []
+        for r in runs:
+            base = [s for s in by_size[(family, r["width"], r["depth"])] if s["strategy"] == "scratch"]
+            if base:
+                gains.append(base[0][metric] - r[metric])
+        if gains:
+            lines.append(f"| {family} | {strategy} | {teacher} | {np.mean(gains):+.2f} | {len(gains)} |")
+    lines += ["", "## Scaling-law fits (MAE vs parameters N; best form by AIC)", "", "| family | series | best form | coefficients | AIC of each form |", "|---|---|---|---|---|"]
+    for family, label, form, coef, fits in fit_rows:
+        aics = ", ".join(f"{f}: {v['aic']:.1f}" for f, v in fits.items())
+        coef_text = ", ".join(f"{c:.3g}" for c in coef) if coef else "-"
+        lines.append(f"| {family} | {label} | {form or 'too few points'} | {coef_text} | {aics or '-'} |")
+    lines += ["", "Plots: `mae_vs_params.png`, `mae_vs_latency.png`.", ""]
+    return "\n".join(lines)

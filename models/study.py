@@ -1,0 +1,173 @@
+"""The characterisation study: data, teachers per fold, cross-validated students, and what each run costs.
+
+Subject-wise k-fold cross-validation (k = 4 by default: 3 IEEE subjects held out per fold; k = 12 is
+leave-one-subject-out). A teacher is pre-trained once on the synthetic corpus, then fine-tuned per
+fold on that fold's training subjects only, so no evaluation subject ever reaches a teacher.
+Results are JSON lines, one run per line with its whole configuration, appended as runs finish, so
+a sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.architectures import TEACHER_SIZES, build, n_parameters
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.dataset import WindowSet, ieee_windows, synthetic_windows, subject_folds
+from models.losses import build_strategy
+from models.targets import TRAINING_SPEC, student_spec
+from models.train import TeacherOutputs, TrainConfig, evaluate, train_model
+
+DEFAULT_CACHE = Path(".cache/ppg-distill")
+
+
+@dataclass(frozen=True)
+class StudyData:
+    labelled: WindowSet
+    folds: list[np.ndarray]  # held-out subjects per fold
+
+    def split(self, fold: int) -> tuple[WindowSet, WindowSet]:
+        test = np.isin(self.labelled.subject, self.folds[fold])
+        return self.labelled.select(~test), self.labelled.select(test)
+
+
+def load_study_data(ieee_dir: Path, n_folds: int, cache: Path = DEFAULT_CACHE) -> StudyData:
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / "ieee_windows.npz"
+    if path.exists():
+        labelled = WindowSet.load(path)
+    else:
+        labelled = ieee_windows(ieee_dir, TRAINING_SPEC)
+        labelled.save(path)
+    return StudyData(labelled, subject_folds(labelled.subject, n_folds))
+
+
+def pretraining_corpus(n_recordings: int, duration_s: float, cache: Path = DEFAULT_CACHE) -> WindowSet:
+    path = cache / f"synthetic_{n_recordings}x{int(duration_s)}.npz"
+    if path.exists():
+        return WindowSet.load(path)
+    corpus = synthetic_windows(TRAINING_SPEC, n_recordings, duration_s, seed=1234)
+    cache.mkdir(parents=True, exist_ok=True)
+    corpus.save(path)
+    return corpus
+
+
+def teacher_path(size: str, fold: int | str, cache: Path = DEFAULT_CACHE) -> Path:
+    return cache / "teachers" / f"{size}-fold{fold}.pt"
+
+
+def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epochs: int, finetune_epochs: int,
+                  folds: list[int | str], cache: Path = DEFAULT_CACHE, progress: bool = True) -> None:
+    """Pre-train on the synthetic corpus once, then fine-tune per fold ('all' = every subject)."""
+    width, depth = TEACHER_SIZES[size]
+    base = cache / "teachers" / f"{size}-pretrained.pt"
+    if base.exists():
+        model, _ = load_checkpoint(base)
+    else:
+        model = build("resnet", TRAINING_SPEC, width, depth, seed=0)
+        history = train_model(model, pretrain, TrainConfig(epochs=pretrain_epochs, lr=2e-3), progress=progress)
+        save_checkpoint(base, model, {"stage": "pretrained", "windows": len(pretrain), "history": history})
+    for fold in folds:
+        out = teacher_path(size, fold, cache)
+        if out.exists():
+            continue
+        tuned, _ = load_checkpoint(base)
+        train_set = data.labelled if fold == "all" else data.split(int(fold))[0]
+        history = train_model(tuned, train_set, TrainConfig(epochs=finetune_epochs, lr=1e-3), progress=progress)
+        info = {"stage": "fine-tuned", "fold": str(fold), "subjects": sorted(set(train_set.subject.tolist())), "history": history}
+        if fold != "all":
+            info["held_out"] = evaluate(tuned, data.split(int(fold))[1])
+        save_checkpoint(out, tuned, info)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    strategy: str
+    family: str
+    width: int
+    depth: int
+    teacher: str | None  # teacher size name, None for scratch
+    epochs: int = 30
+    seed: int = 0
+    params: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def key(self) -> str:
+        p = ",".join(f"{k}={v:g}" for k, v in self.params)
+        return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}"
+
+
+def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progress: bool = False) -> dict:
+    """Cross-validate one student configuration; returns the result row (metrics + costs + config)."""
+    strategy_params = dict(run.params)
+    started = time.perf_counter()
+    estimates = []
+    model = None
+    for fold in range(len(data.folds)):
+        train_set, test_set = data.split(fold)
+        strategy = build_strategy(run.strategy, **strategy_params)
+        teacher = None
+        if strategy.needs_teacher:
+            teacher_model, _ = load_checkpoint(teacher_path(run.teacher, fold, cache))
+            teacher = TeacherOutputs.compute(teacher_model, train_set.x, with_features=strategy.needs_features)
+        model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed + fold)
+        train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold), strategy, teacher, progress=progress)
+        estimates.append((evaluate(model, test_set), len(test_set)))
+    total = sum(n for _, n in estimates)
+    metrics = {k: sum(m[k] * n for m, n in estimates) / total for k in estimates[0][0]}
+    costs = onnx_costs(model)
+    return {
+        "key": run.key, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,
+        "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed,
+        "strategy_params": {**build_strategy(run.strategy, **strategy_params).params},
+        "folds": len(data.folds), "windows": total, "params": n_parameters(model), **metrics, **costs,
+        "train_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+
+def onnx_costs(model) -> dict:
+    """ONNX size, single-window latency in onnxruntime on one thread (median of 300), session memory."""
+    from models.export import export
+    from stream.engine import InferenceEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        export(model, student_spec("probe", "0", "-", "-"), path)
+        before = _rss_kib()
+        engine = InferenceEngine(path)
+        x = np.random.default_rng(0).standard_normal((1, 4, TRAINING_SPEC.window_samples)).astype(np.float32)
+        for _ in range(20):
+            engine.run(x)
+        times = []
+        for _ in range(300):
+            t = time.perf_counter()
+            engine.run(x)
+            times.append(time.perf_counter() - t)
+        after = _rss_kib()
+        return {"onnx_bytes": path.stat().st_size, "latency_us": float(np.median(times) * 1e6), "session_rss_kib": after - before}
+
+
+def completed_keys(results: Path) -> set[str]:
+    if not results.exists():
+        return set()
+    return {json.loads(line)["key"] for line in results.read_text().splitlines() if line.strip()}
+
+
+def append_result(results: Path, row: dict) -> None:
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -172,7 +172,7 @@ def cmd_export(args) -> int:
     from models.checkpoint import load_checkpoint
     from models.export import export
     from models.losses import build_strategy
-    from models.study import completed_keys, teacher_path
+    from models.study import completed_keys, onnx_file_costs, teacher_path
     from models.targets import TRAINING_SPEC, student_spec
     from models.train import TeacherOutputs, TrainConfig, train_model
 
@@ -199,8 +199,37 @@ def cmd_export(args) -> int:
     spec = student_spec(args.name, args.version, "IEEE SPC 2015 (12 subjects) + synthetic pre-training of the teacher",
                         f"{run.family} student distilled with {run.strategy}", metadata)
     diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
-    print(f"wrote {args.out}: {args.out.stat().st_size:,} bytes, {n_parameters(model):,} parameters, torch vs onnxruntime max |Δlogit| {diff:.2e}")
+    costs = onnx_file_costs(args.out)
+    card = args.out.with_suffix(".md")
+    card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff))
+    print(f"wrote {args.out}: {costs['onnx_bytes']:,} bytes, {n_parameters(model):,} parameters, "
+          f"{costs['latency_us']:.0f} µs per window, torch vs onnxruntime max |Δlogit| {diff:.2e}; model card {card}")
     return 0
+
+
+def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float) -> str:
+    """The model card shipped beside an exported student (everything a user needs to trust or replace it)."""
+    cv_line = (f"{cv['folds']}-fold subject-wise CV on the 12 IEEE SPC 2015 recordings ({cv['windows']} windows): "
+               f"MAE {cv['mae']:.2f} bpm with tracking ({cv['mae_untracked']:.2f} window by window), RMSE {cv['rmse']:.2f}, "
+               f"{100 * cv['within5']:.1f} % within 5 bpm" if cv else "no cross-validation row for this configuration in the results file")
+    return f"""# Model card: {spec.name}@{spec.version} (`{filename}`)
+
+- **Task**: heart rate from one 8 s window of wrist PPG + 3-axis accelerometer at {spec.fs:g} Hz, as logits over
+  {len(spec.bins_bpm)} one-bpm bins ({spec.bins_bpm[0]:g}-{spec.bins_bpm[-1]:g} bpm); the ppg-stream runtime tracks them causally.
+- **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres, computed in the graph);
+  {int(metadata['parameters']):,} trainable parameters.
+- **Training**: strategy `{metadata['strategy']}` ({metadata['strategy_params']}), teacher {metadata['teacher']},
+  {metadata['epochs']} epochs, on all 12 IEEE SPC 2015 subjects; the teacher was pre-trained on the project's synthetic corpus.
+- **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.
+- **Cost**: {costs['onnx_bytes']:,} bytes of ONNX; {costs['latency_us']:.0f} µs per window in onnxruntime on one thread
+  (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits.
+- **Preprocessing** (in the metadata, applied by the runtime): band-pass {spec.bandpass_hz[0]:g}-{spec.bandpass_hz[1]:g} Hz order
+  {spec.bandpass_order}, resampling to {spec.fs:g} Hz, PPG standardised per window, accelerometer in g.
+- **Limits**: 12 running subjects of one data set; not validated on other activities, skin tones or devices. Not a medical device.
+- **Licence of the training data**: {metadata['licence_training_data']}. The synthetic pre-training data is the project's own.
+- **Reproduce**: `ppg-distill train-teacher --size {metadata['teacher']}` then
+  `ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']} --teacher {metadata['teacher']} --out {filename}`.
+"""
 
 
 COMMANDS = {"train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}

@@ -140,23 +140,28 @@ def _rss_kib() -> int:
 def onnx_costs(model) -> dict:
     """ONNX size, single-window latency in onnxruntime on one thread (median of 300), session memory."""
     from models.export import export
-    from stream.engine import InferenceEngine
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
         export(model, student_spec("probe", "0", "-", "-"), path)
-        before = _rss_kib()
-        engine = InferenceEngine(path)
-        x = np.random.default_rng(0).standard_normal((1, 4, TRAINING_SPEC.window_samples)).astype(np.float32)
-        for _ in range(20):
-            engine.run(x)
-        times = []
-        for _ in range(300):
-            t = time.perf_counter()
-            engine.run(x)
-            times.append(time.perf_counter() - t)
-        after = _rss_kib()
-        return {"onnx_bytes": path.stat().st_size, "latency_us": float(np.median(times) * 1e6), "session_rss_kib": after - before}
+        return onnx_file_costs(path)
+
+
+def onnx_file_costs(path: Path) -> dict:
+    from stream.engine import InferenceEngine
+
+    before = _rss_kib()
+    engine = InferenceEngine(path)
+    x = np.random.default_rng(0).standard_normal((1, 4, TRAINING_SPEC.window_samples)).astype(np.float32)
+    for _ in range(20):
+        engine.run(x)
+    times = []
+    for _ in range(300):
+        t = time.perf_counter()
+        engine.run(x)
+        times.append(time.perf_counter() - t)
+    after = _rss_kib()
+    return {"onnx_bytes": path.stat().st_size, "latency_us": float(np.median(times) * 1e6), "session_rss_kib": after - before}
 
 
 def completed_keys(results: Path) -> set[str]:

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST[:PORT], or 'embedded[:PORT]' to start the built-in broker (default: auto)")
     p.add_argument("--topic-prefix", default="ppg", help="topic prefix (default: ppg → ppg/<device>/hr)")
     p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject)")
-    p.add_argument("--model", default="spectral", metavar="PATH", help="ONNX model following the model contract, or a built-in: spectral (default)")
+    p.add_argument("--model", default="student", metavar="PATH", help="ONNX model following the model contract, or a built-in: student (the shipped distilled model, default) or spectral (non-learned)")
     p.add_argument("--budget-ms", type=positive_float, default=DEFAULT_BUDGET_MS, metavar="MS", help=f"per-window latency budget; windows over it are flagged late (default {DEFAULT_BUDGET_MS:g})")
     p.add_argument("--no-tracking", action="store_true", help="publish each window's own estimate instead of the tracked one")
     p.add_argument("--stdout", action="store_true", help="print every message as a JSON line on stdout")

@@ -9,7 +9,8 @@ import onnxruntime as ort
 
 from stream.model_spec import ModelContractError, ModelSpec
 
-BUILTIN_MODELS = ("spectral",)
+BUILTIN_MODELS = ("student", "spectral")
+SHIPPED_STUDENT = Path(__file__).resolve().parent.parent / "models" / "student.onnx"
 
 
 class ModelLoadError(ValueError):
@@ -30,12 +31,13 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
 
 
 def model_bytes(model: str | Path) -> bytes:
-    """A built-in model by name, or an .onnx file."""
-    if str(model) in BUILTIN_MODELS:
+    """A built-in model by name (`student`: the shipped distilled model; `spectral`: the non-learned
+    estimator, built in memory), or an .onnx file."""
+    if str(model) == "spectral":
         from models.spectral import build_spectral_model
 
         return build_spectral_model().SerializeToString()
-    path = Path(model)
+    path = SHIPPED_STUDENT if str(model) == "student" else Path(model)
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such model file (or use a built-in: {', '.join(BUILTIN_MODELS)})")
     return path.read_bytes()

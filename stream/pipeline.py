@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
+from stream.chunk import ACC, PPG, Chunk
 from stream.decode import decode_probabilities, softmax
 from stream.engine import InferenceEngine
 from stream.message import hr_message, utc_now_iso
@@ -59,8 +60,6 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Compile the Numba kernels and run the model once, so the first window is not late."""
-        from stream.chunk import ACC, PPG, Chunk
-
         rates = self.source.rates
         probe = StreamPreprocessor(self.spec, rates)
         n = int(self.spec.window_s * 1.5 * rates[PPG])

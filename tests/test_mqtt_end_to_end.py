@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from stream.engine import InferenceEngine
 from tests.conftest import Collector, free_port, start_cli, window_mae
 
 pytestmark = pytest.mark.network
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.network
 # motion windows to be off by ~10 bpm while still failing for any real regression (a cadence lock or
 # a misaligned window index gives tens of bpm).
 MAE_BOUND_BPM = 3.0
+DEFAULT_MODEL = InferenceEngine("student").spec.label
 FIELDS = {"device", "window", "t_end", "ts", "bpm", "confidence", "latency_ms", "late", "model"}
 
 
@@ -24,7 +26,7 @@ def _check_messages(messages, syn_file, device):
     for m in messages:
         assert set(m) == FIELDS
         assert m["device"] == device and m["t_end"] == 2 * m["window"] + 8
-        assert 0 <= m["confidence"] <= 1 and m["model"] == "spectral@1.0"
+        assert 0 <= m["confidence"] <= 1 and m["model"] == DEFAULT_MODEL
     assert window_mae(messages, syn_file.syn.labels_bpm) < MAE_BOUND_BPM
 
 

@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pretrain-duration", type=float, default=300.0)
     t.add_argument("--pretrain-epochs", type=int, default=4)
     t.add_argument("--finetune-epochs", type=int, default=12)
+    t.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="where the teacher's CV row goes")
 
     for name, help_text in (("distill", "cross-validate one student"), ("export", "train a student on all subjects and export it to ONNX")):
         d = sub.add_parser(name, parents=[common], help=help_text)
@@ -114,12 +115,16 @@ def _run_config(args, family, width, depth, strategy, teacher):
 
 
 def cmd_train_teacher(args) -> int:
-    from models.study import pretraining_corpus, train_teacher
+    from models.study import append_result, completed_keys, pretraining_corpus, teacher_row, train_teacher
 
     data = _data(args)
     corpus = pretraining_corpus(args.pretrain_recordings, args.pretrain_duration, args.cache)
     train_teacher(args.size, data, corpus, args.pretrain_epochs, args.finetune_epochs, [*range(args.folds), "all"], args.cache)
-    print(f"teacher {args.size}: checkpoints in {args.cache / 'teachers'}")
+    row = teacher_row(args.size, data, args.cache)
+    if row["key"] not in completed_keys(args.results):
+        append_result(args.results, row)
+    print(f"teacher {args.size}: {row['params']:,} parameters, CV MAE {row['mae']:.2f} bpm tracked "
+          f"({row['mae_untracked']:.2f} window by window); checkpoints in {args.cache / 'teachers'}")
     return 0
 
 

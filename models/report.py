@@ -53,6 +53,8 @@ def best_form(fits: dict[str, dict]) -> str | None:
 def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     groups = defaultdict(list)
     for r in rows:
+        if r["strategy"] == "teacher":
+            continue
         groups[(r["family"], r["strategy"], r["teacher"] or "-")].append(r)
     return {k: sorted(v, key=lambda r: r["params"]) for k, v in groups.items()}
 
@@ -65,6 +67,8 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
+    teachers = [r for r in rows if r["strategy"] == "teacher"]
+    rows = [r for r in rows if r["strategy"] != "teacher"]
     groups = _groups(rows)
     families = sorted({f for f, _, _ in groups})
     fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 4.5), squeeze=False)
@@ -83,6 +87,9 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
                 grid = np.geomspace(n.min(), n.max(), 50)
                 ax.plot(grid, FORMS[form][0](grid, *fits[form]["coef"]), ":", color=line.get_color())
             fit_rows.append((family, label, form, fits.get(form, {}).get("coef"), fits))
+        for t in teachers:
+            ax.axhline(t[metric], color="grey", linestyle="--", linewidth=1)
+            ax.annotate(f"teacher {t['teacher']} ({t['params'] / 1e6:.1f} M)", (ax.get_xlim()[0], t[metric]), fontsize=7, color="grey", va="bottom")
         ax.set_xscale("log")
         ax.set_xlabel("student parameters")
         ax.set_ylabel(f"CV {metric.upper()} (bpm)")
@@ -106,12 +113,16 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     plt.close(fig)
 
     summary = out / "summary.md"
-    summary.write_text(markdown_summary(rows, fit_rows, metric))
+    summary.write_text(markdown_summary(rows, fit_rows, metric, teachers))
     return summary
 
 
-def markdown_summary(rows: list[dict], fit_rows: list, metric: str) -> str:
-    lines = ["# Distillation study: summary", "", f"{len(rows)} runs; metric: cross-validated {metric.upper()} with tracking (bpm).", ""]
+def markdown_summary(rows: list[dict], fit_rows: list, metric: str, teachers: list[dict] = ()) -> str:
+    lines = ["# Distillation study: summary", "", f"{len(rows)} student runs; metric: cross-validated {metric.upper()} with tracking (bpm).", ""]
+    if teachers:
+        lines += ["## Teachers", "", "| teacher | parameters | CV MAE | window by window | latency µs |", "|---|---|---|---|---|"]
+        lines += [f"| {t['teacher']} | {t['params']:,} | {t[metric]:.2f} | {t.get(metric + '_untracked', float('nan')):.2f} | {t['latency_us']:.0f} |" for t in teachers]
+        lines.append("")
     lines += ["## Best strategy per student size", "", "| family | size (params) | scratch | best distilled | strategy (teacher) | gain |", "|---|---|---|---|---|---|"]
     by_size = defaultdict(list)
     for r in rows:

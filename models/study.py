@@ -87,6 +87,22 @@ def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epoc
         save_checkpoint(out, tuned, info)
 
 
+def teacher_row(size: str, data: StudyData, cache: Path = DEFAULT_CACHE) -> dict:
+    """The teacher's own cross-validated figures (each fold's checkpoint on its held-out subjects)."""
+    estimates = []
+    model = None
+    for fold in range(len(data.folds)):
+        model, _ = load_checkpoint(teacher_path(size, fold, cache))
+        test_set = data.split(fold)[1]
+        estimates.append((evaluate(model, test_set), len(test_set)))
+    total = sum(n for _, n in estimates)
+    metrics = {k: sum(m[k] * n for m, n in estimates) / total for k in estimates[0][0]}
+    width, depth = TEACHER_SIZES[size]
+    return {"key": f"teacher|{size}|folds{len(data.folds)}", "strategy": "teacher", "family": "resnet", "width": width,
+            "depth": depth, "teacher": size, "folds": len(data.folds), "windows": total, "params": n_parameters(model),
+            **metrics, **onnx_costs(model)}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     strategy: str

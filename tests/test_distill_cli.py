@@ -38,7 +38,10 @@ def _rows():
 
 
 def test_report_renders_plots_and_a_summary_naming_the_winner(tmp_path):
-    summary = render(_rows(), tmp_path).read_text()
+    teacher = {"key": "teacher|T1", "strategy": "teacher", "family": "resnet", "width": 144, "depth": 8, "teacher": "T1",
+               "params": 1_000_000, "mae": 1.9, "mae_untracked": 3.1, "latency_us": 900.0}
+    summary = render(_rows() + [teacher], tmp_path).read_text()
+    assert "| T1 | 1,000,000 | 1.90 | 3.10 | 900 |" in summary
     assert (tmp_path / "mae_vs_params.png").stat().st_size > 10_000
     assert (tmp_path / "mae_vs_latency.png").stat().st_size > 10_000
     assert "| resnet | 16x2 (3,489) |" in summary and "soft (T1) | +0.40 |" in summary

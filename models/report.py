@@ -89,7 +89,7 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
             fit_rows.append((family, label, form, fits.get(form, {}).get("coef"), fits))
         for t in teachers:
             ax.axhline(t[metric], color="grey", linestyle="--", linewidth=1)
-            ax.annotate(f"teacher {t['teacher']} ({t['params'] / 1e6:.1f} M)", (ax.get_xlim()[0], t[metric]), fontsize=7, color="grey", va="bottom")
+            ax.text(0.01, t[metric], f"teacher {t['teacher']} ({t['params'] / 1e6:.1f} M)", transform=ax.get_yaxis_transform(), fontsize=7, color="grey", va="bottom")
         ax.set_xscale("log")
         ax.set_xlabel("student parameters")
         ax.set_ylabel(f"CV {metric.upper()} (bpm)")
@@ -135,17 +135,20 @@ def markdown_summary(rows: list[dict], fit_rows: list, metric: str, teachers: li
         best = min(distilled, key=lambda r: r[metric])
         s = scratch[0][metric]
         lines.append(f"| {family} | {w}x{d} ({runs[0]['params']:,}) | {s:.2f} | {best[metric]:.2f} | {best['strategy']} ({best['teacher']}) | {s - best[metric]:+.2f} |")
-    lines += ["", "## Mean gain over scratch per strategy (positive = distillation helps)", "", "| family | strategy | teacher | mean gain (bpm) | sizes |", "|---|---|---|---|---|"]
+    lines += ["", "## Mean gain over scratch per strategy (positive = distillation helps)", "",
+              "Relative gain = gain / scratch MAE at the same size, so families with different error levels compare fairly.", "",
+              "| family | strategy | teacher | mean gain (bpm) | mean relative gain | sizes |", "|---|---|---|---|---|---|"]
     for (family, strategy, teacher), runs in sorted(_groups(rows).items()):
         if strategy == "scratch":
             continue
-        gains = []
+        gains, relative = [], []
         for r in runs:
             base = [s for s in by_size[(family, r["width"], r["depth"])] if s["strategy"] == "scratch"]
             if base:
                 gains.append(base[0][metric] - r[metric])
+                relative.append(gains[-1] / base[0][metric])
         if gains:
-            lines.append(f"| {family} | {strategy} | {teacher} | {np.mean(gains):+.2f} | {len(gains)} |")
+            lines.append(f"| {family} | {strategy} | {teacher} | {np.mean(gains):+.2f} | {100 * np.mean(relative):+.0f} % | {len(gains)} |")
     lines += ["", "## Scaling-law fits (MAE vs parameters N; best form by AIC)", "", "| family | series | best form | coefficients | AIC of each form |", "|---|---|---|---|---|"]
     for family, label, form, coef, fits in fit_rows:
         aics = ", ".join(f"{f}: {v['aic']:.1f}" for f, v in fits.items())

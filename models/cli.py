@@ -230,7 +230,9 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
   (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits.
 - **Preprocessing** (in the metadata, applied by the runtime): band-pass {spec.bandpass_hz[0]:g}-{spec.bandpass_hz[1]:g} Hz order
   {spec.bandpass_order}, resampling to {spec.fs:g} Hz, PPG standardised per window, accelerometer in g.
-- **Limits**: 12 running subjects of one data set; not validated on other activities, skin tones or devices. Not a medical device.
+- **Limits**: 12 running subjects of one data set, reference HR 69-177 bpm (±10 % time-stretch widens that to about
+  62-195 bpm): lower or higher rates are outside what it learnt. Not validated on other activities, skin tones or devices.
+  Not a medical device.
 - **Licence of the training data**: {metadata['licence_training_data']}. The synthetic pre-training data is the project's own.
 - **Reproduce**: `ppg-distill train-teacher --size {metadata['teacher']}` then
   `ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']} --teacher {metadata['teacher']} --out {filename}`.

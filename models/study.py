@@ -87,6 +87,12 @@ def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epoc
         save_checkpoint(out, tuned, info)
 
 
+def pool_folds(estimates: list[tuple[dict, int]]) -> tuple[int, dict[str, float]]:
+    """Per-fold metrics → (windows, metrics over all held-out windows), each fold weighted by its windows."""
+    total = sum(n for _, n in estimates)
+    return total, {k: sum(m[k] * n for m, n in estimates) / total for k in estimates[0][0]}
+
+
 def teacher_row(size: str, data: StudyData, cache: Path = DEFAULT_CACHE) -> dict:
     """The teacher's own cross-validated figures (each fold's checkpoint on its held-out subjects)."""
     estimates = []
@@ -95,8 +101,7 @@ def teacher_row(size: str, data: StudyData, cache: Path = DEFAULT_CACHE) -> dict
         model, _ = load_checkpoint(teacher_path(size, fold, cache))
         test_set = data.split(fold)[1]
         estimates.append((evaluate(model, test_set), len(test_set)))
-    total = sum(n for _, n in estimates)
-    metrics = {k: sum(m[k] * n for m, n in estimates) / total for k in estimates[0][0]}
+    total, metrics = pool_folds(estimates)
     width, depth = TEACHER_SIZES[size]
     return {"key": f"teacher|{size}|folds{len(data.folds)}", "strategy": "teacher", "family": "resnet", "width": width,
             "depth": depth, "teacher": size, "folds": len(data.folds), "windows": total, "params": n_parameters(model),
@@ -136,8 +141,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed + fold)
         train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold), strategy, teacher, progress=progress)
         estimates.append((evaluate(model, test_set), len(test_set)))
-    total = sum(n for _, n in estimates)
-    metrics = {k: sum(m[k] * n for m, n in estimates) / total for k in estimates[0][0]}
+    total, metrics = pool_folds(estimates)
     costs = onnx_costs(model)
     return {
         "key": run.key, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,

@@ -53,7 +53,8 @@ def parse_params(items: list[str]) -> tuple[tuple[str, float], ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ppg-distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--ieee", type=Path, default=DEFAULT_IEEE, help="IEEE SPC 2015 folder (default: ../shared/data/ieee-spc2015)")
+    common.add_argument("--ieee", default=str(DEFAULT_IEEE), help="IEEE SPC 2015 folder (default: ../shared/data/ieee-spc2015), or 'none'")
+    common.add_argument("--dalia", type=Path, default=None, help="PPG-DaLiA folder with S*.pkl subjects, added to the study")
     common.add_argument("--folds", type=int, default=4, help="subject-wise folds (12 = leave one subject out; default 4)")
     common.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and teacher checkpoints")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -98,12 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _data(args):
     from models.study import load_study_data
 
-    if not any(args.ieee.glob("DATA_*_TYPE*.mat")):
-        raise UsageError(f"--ieee {args.ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there")
-    return load_study_data(args.ieee, args.folds, args.cache)
+    ieee = None if args.ieee == "none" else Path(args.ieee)
+    if ieee is not None and not any(ieee.glob("DATA_*_TYPE*.mat")):
+        raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there")
+    if args.dalia is not None and not any(args.dalia.rglob("S*.pkl")):
+        raise UsageError(f"--dalia {args.dalia}: no PPG-DaLiA subjects (S*.pkl) there")
+    if ieee is None and args.dalia is None:
+        raise UsageError("no training data: --ieee none needs --dalia DIR")
+    return load_study_data(ieee, args.folds, args.cache, args.dalia)
 
 
-def _run_config(args, family, width, depth, strategy, teacher):
+def _run_config(args, data, family, width, depth, strategy, teacher):
     from models.losses import build_strategy
     from models.study import RunConfig
 
@@ -111,7 +117,8 @@ def _run_config(args, family, width, depth, strategy, teacher):
         needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed, parse_params(getattr(args, "set", None)))
+    return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed,
+                     parse_params(getattr(args, "set", None)), data.name)
 
 
 def cmd_train_teacher(args) -> int:
@@ -131,8 +138,9 @@ def cmd_train_teacher(args) -> int:
 def cmd_distill(args) -> int:
     from models.study import append_result, run_cv
 
-    run = _run_config(args, *args.student, args.strategy, args.teacher)
-    row = run_cv(run, _data(args), args.cache, progress=True)
+    data = _data(args)
+    run = _run_config(args, data, *args.student, args.strategy, args.teacher)
+    row = run_cv(run, data, args.cache, progress=True)
     append_result(args.results, row)
     print(json.dumps(row))
     return 0
@@ -153,7 +161,7 @@ def cmd_sweep(args) -> int:
         for width, depth in sizes:
             for strategy in args.strategies.split(","):
                 teachers = [None] if strategy == "scratch" else args.teachers.split(",")
-                runs += [_run_config(args, family, width, depth, strategy, t) for t in teachers]
+                runs += [_run_config(args, data, family, width, depth, strategy, t) for t in teachers]
     done = completed_keys(args.results)
     todo = [r for r in runs if r.key not in done]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already in {args.results}")
@@ -182,11 +190,11 @@ def cmd_export(args) -> int:
     from models.train import TeacherOutputs, TrainConfig, train_model
 
     data = _data(args)
-    run = _run_config(args, *args.student, args.strategy, args.teacher)
+    run = _run_config(args, data, *args.student, args.strategy, args.teacher)
     strategy = build_strategy(run.strategy, **dict(run.params))
     teacher = None
     if strategy.needs_teacher:
-        teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", args.cache))
+        teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", data, args.cache))
         teacher = TeacherOutputs.compute(teacher_model, data.labelled.x, strategy.needs_features)
     model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed)
     train_model(model, data.labelled, TrainConfig(epochs=run.epochs, seed=run.seed), strategy, teacher, progress=True)
@@ -199,9 +207,13 @@ def cmd_export(args) -> int:
         "strategy": run.strategy, "teacher": run.teacher or "none", "architecture": f"{run.family}:{run.width}x{run.depth}",
         "parameters": str(n_parameters(model)), "strategy_params": json.dumps(strategy.params), "epochs": str(run.epochs),
         "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked") if k in cv}),
-        "licence_training_data": "IEEE SPC 2015: academic research only (copyright with its authors)",
+        "licence_training_data": "; ".join(
+            ([] if data.name == "dalia" else ["IEEE SPC 2015: academic research only (copyright with its authors)"])
+            + ([] if data.name == "ieee" else ["PPG-DaLiA: the terms of its publisher (UCI Machine Learning Repository)"])),
+        "data": data.name,
     }
-    spec = student_spec(args.name, args.version, "IEEE SPC 2015 (12 subjects) + synthetic pre-training of the teacher",
+    sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 (12 subjects) + PPG-DaLiA"}[data.name]
+    spec = student_spec(args.name, args.version, f"{sources} + synthetic pre-training of the teacher",
                         f"{run.family} student distilled with {run.strategy}", metadata)
     diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
     costs = onnx_file_costs(args.out)
@@ -214,7 +226,8 @@ def cmd_export(args) -> int:
 
 def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float) -> str:
     """The model card shipped beside an exported student (everything a user needs to trust or replace it)."""
-    cv_line = (f"{cv['folds']}-fold subject-wise CV on the 12 IEEE SPC 2015 recordings ({cv['windows']} windows): "
+    where = {"ieee": "the 12 IEEE SPC 2015 recordings", "dalia": "the PPG-DaLiA subjects", "ieee+dalia": "the IEEE SPC 2015 and PPG-DaLiA subjects"}[metadata["data"]]
+    cv_line = (f"{cv['folds']}-fold subject-wise CV on {where} ({cv['windows']} windows): "
                f"MAE {cv['mae']:.2f} bpm with tracking ({cv['mae_untracked']:.2f} window by window), RMSE {cv['rmse']:.2f}, "
                f"{100 * cv['within5']:.1f} % within 5 bpm" if cv else "no cross-validation row for this configuration in the results file")
     return f"""# Model card: {spec.name}@{spec.version} (`{filename}`)
@@ -224,7 +237,7 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 - **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres, computed in the graph);
   {int(metadata['parameters']):,} trainable parameters.
 - **Training**: strategy `{metadata['strategy']}` ({metadata['strategy_params']}), teacher {metadata['teacher']},
-  {metadata['epochs']} epochs, on all 12 IEEE SPC 2015 subjects; the teacher was pre-trained on the project's synthetic corpus.
+  {metadata['epochs']} epochs, on all of {where}; the teacher was pre-trained on the project's synthetic corpus.
 - **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.
 - **Cost**: {costs['onnx_bytes']:,} bytes of ONNX; {costs['latency_us']:.0f} µs per window in onnxruntime on one thread
   (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits.

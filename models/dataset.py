@@ -76,6 +76,18 @@ def ieee_windows(directory: Path, spec: ModelSpec) -> WindowSet:
     return WindowSet.concat([labelled_windows(load_recording(f), spec, subject=f.stem[:7]) for f in files])
 
 
+def dalia_windows(directory: Path, spec: ModelSpec) -> WindowSet:
+    """PPG-DaLiA subjects (`S*.pkl` in `directory` or its subfolders), one subject per file, prefixed `DaLiA-`."""
+    files = sorted(Path(directory).rglob("S*.pkl"), key=lambda f: f.name)
+    if not files:
+        raise FileNotFoundError(f"no PPG-DaLiA subjects (S*.pkl) in {directory}")
+    sets = []
+    for f in files:
+        rec = load_recording(f)
+        sets.append(labelled_windows(rec, spec, subject=f"DaLiA-{rec.subject}"))
+    return WindowSet.concat(sets)
+
+
 def synthetic_windows(spec: ModelSpec, n_recordings: int, duration_s: float, seed: int) -> WindowSet:
     """A pre-training corpus from the generator: varied HR, motion share and artefact strength."""
     rng = np.random.default_rng(seed)

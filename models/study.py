@@ -9,6 +9,7 @@ a sweep resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,7 +21,7 @@ import numpy as np
 
 from models.architectures import TEACHER_SIZES, build, n_parameters
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.dataset import WindowSet, ieee_windows, synthetic_windows, subject_folds
+from models.dataset import WindowSet, dalia_windows, ieee_windows, synthetic_windows, subject_folds
 from models.losses import build_strategy
 from models.targets import TRAINING_SPEC, student_spec
 from models.train import TeacherOutputs, TrainConfig, evaluate, train_model
@@ -32,21 +33,48 @@ DEFAULT_CACHE = Path(".cache/ppg-distill")
 class StudyData:
     labelled: WindowSet
     folds: list[np.ndarray]  # held-out subjects per fold
+    name: str = "ieee"  # which data sets: "ieee", "dalia" or "ieee+dalia" (keys caches and results)
+
+    def teacher_dir(self, cache: Path) -> Path:
+        """Teachers are fine-tuned per data set and fold split: never reuse one across a different split."""
+        if self.name == "ieee" and len(self.folds) == 4:
+            return cache / "teachers"  # the default study
+        return cache / f"teachers-{self.name}-k{len(self.folds)}"
 
     def split(self, fold: int) -> tuple[WindowSet, WindowSet]:
         test = np.isin(self.labelled.subject, self.folds[fold])
         return self.labelled.select(~test), self.labelled.select(test)
 
 
-def load_study_data(ieee_dir: Path, n_folds: int, cache: Path = DEFAULT_CACHE) -> StudyData:
+def data_signature(directory: Path, pattern: str) -> str:
+    """A short digest of a data folder's files (names, sizes, times): caches follow the data they came from."""
+    files = sorted(Path(directory).rglob(pattern))
+    text = "|".join(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in files)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def load_study_data(ieee_dir: Path | None, n_folds: int, cache: Path = DEFAULT_CACHE, dalia_dir: Path | None = None) -> StudyData:
+    """Labelled windows from IEEE SPC 2015 and/or PPG-DaLiA; folds are by subject across both."""
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / "ieee_windows.npz"
+    sets = []
+    if ieee_dir is not None:
+        sets.append(_cached(cache / "ieee_windows.npz", lambda: ieee_windows(ieee_dir, TRAINING_SPEC)))
+    if dalia_dir is not None:
+        signature = data_signature(dalia_dir, "S*.pkl")
+        sets.append(_cached(cache / f"dalia_windows_{signature}.npz", lambda: dalia_windows(dalia_dir, TRAINING_SPEC)))
+    if not sets:
+        raise ValueError("no training data: give the IEEE SPC 2015 folder and/or a PPG-DaLiA folder")
+    labelled = WindowSet.concat(sets)
+    name = "ieee" if dalia_dir is None else ("ieee+dalia" if ieee_dir is not None else "dalia")
+    return StudyData(labelled, subject_folds(labelled.subject, n_folds), name)
+
+
+def _cached(path: Path, make) -> WindowSet:
     if path.exists():
-        labelled = WindowSet.load(path)
-    else:
-        labelled = ieee_windows(ieee_dir, TRAINING_SPEC)
-        labelled.save(path)
-    return StudyData(labelled, subject_folds(labelled.subject, n_folds))
+        return WindowSet.load(path)
+    windows = make()
+    windows.save(path)
+    return windows
 
 
 def pretraining_corpus(n_recordings: int, duration_s: float, cache: Path = DEFAULT_CACHE) -> WindowSet:
@@ -59,15 +87,15 @@ def pretraining_corpus(n_recordings: int, duration_s: float, cache: Path = DEFAU
     return corpus
 
 
-def teacher_path(size: str, fold: int | str, cache: Path = DEFAULT_CACHE) -> Path:
-    return cache / "teachers" / f"{size}-fold{fold}.pt"
+def teacher_path(size: str, fold: int | str, data: "StudyData", cache: Path = DEFAULT_CACHE) -> Path:
+    return data.teacher_dir(cache) / f"{size}-fold{fold}.pt"
 
 
 def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epochs: int, finetune_epochs: int,
                   folds: list[int | str], cache: Path = DEFAULT_CACHE, progress: bool = True) -> None:
     """Pre-train on the synthetic corpus once, then fine-tune per fold ('all' = every subject)."""
     width, depth = TEACHER_SIZES[size]
-    base = cache / "teachers" / f"{size}-pretrained.pt"
+    base = cache / "teachers" / f"{size}-pretrained.pt"  # synthetic pre-training is shared by every data set
     if base.exists():
         model, _ = load_checkpoint(base)
     else:
@@ -75,7 +103,7 @@ def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epoc
         history = train_model(model, pretrain, TrainConfig(epochs=pretrain_epochs, lr=2e-3), progress=progress)
         save_checkpoint(base, model, {"stage": "pretrained", "windows": len(pretrain), "history": history})
     for fold in folds:
-        out = teacher_path(size, fold, cache)
+        out = teacher_path(size, fold, data, cache)
         if out.exists():
             continue
         tuned, _ = load_checkpoint(base)
@@ -98,12 +126,13 @@ def teacher_row(size: str, data: StudyData, cache: Path = DEFAULT_CACHE) -> dict
     estimates = []
     model = None
     for fold in range(len(data.folds)):
-        model, _ = load_checkpoint(teacher_path(size, fold, cache))
+        model, _ = load_checkpoint(teacher_path(size, fold, data, cache))
         test_set = data.split(fold)[1]
         estimates.append((evaluate(model, test_set), len(test_set)))
     total, metrics = pool_folds(estimates)
     width, depth = TEACHER_SIZES[size]
-    return {"key": f"teacher|{size}|folds{len(data.folds)}", "strategy": "teacher", "family": "resnet", "width": width,
+    suffix = "" if data.name == "ieee" else f"|{data.name}"
+    return {"key": f"teacher|{size}|folds{len(data.folds)}{suffix}", "data": data.name, "strategy": "teacher", "family": "resnet", "width": width,
             "depth": depth, "teacher": size, "folds": len(data.folds), "windows": total, "params": n_parameters(model),
             **metrics, **onnx_costs(model)}
 
@@ -118,11 +147,13 @@ class RunConfig:
     epochs: int = 30
     seed: int = 0
     params: tuple[tuple[str, float], ...] = ()
+    data: str = "ieee"
 
     @property
     def key(self) -> str:
         p = ",".join(f"{k}={v:g}" for k, v in self.params)
-        return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}"
+        suffix = "" if self.data == "ieee" else f"|{self.data}"
+        return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}{suffix}"
 
 
 def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progress: bool = False) -> dict:
@@ -136,7 +167,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         strategy = build_strategy(run.strategy, **strategy_params)
         teacher = None
         if strategy.needs_teacher:
-            teacher_model, _ = load_checkpoint(teacher_path(run.teacher, fold, cache))
+            teacher_model, _ = load_checkpoint(teacher_path(run.teacher, fold, data, cache))
             teacher = TeacherOutputs.compute(teacher_model, train_set.x, with_features=strategy.needs_features)
         model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed + fold)
         train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold), strategy, teacher, progress=progress)
@@ -144,7 +175,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     total, metrics = pool_folds(estimates)
     costs = onnx_costs(model)
     return {
-        "key": run.key, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,
+        "key": run.key, "data": data.name, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,
         "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed,
         "strategy_params": {**build_strategy(run.strategy, **strategy_params).params},
         "folds": len(data.folds), "windows": total, "params": n_parameters(model), **metrics, **costs,

@@ -62,6 +62,8 @@ def test_report_command_on_a_results_file(tmp_path):
         (["distill", "--student", "cnn:3"], "expected FAMILY:WIDTHxDEPTH"),
         (["distill", "--strategy", "soft", "--ieee", "{tmp}"], "no IEEE SPC 2015 recordings"),
         (["distill", "--strategy", "magic"], "unknown strategy 'magic'"),
+        (["distill", "--dalia", "{tmp}"], "no PPG-DaLiA subjects (S*.pkl)"),
+        (["distill", "--ieee", "none"], "--ieee none needs --dalia DIR"),
         (["report", "--results", "{tmp}/none.jsonl"], "no such file"),
         (["distill", "--set", "alpha"], "expected NAME=NUMBER"),
     ],

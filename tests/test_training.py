@@ -123,3 +123,19 @@ def test_offline_teacher_outputs_match_the_online_teacher(tiny_data):
     student = build("resnet", TRAINING_SPEC, 8, 1, seed=0)
     history = train_model(student, data, TrainConfig(epochs=3, batch_size=32), build_strategy("feature"), cached)
     assert history[-1]["hint"] < history[0]["hint"]
+
+
+def test_dalia_subjects_join_the_study_with_their_own_folds_and_teachers(tmp_path):
+    from models.study import load_study_data, teacher_path
+    from replay.synthetic import synthesize, write_synthetic_dalia
+
+    dalia = tmp_path / "PPG_FieldStudy"
+    for i in (1, 2):
+        (dalia / f"S{i}").mkdir(parents=True)
+        write_synthetic_dalia(dalia / f"S{i}" / f"S{i}.pkl", synthesize(40, seed=40 + i), subject=f"S{i}", with_chest=False)
+    data = load_study_data(None, 2, tmp_path / "cache", dalia)
+    assert data.name == "dalia" and sorted(set(data.labelled.subject)) == ["DaLiA-S1", "DaLiA-S2"]
+    assert [len(f) for f in data.folds] == [1, 1] and len(data.labelled) == 2 * 17
+    train, test = data.split(0)
+    assert not set(train.subject) & set(test.subject)
+    assert "teachers-dalia-k2" in str(teacher_path("T1", 0, data, tmp_path / "cache"))  # never the IEEE teachers

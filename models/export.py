@@ -123,9 +123,19 @@ def to_onnx(model: nn.Module, spec: ModelSpec, metadata: dict[str, str] | None =
     model.eval()
     merged = compose.merge_models(front_graph(spec), body_graph(model, spec), io_map=[("features", "features")])
     merged.producer_name = "ppg-stream"
+    _dedupe_opsets(merged)
     helper.set_model_props(merged, {**spec.to_metadata(), **(metadata or {})})
     onnx.checker.check_model(merged)
     return merged
+
+
+def _dedupe_opsets(model: onnx.ModelProto) -> None:
+    """merge_models keeps both graphs' opset imports; one entry per domain is what tools expect."""
+    seen: dict[str, int] = {}
+    for opset in model.opset_import:
+        seen[opset.domain] = max(seen.get(opset.domain, 0), opset.version)
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in seen.items())
 
 
 def export(model: nn.Module, spec: ModelSpec, path: Path, metadata: dict[str, str] | None = None, check_windows: np.ndarray | None = None) -> float:

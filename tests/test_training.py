@@ -95,6 +95,10 @@ def test_export_round_trip_and_the_student_runs_in_ppg_stream(tiny_data, tmp_pat
     diff = export(model, student_spec("tiny", "0.1", "synthetic", "test student"), path, {"cv_mae_bpm": "n/a"}, data.x[:50])
     assert diff < 1e-3
     assert path.stat().st_size < 100_000
+    import onnx
+
+    domains = [o.domain for o in onnx.load(path).opset_import]
+    assert len(domains) == len(set(domains))  # one opset per domain (quantisation tools insist)
     engine = InferenceEngine(path)
     assert engine.spec.name == "tiny" and engine.spec.extra["cv_mae_bpm"] == "n/a"
     result = run_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--model", str(path), "--stdout", "--no-mqtt")

@@ -18,11 +18,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from models.targets import student_spec
 from stream.model_spec import ModelSpec
 
-FS = 25.0
-WINDOW_S = 8.0
-BINS_BPM = np.arange(30.0, 211.0, 1.0)
 MOTION_WEIGHT = 32.0
 ACC_FLOOR = 2e-2  # (g·samples)² scale below which accelerometer power is treated as no motion
 SHARPNESS = 2.0
@@ -31,20 +29,13 @@ VERSION = "1.0"
 
 
 def spectral_spec() -> ModelSpec:
-    return ModelSpec(
-        name=NAME,
-        version=VERSION,
-        fs=FS,
-        window_s=WINDOW_S,
-        hop_s=2.0,
-        channels=("ppg", "acc_x", "acc_y", "acc_z"),
-        bins_bpm=BINS_BPM,
-        bandpass_hz=(0.4, 4.0),
-        bandpass_order=4,
-        normalize="zscore",
+    """Same preprocessing as the learned models (so they compare on identical windows), plus its own knobs."""
+    return student_spec(
+        NAME,
+        VERSION,
         training_data="none (not learned)",
         description="Hann-windowed DFT power at 1-bpm bins, PPG divided by accelerometer motion power",
-        extra={"acc_normalize": "none", "motion_weight": MOTION_WEIGHT, "sharpness": SHARPNESS},
+        extra={"motion_weight": MOTION_WEIGHT, "sharpness": SHARPNESS},
     )
 
 

@@ -21,7 +21,7 @@ def nearest_bin(hr_bpm: np.ndarray, bins: np.ndarray = BINS_BPM) -> np.ndarray:
 
 
 def student_spec(name: str, version: str, training_data: str, description: str, extra: dict | None = None) -> ModelSpec:
-    """The preprocessing every learned model of this project is trained and served with."""
+    """The preprocessing every model of this project is trained and served with (the spectral estimator too)."""
     return ModelSpec(
         name=name,
         version=version,

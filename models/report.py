@@ -90,31 +90,36 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
         for t in teachers:
             ax.axhline(t[metric], color="grey", linestyle="--", linewidth=1)
             ax.text(0.01, t[metric], f"teacher {t['teacher']} ({t['params'] / 1e6:.1f} M)", transform=ax.get_yaxis_transform(), fontsize=7, color="grey", va="bottom")
-        ax.set_xscale("log")
-        ax.set_xlabel("student parameters")
-        ax.set_ylabel(f"CV {metric.upper()} (bpm)")
+        _finish_axes(ax, "student parameters", metric, legend_size=8)
         ax.set_title(f"{family} students")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "mae_vs_params.png", dpi=110)
-    plt.close(fig)
+    _save(fig, out / "mae_vs_params.png")
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for (family, strategy, teacher), runs in sorted(groups.items()):
         ax.plot([r["latency_us"] for r in runs], [r[metric] for r in runs], "o", label=f"{family} {strategy} {teacher}")
-    ax.set_xscale("log")
-    ax.set_xlabel("single-window latency, onnxruntime 1 thread (µs)")
-    ax.set_ylabel(f"CV {metric.upper()} (bpm)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "mae_vs_latency.png", dpi=110)
-    plt.close(fig)
+    _finish_axes(ax, "single-window latency, onnxruntime 1 thread (µs)", metric, legend_size=7)
+    _save(fig, out / "mae_vs_latency.png")
 
     summary = out / "summary.md"
     summary.write_text(markdown_summary(rows, fit_rows, metric, teachers))
     return summary
+
+
+def _finish_axes(ax, xlabel: str, metric: str, legend_size: int) -> None:
+    """The styling both plots share: log x axis, CV error on y, grid, legend."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"CV {metric.upper()} (bpm)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def markdown_summary(rows: list[dict], fit_rows: list, metric: str, teachers: list[dict] = ()) -> str:

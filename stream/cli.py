@@ -1,4 +1,4 @@
-"""`ppg-stream`: heart rate from a replayed recording (or, later, a BLE wearable) to MQTT and/or stdout."""
+"""`ppg-stream`: heart rate from a replayed recording or a BLE wearable to MQTT and/or stdout."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ examples:
   ppg-stream --demo --speed 10 --stdout        bundled synthetic recording, 10x real time
   ppg-stream --replay S1.pkl --speed max        a PPG-DaLiA subject as fast as possible
   ppg-stream --replay DATA_01_TYPE01.mat        an IEEE SPC 2015 recording in real time
+  ppg-stream --ble scan                         list BLE wearables nearby
+  ppg-stream --ble A0:9E:1A:12:34:56            a Polar Verity Sense / OH1 (raw PPG), or any
+                                                Heart Rate Service device (its own HR passed through)
   mosquitto_sub -t 'ppg/#' -v                   watch the messages from another terminal
 
 With no --broker, the broker on 127.0.0.1:1883 is used if one answers; otherwise an embedded
@@ -71,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--replay", metavar="FILE", type=Path, help="replay a recording: PPG-DaLiA .pkl, IEEE SPC 2015 .mat, or .csv (t,ppg[,acc_x,acc_y,acc_z])")
     src.add_argument("--demo", action="store_true", help="replay the bundled synthetic demo recording (3 min, known heart rate)")
-    src.add_argument("--ble", metavar="ADDRESS", help="a BLE wearable (not available yet: tracked in the BLE issue)")
+    src.add_argument("--ble", metavar="ADDRESS|scan", help="a BLE wearable by address (Ctrl-C stops it), or 'scan' to list devices nearby")
+    p.add_argument("--scan-timeout", type=positive_float, default=None, metavar="S", help="BLE: how long to scan (default 5 for 'scan', 10 to find an address)")
     p.add_argument("--speed", type=speed_arg, default=1.0, metavar="N|max", help="replay speed: 1 = real time (default), N times faster, or max")
     p.add_argument("--chunk-s", type=positive_float, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 32 at max)")
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST[:PORT], or 'embedded[:PORT]' to start the built-in broker (default: auto)")
@@ -90,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.ble is not None:
-        raise UsageError("--ble is not available yet (BLE wearables are tracked in their own issue); use --replay FILE or --demo")
+        if not args.ble.strip() or any(c.isspace() for c in args.ble):
+            raise UsageError(f"--ble {args.ble!r}: expected a device address such as AA:BB:CC:DD:EE:FF, or 'scan'")
+        for option, default in (("speed", 1.0), ("chunk_s", None)):
+            if getattr(args, option) != default:
+                raise UsageError(f"--{option.replace('_', '-')} applies to replays only: a BLE device streams in real time")
+    elif args.scan_timeout is not None:
+        raise UsageError("--scan-timeout applies to --ble only")
     if any(c in args.topic_prefix for c in "#+") or not args.topic_prefix.strip("/"):
         raise UsageError(f"--topic-prefix {args.topic_prefix!r}: must be non-empty and contain no MQTT wildcards (# +)")
     if args.outbox < 1:
@@ -140,12 +150,17 @@ async def _choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitSt
     return DEFAULT_HOST, port
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace, ble_backend: object | None = None) -> int:
+    """`ble_backend` replaces bleak (the tests' scripted device); everything else is the real path."""
+    if args.ble is not None:
+        return await _run_ble(args, ble_backend)
+    return await _run_replay(args)
+
+
+async def _run_replay(args: argparse.Namespace) -> int:
     from replay.load import load_recording
     from replay.source import ReplaySource
     from stream.engine import InferenceEngine
-    from stream.mqtt_publisher import MqttPublisher
-    from stream.publisher import StdoutPublisher
 
     t_start = time.perf_counter()
     path = DEMO_RECORDING if args.demo else args.replay
@@ -161,50 +176,118 @@ async def run(args: argparse.Namespace) -> int:
         speed=args.speed or "max", warm_up_ms=round((time.perf_counter() - t_start) * 1000, 1),
     )
     async with contextlib.AsyncExitStack() as stack:
-        target = await _choose_broker(args, stack)
-        if target is not None:
-            mqtt = MqttPublisher(*target, prefix=args.topic_prefix, device=device, outbox_size=args.outbox, flush_timeout_s=args.flush_timeout)
-            pipeline.publishers.append(mqtt)
-        if args.stdout:
-            pipeline.publishers.append(StdoutPublisher())
-        for publisher in pipeline.publishers:
-            await publisher.start()
-        interrupted = False
-        task = asyncio.create_task(pipeline.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, task.cancel)
-        try:
-            summary = await task
-        except asyncio.CancelledError:
-            interrupted = True
-            summary = pipeline.summary(time.perf_counter() - t_start)
-        undelivered = 0
-        for publisher in pipeline.publishers:
-            undelivered += await publisher.close()
-    fields = summary.as_log_fields()
+        await _start_publishers(args, stack, device, pipeline.publishers)
+        summary, interrupted = await _until_done_or_interrupted(pipeline.run(), lambda: pipeline.summary(time.perf_counter() - t_start))
+        undelivered = await _close_publishers(pipeline.publishers)
+    return _finish("replay", summary.as_log_fields(), interrupted, undelivered, args)
+
+
+async def _run_ble(args: argparse.Namespace, backend: object | None) -> int:
+    from stream.ble.backend import BleakBackend
+    from stream.ble.connection import BleConnection
+    from stream.ble.device_stream import ble_device_id, open_device_stream
+    from stream.ble.errors import DeviceError
+    from stream.ble.heart_rate_relay import HeartRateRelay
+    from stream.ble.scan import DEFAULT_SCAN_S, format_scan, scan
+    from stream.chunk import ACC, PPG
+    from stream.engine import InferenceEngine
+    from stream.pipeline import warm_up_runtime
+
+    backend = backend or BleakBackend()
+    if args.ble.lower() == "scan":
+        print(format_scan(await scan(backend, args.scan_timeout or DEFAULT_SCAN_S)))
+        return 0
+    engine = InferenceEngine(args.model)  # a bad model fails before the radio is touched
+    warm_up_runtime(engine, {PPG: 55.0, ACC: 52.0})  # compile now: once connected, the device streams
+    device = device_id(args.device_id or ble_device_id(args.ble))
+    conn = BleConnection(backend, args.ble)
+    log.info("looking for the device", address=args.ble, device=device)
+    try:
+        await conn.find(args.scan_timeout or 10.0)
+        stream = await open_device_stream(conn, device, backend.time_scale)
+    except backend.transient_errors as e:
+        raise DeviceError(f"could not connect to {args.ble}: {e.__class__.__name__}: {e or 'no reason given'}") from None
+    t_start = time.perf_counter()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if isinstance(stream, HeartRateRelay):
+                publishers = stream.publishers
+                work, summarise = stream.run(), lambda: stream.summary().as_log_fields()
+            else:
+                pipeline = Pipeline(stream, engine, [], PipelineConfig(device=device, budget_ms=args.budget_ms, tracking=not args.no_tracking))
+                publishers = pipeline.publishers
+                work = pipeline.run()
+                summarise = lambda: {**pipeline.summary(time.perf_counter() - t_start).as_log_fields(), "disconnections": stream.disconnections, "malformed_frames": stream.parse_errors}  # noqa: E731
+            await _start_publishers(args, stack, device, publishers)
+            conn.on_status = lambda status: [p.set_status(status) for p in publishers if hasattr(p, "set_status")]
+            log.info("BLE stream running: Ctrl-C stops the device and exits", device=device, model=engine.spec.label if not isinstance(stream, HeartRateRelay) else "device")
+            _, interrupted = await _until_done_or_interrupted(work, lambda: None)
+            await conn.close(stream.teardown)  # stop the measurement on the device, then disconnect
+            fields = summarise()
+            undelivered = await _close_publishers(publishers)
+    finally:
+        await conn.close(stream.teardown)
+    return _finish("BLE stream", fields, interrupted, undelivered, args)
+
+
+async def _start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExitStack, device: str, publishers: list) -> None:
+    from stream.mqtt_publisher import MqttPublisher
+    from stream.publisher import StdoutPublisher
+
+    target = await _choose_broker(args, stack)
+    if target is not None:
+        publishers.append(MqttPublisher(*target, prefix=args.topic_prefix, device=device, outbox_size=args.outbox, flush_timeout_s=args.flush_timeout))
+    if args.stdout:
+        publishers.append(StdoutPublisher())
+    for publisher in publishers:
+        await publisher.start()
+
+
+async def _until_done_or_interrupted(work, on_interrupt) -> tuple[object, bool]:
+    """Run `work` until it ends or Ctrl-C/SIGTERM cancels it; returns (result, interrupted)."""
+    task = asyncio.create_task(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task, False
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise  # we were cancelled from outside, not by a signal
+        return on_interrupt(), True
+
+
+async def _close_publishers(publishers: list) -> int:
+    undelivered = 0
+    for publisher in publishers:
+        undelivered += await publisher.close()
+    return undelivered
+
+
+def _finish(what: str, fields: dict, interrupted: bool, undelivered: int, args: argparse.Namespace) -> int:
     fields["undelivered"] = undelivered
-    log.info("replay interrupted" if interrupted else "replay finished", **fields)
+    log.info(f"{what} interrupted" if interrupted else f"{what} finished", **fields)
     if undelivered:
         print(f"ppg-stream: error: {undelivered} messages were not delivered: the MQTT broker did not take them within {args.flush_timeout:g} s", file=sys.stderr)
         return EXIT_UNDELIVERED
-    return 130 if interrupted else 0
+    return 130 if interrupted and args.ble is None else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, ble_backend: object | None = None) -> int:
     from replay.recording import RecordingError
+    from stream.ble.errors import DeviceError
     from stream.engine import ModelLoadError
 
     try:
         args = build_parser().parse_args(argv)
         _check_args(args)
         configure_logging(json_lines=args.log_json)
-        return asyncio.run(run(args))
+        return asyncio.run(run(args, ble_backend))
     except UsageError as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (RecordingError, ModelLoadError, OSError) as e:
+    except (RecordingError, ModelLoadError, DeviceError, OSError) as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -32,6 +32,26 @@ def hr_message(device: str, window: int, t_end: float, ts: str, bpm: float, conf
     }
 
 
+def device_hr_message(device: str, seq: int, t_end: float, ts: str, bpm: int, rr_s: tuple[float, ...], contact: bool | None, energy_kj: int | None) -> dict:
+    """The HR a device computed itself (Heart Rate Service), passed through with its RR intervals.
+
+    No `window`/`confidence`/`latency_ms`: the device reports about once a second on its own schedule.
+    Model messages carry no `source` key (the contract's fields only); these say `source: device`.
+    """
+    return {
+        "device": device,
+        "source": "device",
+        "seq": seq,
+        "t_end": round(t_end, 3),
+        "ts": ts,
+        "bpm": bpm,
+        "rr_ms": [round(r * 1000.0, 1) for r in rr_s],
+        "contact": contact,
+        "energy_kj": energy_kj,
+        "model": "device",
+    }
+
+
 def hr_topic(prefix: str, device: str) -> str:
     return f"{prefix}/{device}/hr"
 

@@ -51,6 +51,8 @@ class MqttPublisher:
         self.overflow = 0
         self.reconnects = 0
         self.connected = asyncio.Event()
+        self.status = "online"  # the source's state: a BLE device that drops goes `offline` until it is back
+        self._status_dirty = False
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task | None = None
@@ -61,6 +63,13 @@ class MqttPublisher:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
+
+    def set_status(self, status: str) -> None:
+        """Publish `online`/`offline` (retained) as soon as the broker takes it; the last value wins."""
+        if status != self.status:
+            self.status = status
+            self._status_dirty = True
+            self._wake.set()
 
     def publish(self, messages: list[dict]) -> None:
         for message in messages:
@@ -104,7 +113,8 @@ class MqttPublisher:
                     # small JSON messages: without NODELAY, Nagle + delayed ACKs cap us at ~30 round trips/s
                     socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
                 ) as client:
-                    await client.publish(self.status_topic, b"online", qos=1, retain=True)
+                    self._status_dirty = False
+                    await client.publish(self.status_topic, self.status.encode(), qos=1, retain=True)
                     if outage_logged:
                         log.info("broker back: delivering buffered messages", broker=self.url, buffered=len(self.outbox))
                     outage_logged = False
@@ -125,6 +135,14 @@ class MqttPublisher:
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Publish until closing and empty; a failed publish goes back to the front, then reconnect."""
         while True:
+            if self._status_dirty:
+                self._status_dirty = False
+                try:
+                    await client.publish(self.status_topic, self.status.encode(), qos=1, retain=True)
+                except aiomqtt.MqttError:
+                    self._status_dirty = True
+                    raise
+                continue
             if not self.outbox:
                 if self._closing:
                     return

@@ -60,19 +60,7 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Compile the Numba kernels and run the model once, so the first window is not late."""
-        rates = self.source.rates
-        probe = StreamPreprocessor(self.spec, rates)
-        n = int(self.spec.window_s * 1.5 * rates[PPG])
-        probe.push(Chunk(PPG, np.arange(n) / rates[PPG], np.zeros((n, 1))))
-        if ACC in rates:
-            m = int(self.spec.window_s * 1.5 * rates[ACC])
-            probe.push(Chunk(ACC, np.arange(m) / rates[ACC], np.zeros((m, 3))))
-        batch = probe.windows()
-        self.engine.warm_up()
-        if len(batch.k):
-            probs = softmax(self.engine.run(batch.x))
-            decode_probabilities(probs, self.spec.bins_bpm)
-            Tracker(self.spec.bins_bpm).update(batch.k, probs)
+        warm_up_runtime(self.engine, self.source.rates)
 
     async def run(self) -> RunSummary:
         started = time.perf_counter()
@@ -180,3 +168,21 @@ class Pipeline:
         if not self._k:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         return np.concatenate(self._k), np.concatenate(self._bpm)
+
+
+def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
+    """Compile the Numba kernels (they depend on types, not rates) and run the model once. A live
+    source calls this before connecting, so no device data waits behind the compiler."""
+    spec = engine.spec
+    probe = StreamPreprocessor(spec, rates)
+    n = int(spec.window_s * 1.5 * rates[PPG])
+    probe.push(Chunk(PPG, np.arange(n) / rates[PPG], np.zeros((n, 1))))
+    if ACC in rates:
+        m = int(spec.window_s * 1.5 * rates[ACC])
+        probe.push(Chunk(ACC, np.arange(m) / rates[ACC], np.zeros((m, 3))))
+    batch = probe.windows()
+    engine.warm_up()
+    if len(batch.k):
+        probs = softmax(engine.run(batch.x))
+        decode_probabilities(probs, spec.bins_bpm)
+        Tracker(spec.bins_bpm).update(batch.k, probs)

@@ -39,7 +39,9 @@ class _Evil:
         (None, ["--demo", "--topic-prefix", "a/#"], ["wildcards"]),
         (None, ["--demo", "--model", "nope.onnx"], ["nope.onnx: no such model file"]),
         (("m.onnx", b"\x00\x01junk"), ["--demo", "--model", "{}"], ["not a loadable ONNX model"]),
-        (None, ["--ble", "AA:BB:CC:DD:EE:FF"], ["--ble is not available yet"]),
+        (None, ["--ble", "AA:BB:CC:DD:EE:FF", "--speed", "10"], ["--speed applies to replays only"]),
+        (None, ["--ble", ""], ["expected a device address"]),
+        (None, ["--demo", "--scan-timeout", "3"], ["--scan-timeout applies to --ble only"]),
         (None, [], ["one of the arguments --replay --demo --ble is required"]),
         (None, ["--demo", "--replay", "x.pkl"], ["not allowed with argument"]),
         (None, ["--demo", "--bogus"], ["unrecognized arguments: --bogus"]),
@@ -60,3 +62,12 @@ def test_help_explains_usage_to_a_newcomer():
     assert result.returncode == 0
     for text in ("--replay", "--demo", "--speed", "--broker", "--stdout", "mosquitto_sub", "ppg/<device>/hr"):
         assert text in result.stdout
+
+
+def test_ble_without_a_bluetooth_stack_is_one_line():
+    """The real bleak path: on a machine with no adapter/BlueZ (CI) it must say so, not crash."""
+    result = run_cli("--ble", "scan", "--scan-timeout", "1")
+    if result.returncode == 0:  # a machine with a working radio: the table's header
+        assert result.stdout.split()[:4] == ["ADDRESS", "RSSI", "NAME", "SERVICES"]
+    else:
+        _assert_one_line_error(result, "Bluetooth")

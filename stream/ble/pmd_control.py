@@ -1,0 +1,163 @@
+"""Polar Measurement Data control point: feature bitmask, commands, responses and stream settings.
+
+Pure functions over bytes (no radio): what is written to and read from `PMD_CONTROL`.
+Command layout: `[op, measurement type, (setting id, count, value…)…]`; response layout:
+`[0xF0, op, measurement type, error code, more frames, parameters…]`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from stream.ble.errors import BleParseError, DeviceError
+
+FEATURES_HEADER = 0x0F
+RESPONSE_HEADER = 0xF0
+
+
+class Measurement(IntEnum):
+    ECG = 0
+    PPG = 1
+    ACC = 2
+    PPI = 3
+    GYRO = 5
+    MAG = 6
+
+
+class Op(IntEnum):
+    GET_SETTINGS = 0x01
+    START = 0x02
+    STOP = 0x03
+
+
+class Setting(IntEnum):
+    SAMPLE_RATE = 0
+    RESOLUTION = 1
+    RANGE = 2
+    RANGE_MILLIUNIT = 3
+    CHANNELS = 4
+    FACTOR = 5
+
+
+# bytes per value, in settings responses; in commands every value is uint16 except CHANNELS (1 byte)
+SETTING_VALUE_BYTES = {
+    Setting.SAMPLE_RATE: 2,
+    Setting.RESOLUTION: 2,
+    Setting.RANGE: 2,
+    Setting.RANGE_MILLIUNIT: 4,
+    Setting.CHANNELS: 1,
+    Setting.FACTOR: 4,
+}
+
+ERROR_MESSAGES = {
+    1: "the device does not know this command (invalid op code)",
+    2: "the device does not know this measurement type",
+    3: "the device does not support this measurement",
+    4: "the command had an invalid length",
+    5: "the device rejected a parameter of the command",
+    6: "the measurement is already in the requested state",
+    7: "the device does not support the requested resolution",
+    8: "the device does not support the requested sample rate",
+    9: "the device does not support the requested range",
+    10: "the Bluetooth link's MTU is too small for the measurement (ask for at least 232 bytes)",
+    11: "the device does not support the requested number of channels",
+    12: "the device is in a state where it cannot do this (e.g. already streaming to another app)",
+    13: "the device is on its charger: take it off the charger to measure",
+}
+
+
+def parse_features(data: bytes) -> frozenset[int]:
+    """Measurement types the device offers, from a read of the control point (`0x0F` + bitmask)."""
+    if len(data) < 2 or data[0] != FEATURES_HEADER:
+        raise BleParseError(f"PMD features: expected 0x0F and a bitmask, got {bytes(data).hex(' ') or 'nothing'}")
+    mask = int.from_bytes(bytes(data[1:]), "little")
+    return frozenset(bit for bit in range(8 * (len(data) - 1)) if mask >> bit & 1)
+
+
+def get_settings_command(measurement: int) -> bytes:
+    return bytes([Op.GET_SETTINGS, measurement])
+
+
+def stop_command(measurement: int) -> bytes:
+    return bytes([Op.STOP, measurement])
+
+
+def start_command(measurement: int, settings: dict[int, int]) -> bytes:
+    """`[0x02, type, (id, 1, value)…]`; values uint16 LE, CHANNELS one byte."""
+    out = bytearray([Op.START, measurement])
+    for setting_id, value in settings.items():
+        width = 1 if setting_id == Setting.CHANNELS else 2
+        if not 0 <= value < 1 << (8 * width):
+            raise ValueError(f"setting {setting_id} value {value} does not fit in {width} byte(s)")
+        out += bytes([setting_id, 1]) + int(value).to_bytes(width, "little")
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class ControlResponse:
+    op: int
+    measurement: int
+    error: int
+    more_frames: bool
+    params: bytes = field(default=b"")
+
+    @property
+    def ok(self) -> bool:
+        return self.error == 0
+
+    def error_message(self) -> str:
+        what = ERROR_MESSAGES.get(self.error, f"unknown error code {self.error}")
+        return f"{_op_name(self.op)} {_measurement_name(self.measurement)}: {what}"
+
+
+def parse_control_response(data: bytes) -> ControlResponse:
+    if len(data) < 4 or data[0] != RESPONSE_HEADER:
+        raise BleParseError(f"PMD response: expected 0xF0 op type error…, got {bytes(data).hex(' ') or 'nothing'}")
+    more = bool(data[4]) if len(data) > 4 else False
+    return ControlResponse(op=data[1], measurement=data[2], error=data[3], more_frames=more, params=bytes(data[5:]))
+
+
+def raise_for_error(response: ControlResponse) -> None:
+    """Device error codes (MTU, in charger, not supported…) become one clear DeviceError line."""
+    if not response.ok:
+        raise DeviceError(response.error_message())
+
+
+def parse_settings(params: bytes) -> dict[int, list[float]]:
+    """`(id, count, value×count)…` from a settings or start response. FACTOR is float32 LE, the rest unsigned."""
+    settings: dict[int, list[float]] = {}
+    i = 0
+    while i < len(params):
+        if i + 2 > len(params):
+            raise BleParseError(f"PMD settings: truncated entry at byte {i} of {len(params)}")
+        setting_id, count = params[i], params[i + 1]
+        width = SETTING_VALUE_BYTES.get(setting_id)
+        if width is None:
+            raise BleParseError(f"PMD settings: unknown setting id {setting_id} at byte {i}")
+        end = i + 2 + count * width
+        if end > len(params):
+            raise BleParseError(f"PMD settings: setting {setting_id} needs {count * width} bytes, {len(params) - i - 2} left")
+        raw = params[i + 2 : end]
+        if setting_id == Setting.FACTOR:
+            values = [struct.unpack_from("<f", raw, j * 4)[0] for j in range(count)]
+        else:
+            values = [float(int.from_bytes(raw[j * width : (j + 1) * width], "little")) for j in range(count)]
+        settings[setting_id] = values
+        i = end
+    return settings
+
+
+def _op_name(op: int) -> str:
+    try:
+        return Op(op).name.lower().replace("_", " ")
+    except ValueError:
+        return f"op {op:#04x}"
+
+
+def _measurement_name(measurement: int) -> str:
+    try:
+        return Measurement(measurement).name
+    except ValueError:
+        return f"measurement {measurement}"

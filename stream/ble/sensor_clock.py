@@ -1,0 +1,63 @@
+"""From the sensor's frame timestamps to per-sample times on the host's stream clock.
+
+A PMD frame carries the sensor time of its LAST sample only. Samples are spread evenly between the
+previous frame's timestamp and this one's, so the real rate (often below the requested one) is what
+the resampler sees. The sensor clock may never have been set, so it is aligned to the host clock at
+the first frame; after that the offset follows the lower envelope of (arrival − sensor time): it drops
+at once when a frame arrives sooner than predicted, and rises at most `max_slew` s/s (clock drift),
+so radio latency jitter does not move the time axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NS = 1e-9
+MAX_STRETCH = 2.0  # a frame spanning more than twice its nominal duration means frames were lost
+
+
+def spread_sample_times(prev_last_ns: int | None, last_ns: int, n: int, nominal_hz: float) -> np.ndarray:
+    """Sensor times (ns, float) of a frame's `n` samples, the last at `last_ns`."""
+    nominal_ns = 1e9 / nominal_hz
+    span = None if prev_last_ns is None else last_ns - prev_last_ns
+    if span is None or not n * nominal_ns / MAX_STRETCH <= span <= n * nominal_ns * MAX_STRETCH:
+        step = nominal_ns  # first frame, lost frames, or a clock jump: trust the nominal rate
+    else:
+        step = span / n
+    return last_ns - step * np.arange(n - 1, -1, -1, dtype=np.float64)
+
+
+class SensorClock:
+    """Maps sensor nanoseconds to host stream seconds; one per device, so PPG and ACC stay aligned."""
+
+    def __init__(self, max_slew: float = 1e-3, realign_s: float = 1.0) -> None:
+        self.max_slew = max_slew
+        self.realign_s = realign_s
+        self.offset_s: float | None = None
+        self.realignments = 0
+        self._last_sensor_s = 0.0
+
+    def reset(self) -> None:
+        """Forget the alignment (after a reconnect the device may have restarted its clock)."""
+        self.offset_s = None
+
+    def observe(self, sensor_last_ns: int, arrival_s: float) -> float:
+        """Update with a frame whose last sample (sensor time) arrived at `arrival_s`; returns the offset."""
+        sensor_s = sensor_last_ns * NS
+        d = arrival_s - sensor_s
+        if self.offset_s is None or abs(d - self.offset_s) > self.realign_s:
+            if self.offset_s is not None:
+                self.realignments += 1
+            self.offset_s = d
+        elif d < self.offset_s:
+            self.offset_s = d
+        else:
+            elapsed = max(sensor_s - self._last_sensor_s, 0.0)
+            self.offset_s += min(d - self.offset_s, self.max_slew * elapsed)
+        self._last_sensor_s = sensor_s
+        return self.offset_s
+
+    def to_host(self, sensor_ns: np.ndarray) -> np.ndarray:
+        if self.offset_s is None:
+            raise RuntimeError("SensorClock.to_host before any observe()")
+        return sensor_ns * NS + self.offset_s

@@ -1,0 +1,174 @@
+"""`ppg-stream --ble` end to end: a scripted wearable (the only fake: there is no radio here) drives the real
+connection code, PMD session, source, preprocessor, ONNX student, tracker and MQTT publisher, and the
+messages are read back from a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+
+import numpy as np
+import pytest
+
+from replay.synthetic import synthesize
+from stream import cli
+from stream.ble.backoff import Backoff
+from stream.ble.connection import DATA, BleConnection
+from stream.ble.device_stream import ble_device_id
+from stream.logs import configure_logging
+from tests.conftest import Collector
+from tests.fake_ble import FakeBackend, ScriptedDevice
+
+ADDRESS = "A0:9E:1A:00:11:22"
+DEVICE = ble_device_id(ADDRESS)
+
+
+def verity_device(duration_s: float, seed: int, **kw) -> tuple[ScriptedDevice, np.ndarray]:
+    """A Verity Sense replaying a synthetic recording with known HR: PPG at 55 Hz, ACC at 52 Hz."""
+    syn = synthesize(duration_s + 10, seed, motion_share=0.3)
+    t64 = np.arange(len(syn.ppg)) / syn.fs_ppg
+    t55 = np.arange(int((duration_s + 5) * 55)) / 55.0
+    ta = np.arange(len(syn.acc_g)) / syn.fs_acc
+    t52 = np.arange(int((duration_s + 5) * 52)) / 52.0
+    ppg_counts = np.interp(t55, t64, syn.ppg) * 100.0
+    acc_mg = np.stack([np.interp(t52, ta, syn.acc_g[:, i]) for i in range(3)], axis=1) * 1000.0
+    return ScriptedDevice(address=ADDRESS, ppg_counts=ppg_counts, acc_mg=acc_mg, duration_s=duration_s, **kw), syn.labels_bpm
+
+
+async def _run_cli_until_device_finishes(backend: FakeBackend, argv: list[str]) -> int:
+    """The CLI in this process, stopped with a real SIGINT once the device's script is over."""
+    args = cli.build_parser().parse_args(argv)
+    cli._check_args(args)
+    configure_logging()  # to the stderr pytest captures now, as main() does
+    task = asyncio.create_task(cli.run(args, backend))
+    finished = asyncio.create_task(backend.device.finished.wait())
+    done, _ = await asyncio.wait({task, finished}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
+    assert finished in done, f"the CLI ended before the device's script did: {task.result() if task.done() else 'timeout'}"
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+    return await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.network
+async def test_polar_stream_to_mqtt_with_a_disconnect_in_the_middle(mosquitto_1883, capsys):
+    device, labels = verity_device(duration_s=72.0, seed=21, disconnect_at_s=30.0, offline_s=7.0, junk_every=25)
+    backend = FakeBackend(device, time_scale=10.0)
+    prefix = f"bletest{os.getpid()}"
+    collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
+    try:
+        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix])
+        await asyncio.sleep(0.3)
+    finally:
+        await collector.stop()
+    assert rc == 0
+
+    # heart rate arrived, from before and after the drop, and it is right
+    messages = [m for m in collector.messages if m["device"] == DEVICE]
+    windows = np.array([m["window"] for m in messages])
+    assert len(messages) >= 15
+    assert all("source" not in m and m["model"].startswith("ppg-student") for m in messages)
+    error = np.mean([abs(m["bpm"] - labels[m["window"]]) for m in messages])
+    assert error < 5.0, f"MAE {error:.2f} bpm against the recording's truth"
+
+    # windows touching the gap were skipped (not estimated from a hole), the others kept their indices
+    gap_start = backend.dropped_at - backend.stream_start
+    gap_end = backend.reconnected_at - backend.stream_start
+    assert gap_end - gap_start >= 4.0
+    touching = (2 * windows + 8 > gap_start + 0.6) & (2 * windows < gap_end - 0.6)
+    assert not touching.any(), windows[touching]
+    assert (2 * windows + 8 <= gap_start + 0.6).sum() >= 8 and (2 * windows >= gap_end - 0.6).sum() >= 5
+
+    # status: offline while the device was away, online again, offline at the end
+    status = [p.decode() for p in collector.raw.get(f"{prefix}/{DEVICE}/status", [])]
+    assert "offline" in status and status[-1] == "offline"
+    first_offline = status.index("offline")
+    assert "online" in status[first_offline:], status
+
+    # one fresh client per connection, each subscribed once; Ctrl-C stopped both streams before disconnecting
+    connected = [c for c in backend.clients if c.subscriptions]
+    assert len(connected) == 2 and all(c.subscriptions == 2 for c in connected)
+    assert "connect refused" in device.log
+    tail = device.log[len(device.log) - 1 - device.log[::-1].index("connect"):]
+    assert "write 03 01" in tail and "write 03 02" in tail and tail[-1] == "disconnect"
+    assert tail.index("write 03 01") < tail.index("disconnect")
+
+    err = capsys.readouterr().err
+    assert "malformed PMD frame skipped" in err and "stream resumes after a gap" in err and "Traceback" not in err
+
+
+@pytest.mark.network
+async def test_heart_rate_service_only_device_is_passed_through(mosquitto_1883):
+    device = ScriptedDevice(address=ADDRESS, name="Strap", pmd=False, hrs=True, duration_s=6.0, hr_bpm=72.0)
+    backend = FakeBackend(device, time_scale=10.0)
+    prefix = f"hrstest{os.getpid()}"
+    collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
+    try:
+        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix, "--device-id", "strap-1"])
+        await asyncio.sleep(0.3)
+    finally:
+        await collector.stop()
+    assert rc == 0
+    assert len(collector.messages) >= 3
+    m = collector.messages[0]
+    assert m["source"] == "device" and m["device"] == "strap-1" and m["bpm"] == 72 and m["contact"] is True
+    assert m["rr_ms"] == [round(853 / 1024 * 1000, 1), round(861 / 1024 * 1000, 1)]  # both RR intervals kept
+    assert [m["seq"] for m in collector.messages] == list(range(len(collector.messages)))
+
+
+async def test_reconnect_backs_off_exponentially_with_jitter_and_ignores_the_old_client():
+    device = ScriptedDevice(address=ADDRESS, refuse_connects=5)
+    backend = FakeBackend(device)
+    slept: list[float] = []
+    statuses: list[str] = []
+
+    async def record_sleep(delay: float) -> None:
+        slept.append(delay)
+
+    conn = BleConnection(backend, ADDRESS, Backoff(start_s=0.1, factor=2.0, max_s=0.5, jitter=0.2), statuses.append, sleep=record_sleep, rng=random.Random(7))
+    await conn.find(1.0)
+    device.refuse_connects = 0
+    old = await conn.connect(lambda c: c.start_notify("x", conn.subscriber(DATA)))
+    old_callback = old.callbacks["x"]
+    device.refuse_connects = 5
+    new = await conn.reconnect(lambda c: c.start_notify("x", conn.subscriber(DATA)))
+
+    assert new is not old and conn.reconnect_attempts == 6 and conn.connections == 2
+    nominal = [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
+    assert len(slept) == 6
+    assert all(0.8 * n <= s <= 1.2 * n for s, n in zip(slept, nominal)), slept
+    assert len(set(slept)) == 6  # jittered, not in lock-step
+    assert statuses == ["online", "offline", "online"]
+    old_callback(None, bytearray(b"late"))  # a stale client's notification must not reach the stream
+    new.callbacks["x"](None, bytearray(b"fresh"))
+    assert conn.events.get_nowait().payload == b"fresh" and conn.events.empty()
+
+
+def test_device_in_charger_is_one_clear_line(capsys):
+    device, _ = verity_device(duration_s=10.0, seed=1, start_error=13)
+    backend = FakeBackend(device)
+    rc = cli.main(["--ble", ADDRESS, "--no-mqtt"], ble_backend=backend)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1] == "ppg-stream: error: start PPG: the device is on its charger: take it off the charger to measure"
+    assert device.log[-1] == "disconnect"  # the link is not left open
+
+
+def test_unknown_address_says_how_to_find_devices(capsys):
+    rc = cli.main(["--ble", "00:00:00:00:00:01", "--no-mqtt", "--scan-timeout", "0.1"], ble_backend=FakeBackend(ScriptedDevice()))
+    err = capsys.readouterr().err
+    assert rc == 2 and "no BLE device 00:00:00:00:00:01 found within 0.1 s" in err and "--ble scan" in err
+
+
+def test_device_without_ppg_or_heart_rate_is_refused(capsys):
+    rc = cli.main(["--ble", ADDRESS, "--no-mqtt"], ble_backend=FakeBackend(ScriptedDevice(pmd=False, hrs=False)))
+    assert rc == 2 and "offers neither Polar PMD PPG nor the Heart Rate Service" in capsys.readouterr().err
+
+
+def test_scan_lists_devices_with_their_services(capsys):
+    rc = cli.main(["--ble", "scan", "--scan-timeout", "0.1"], ble_backend=FakeBackend(ScriptedDevice(name="Polar Sense 0011223")))
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert lines[0].split() == ["ADDRESS", "RSSI", "NAME", "SERVICES"]
+    assert lines[1].split() == [ADDRESS, "-58", "Polar", "Sense", "0011223", "heart-rate,polar-pmd?"]
+    assert lines[2].split() == ["11:22:33:44:55:66", "-90", "-", "-"]

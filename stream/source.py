@@ -1,4 +1,4 @@
-"""The one small interface every source implements (replay now; BLE and MQTT ingest later)."""
+"""The one small interface every source implements (replay, BLE PMD wearables)."""
 
 from __future__ import annotations
 

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--epochs", type=int, default=30)
         d.add_argument("--seed", type=int, default=0)
         d.add_argument("--set", action="append", metavar="NAME=VALUE", help="strategy hyperparameter, e.g. --set temperature=2")
+        d.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to the student's training data (default 0)")
         d.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
         if name == "export":
             d.add_argument("--out", type=Path, required=True)
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sizes", default="all", help="indices into each family's size list, e.g. 0,2,4 (default all)")
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to every student's training data")
     s.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
@@ -117,8 +119,10 @@ def _run_config(args, data, family, width, depth, strategy, teacher):
         needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.mix_synthetic < 0:
+        raise UsageError("--mix-synthetic must be 0 or more")
     return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed,
-                     parse_params(getattr(args, "set", None)), data.name)
+                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic)
 
 
 def cmd_train_teacher(args) -> int:
@@ -185,19 +189,21 @@ def cmd_export(args) -> int:
     from models.checkpoint import load_checkpoint
     from models.export import export
     from models.losses import build_strategy
-    from models.study import completed_keys, onnx_file_costs, teacher_path
+    from models.dataset import WindowSet
+    from models.study import MIX_DURATION_S, completed_keys, onnx_file_costs, synthetic_mix, teacher_path
     from models.targets import TRAINING_SPEC, student_spec
     from models.train import TeacherOutputs, TrainConfig, train_model
 
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
     strategy = build_strategy(run.strategy, **dict(run.params))
+    train_set = data.labelled if not run.mix else WindowSet.concat([data.labelled, synthetic_mix(run.mix, args.cache)])
     teacher = None
     if strategy.needs_teacher:
         teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", data, args.cache))
-        teacher = TeacherOutputs.compute(teacher_model, data.labelled.x, strategy.needs_features)
+        teacher = TeacherOutputs.compute(teacher_model, train_set.x, strategy.needs_features)
     model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed)
-    train_model(model, data.labelled, TrainConfig(epochs=run.epochs, seed=run.seed), strategy, teacher, progress=True)
+    train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed), strategy, teacher, progress=True)
     cv = {}
     if run.key in completed_keys(args.results):
         from models.report import load_results
@@ -206,14 +212,16 @@ def cmd_export(args) -> int:
     metadata = {
         "strategy": run.strategy, "teacher": run.teacher or "none", "architecture": f"{run.family}:{run.width}x{run.depth}",
         "parameters": str(n_parameters(model)), "strategy_params": json.dumps(strategy.params), "epochs": str(run.epochs),
-        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked") if k in cv}),
+        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked", "mae_synthetic") if k in cv}),
+        "synthetic_mix": str(run.mix),
         "licence_training_data": "; ".join(
             ([] if data.name == "dalia" else ["IEEE SPC 2015: academic research only (copyright with its authors)"])
             + ([] if data.name == "ieee" else ["PPG-DaLiA: the terms of its publisher (UCI Machine Learning Repository)"])),
         "data": data.name,
     }
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 (12 subjects) + PPG-DaLiA"}[data.name]
-    spec = student_spec(args.name, args.version, f"{sources} + synthetic pre-training of the teacher",
+    mixed = f" + {run.mix} synthetic recordings of {MIX_DURATION_S:g} s" if run.mix else ""
+    spec = student_spec(args.name, args.version, f"{sources}{mixed} + synthetic pre-training of the teacher",
                         f"{run.family} student distilled with {run.strategy}", metadata)
     diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
     costs = onnx_file_costs(args.out)
@@ -226,10 +234,21 @@ def cmd_export(args) -> int:
 
 def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float) -> str:
     """The model card shipped beside an exported student (everything a user needs to trust or replace it)."""
+    from models.study import MIX_DURATION_S, SYNTHETIC_TEST
+
     where = {"ieee": "the 12 IEEE SPC 2015 recordings", "dalia": "the PPG-DaLiA subjects", "ieee+dalia": "the IEEE SPC 2015 and PPG-DaLiA subjects"}[metadata["data"]]
     cv_line = (f"{cv['folds']}-fold subject-wise CV on {where} ({cv['windows']} windows): "
                f"MAE {cv['mae']:.2f} bpm with tracking ({cv['mae_untracked']:.2f} window by window), RMSE {cv['rmse']:.2f}, "
                f"{100 * cv['within5']:.1f} % within 5 bpm" if cv else "no cross-validation row for this configuration in the results file")
+    if cv.get("mae_synthetic") is not None:
+        cv_line += (f"; on {SYNTHETIC_TEST[0]} held-out synthetic recordings (HR 45-185 bpm, mixed motion) MAE "
+                    f"{cv['mae_synthetic']:.2f} bpm with tracking ({cv['mae_synthetic_untracked']:.2f} window by window)")
+    mix = int(metadata.get("synthetic_mix", "0"))
+    mix_text = f" plus {mix} synthetic recordings of {MIX_DURATION_S:g} s from the project's generator" if mix else ""
+    limits = ("12 running subjects of one data set (reference HR 69-177 bpm); the synthetic recordings widen the HR range to "
+              "45-185 bpm, but real data below 69 or above 177 bpm was never seen." if mix else
+              "12 running subjects of one data set, reference HR 69-177 bpm (±10 % time-stretch widens that to about "
+              "62-195 bpm): lower or higher rates are outside what it learnt.")
     return f"""# Model card: {spec.name}@{spec.version} (`{filename}`)
 
 - **Task**: heart rate from one 8 s window of wrist PPG + 3-axis accelerometer at {spec.fs:g} Hz, as logits over
@@ -237,18 +256,17 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 - **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres, computed in the graph);
   {int(metadata['parameters']):,} trainable parameters.
 - **Training**: strategy `{metadata['strategy']}` ({metadata['strategy_params']}), teacher {metadata['teacher']},
-  {metadata['epochs']} epochs, on all of {where}; the teacher was pre-trained on the project's synthetic corpus.
+  {metadata['epochs']} epochs, on all of {where}{mix_text}; the teacher was pre-trained on the project's synthetic corpus.
 - **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.
 - **Cost**: {costs['onnx_bytes']:,} bytes of ONNX; {costs['latency_us']:.0f} µs per window in onnxruntime on one thread
   (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits.
 - **Preprocessing** (in the metadata, applied by the runtime): band-pass {spec.bandpass_hz[0]:g}-{spec.bandpass_hz[1]:g} Hz order
   {spec.bandpass_order}, resampling to {spec.fs:g} Hz, PPG standardised per window, accelerometer in g.
-- **Limits**: 12 running subjects of one data set, reference HR 69-177 bpm (±10 % time-stretch widens that to about
-  62-195 bpm): lower or higher rates are outside what it learnt. Not validated on other activities, skin tones or devices.
+- **Limits**: {limits} Not validated on other activities, skin tones or devices.
   Not a medical device.
 - **Licence of the training data**: {metadata['licence_training_data']}. The synthetic pre-training data is the project's own.
 - **Reproduce**: `ppg-distill train-teacher --size {metadata['teacher']}` then
-  `ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']} --teacher {metadata['teacher']} --out {filename}`.
+  `ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']} --teacher {metadata['teacher']}{f" --mix-synthetic {mix}" if mix else ""} --out {filename}`.
 """
 
 

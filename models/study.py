@@ -87,6 +87,32 @@ def pretraining_corpus(n_recordings: int, duration_s: float, cache: Path = DEFAU
     return corpus
 
 
+MIX_DURATION_S = 300.0
+MIX_SEED = 5678  # not the pre-training corpus's seed: a student never sees the teacher's exact recordings
+SYNTHETIC_TEST = (8, 300.0, 9999)  # recordings, seconds, seed: a fixed held-out synthetic test set
+
+
+def synthetic_mix(n_recordings: int, cache: Path = DEFAULT_CACHE) -> WindowSet:
+    """Synthetic windows added to a student's training set: HR 45-185 bpm and motion the 12 IEEE
+    subjects do not cover (their reference HR is 69-177 bpm, all running)."""
+    path = cache / f"synthetic_mix_{n_recordings}x{int(MIX_DURATION_S)}_s{MIX_SEED}.npz"
+    return _cached_synthetic(path, n_recordings, MIX_DURATION_S, MIX_SEED)
+
+
+def synthetic_test(cache: Path = DEFAULT_CACHE) -> WindowSet:
+    n, duration, seed = SYNTHETIC_TEST
+    return _cached_synthetic(cache / f"synthetic_test_{n}x{int(duration)}_s{seed}.npz", n, duration, seed)
+
+
+def _cached_synthetic(path: Path, n: int, duration_s: float, seed: int) -> WindowSet:
+    if path.exists():
+        return WindowSet.load(path)
+    windows = synthetic_windows(TRAINING_SPEC, n, duration_s, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    windows.save(path)
+    return windows
+
+
 def teacher_path(size: str, fold: int | str, data: "StudyData", cache: Path = DEFAULT_CACHE) -> Path:
     return data.teacher_dir(cache) / f"{size}-fold{fold}.pt"
 
@@ -148,11 +174,12 @@ class RunConfig:
     seed: int = 0
     params: tuple[tuple[str, float], ...] = ()
     data: str = "ieee"
+    mix: int = 0  # synthetic recordings (300 s each) added to every fold's training set
 
     @property
     def key(self) -> str:
         p = ",".join(f"{k}={v:g}" for k, v in self.params)
-        suffix = "" if self.data == "ieee" else f"|{self.data}"
+        suffix = ("" if self.data == "ieee" else f"|{self.data}") + (f"|mix{self.mix}" if self.mix else "")
         return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}{suffix}"
 
 
@@ -160,10 +187,14 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     """Cross-validate one student configuration; returns the result row (metrics + costs + config)."""
     strategy_params = dict(run.params)
     started = time.perf_counter()
-    estimates = []
+    estimates, synthetic_estimates = [], []
+    mix = synthetic_mix(run.mix, cache) if run.mix else None
+    synthetic_held_out = synthetic_test(cache)
     model = None
     for fold in range(len(data.folds)):
         train_set, test_set = data.split(fold)
+        if mix is not None:
+            train_set = WindowSet.concat([train_set, mix])
         strategy = build_strategy(run.strategy, **strategy_params)
         teacher = None
         if strategy.needs_teacher:
@@ -172,11 +203,14 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed + fold)
         train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold), strategy, teacher, progress=progress)
         estimates.append((evaluate(model, test_set), len(test_set)))
+        synthetic_estimates.append((evaluate(model, synthetic_held_out), 1))
     total, metrics = pool_folds(estimates)
+    _, synthetic = pool_folds(synthetic_estimates)
     costs = onnx_costs(model)
     return {
         "key": run.key, "data": data.name, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,
-        "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed,
+        "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed, "mix": run.mix,
+        "mae_synthetic": synthetic["mae"], "mae_synthetic_untracked": synthetic["mae_untracked"],
         "strategy_params": {**build_strategy(run.strategy, **strategy_params).params},
         "folds": len(data.folds), "windows": total, "params": n_parameters(model), **metrics, **costs,
         "train_s": round(time.perf_counter() - started, 1),

@@ -143,3 +143,25 @@ def test_dalia_subjects_join_the_study_with_their_own_folds_and_teachers(tmp_pat
     train, test = data.split(0)
     assert not set(train.subject) & set(test.subject)
     assert "teachers-dalia-k2" in str(teacher_path("T1", 0, data, tmp_path / "cache"))  # never the IEEE teachers
+
+
+def test_synthetic_mix_joins_every_fold_and_runs_report_the_synthetic_error(tmp_path, monkeypatch):
+    import models.study as study
+    from replay.synthetic import synthesize, write_synthetic_dalia
+
+    monkeypatch.setattr(study, "MIX_DURATION_S", 40.0)
+    monkeypatch.setattr(study, "SYNTHETIC_TEST", (1, 40.0, 9999))
+    dalia = tmp_path / "dalia"
+    dalia.mkdir()
+    for i in (1, 2):
+        write_synthetic_dalia(dalia / f"S{i}.pkl", synthesize(40, seed=60 + i), subject=f"S{i}", with_chest=False)
+    data = study.load_study_data(None, 2, tmp_path / "cache", dalia)
+    seen_sizes = []
+    real_train = study.train_model
+    monkeypatch.setattr(study, "train_model", lambda model, train_set, *a, **k: seen_sizes.append(len(train_set)) or real_train(model, train_set, *a, **k))
+    run = study.RunConfig("scratch", "resnet", 8, 1, None, epochs=1, data=data.name, mix=3)
+    row = study.run_cv(run, data, tmp_path / "cache")
+    per_recording = len(data.labelled) // 2
+    assert seen_sizes == [per_recording + 3 * per_recording] * 2  # each fold: its own subject + the 3 synthetic recordings
+    assert row["key"].endswith("|dalia|mix3") and row["mix"] == 3
+    assert np.isfinite(row["mae_synthetic"]) and np.isfinite(row["mae_synthetic_untracked"])

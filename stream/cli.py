@@ -276,7 +276,7 @@ def _finish(what: str, fields: dict, interrupted: bool, undelivered: int, args: 
 
 def main(argv: list[str] | None = None, ble_backend: object | None = None) -> int:
     from replay.recording import RecordingError
-    from stream.ble.errors import DeviceError
+    from stream.ble.errors import BleParseError, DeviceError
     from stream.engine import ModelLoadError
 
     try:
@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None, ble_backend: object | None = None) -> in
         return EXIT_USAGE
     except (RecordingError, ModelLoadError, DeviceError, OSError) as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BleParseError as e:
+        print(f"ppg-stream: error: the device sent something ppg-stream cannot read: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ppg-stream: interrupted", file=sys.stderr)

@@ -22,7 +22,7 @@ import structlog
 
 from stream.ble.backend import BleBackend, BleClient
 from stream.ble.backoff import Backoff
-from stream.ble.errors import DeviceError
+from stream.ble.errors import BleParseError, DeviceError
 
 log = structlog.get_logger("ppg_stream.ble")
 
@@ -111,7 +111,7 @@ class BleConnection:
             self.reconnect_attempts += 1
             try:
                 client = await self.connect(setup)
-            except (*self.backend.transient_errors, DeviceError) as e:
+            except (*self.backend.transient_errors, DeviceError, BleParseError) as e:
                 log.warning("reconnect failed: retrying", device=self.address, attempt=self.reconnect_attempts, error=f"{e.__class__.__name__}: {e}", next_in_s=round(delay * self.backoff.factor, 2))
                 continue
             log.info("reconnected", device=self.address, attempts=self.reconnect_attempts)

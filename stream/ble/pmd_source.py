@@ -57,7 +57,7 @@ class PmdSource:
         self._control: PmdControl | None = None
         self._prev_ns: dict[int, int] = {}
         self._t0: float | None = None
-        self._last_t = -np.inf
+        self._last_t: dict[int, float] = {}
 
     async def setup(self, client: BleClient) -> None:
         """Per connection: subscribe to both characteristics (before any write), then start each stream."""
@@ -108,7 +108,12 @@ class PmdSource:
         if self._t0 is None:
             self._t0 = float(host[0])
         t = host - self._t0
-        self._last_t = max(self._last_t, float(t[-1]))
+        last = self._last_t.get(frame.measurement)
+        if last is not None and t[0] <= last:
+            # the clock offset stepped down (a frame came through faster than any before): shift this frame
+            # rather than let its first samples look like time going backwards
+            t = t + (last - t[0]) + 1.0 / stream.sample_rate_hz
+        self._last_t[frame.measurement] = float(t[-1])
         if frame.measurement == Measurement.PPG:
             return Chunk(PPG, t, ppg_from_frame(frame.samples, stream.factor))
         return Chunk(ACC, t, acc_from_frame(frame.samples, stream.factor))

@@ -5,7 +5,8 @@
     python benchmarks/bench_stream.py --quick    # shorter recordings, fewer repeats
 
 Measures: replay throughput at --speed max (no MQTT / MQTT to 127.0.0.1:1883) and per-window latency,
-process start → first message with a cold and a warm Numba cache, peak memory, and per-window HR on
+process start → first message with a cold and a warm Numba cache, peak memory, Polar PMD frame decoding
+(raw vs delta-compressed), and per-window HR on
 the IEEE SPC 2015 recordings next to HeartPy and NeuroKit2 (windows/s and MAE on the same windows).
 """
 
@@ -218,6 +219,39 @@ def bench_ieee() -> None:
           ["method", "windows", "windows/s", "MAE bpm"], rows)
 
 
+def bench_ble_decode(minutes: float) -> None:
+    """Polar PMD decoding cost: raw vs delta-compressed frames, parse alone and parse → stream chunk."""
+    from stream.ble.connection import BleConnection
+    from stream.ble.pmd_control import Measurement
+    from stream.ble.pmd_frames import parse_frame
+    from stream.ble.pmd_session import StreamSettings
+    from stream.ble.pmd_source import PmdSource
+    from tests.fake_ble import FakeBackend, ScriptedDevice
+    from tests.pmd_encode import encode_compressed, encode_raw
+
+    rng = np.random.default_rng(0)
+    n_frames, per_frame = int(minutes * 60 * 55 / 28), 28
+    base = np.cumsum(rng.integers(-300, 300, size=(n_frames * per_frame, 4)), axis=0)
+    rows = []
+    for name, encode in (("raw", encode_raw), ("compressed", encode_compressed)):
+        frames = [encode(1, 0, 7_000_000_000 + (i + 1) * 509_090_909, base[i * per_frame : (i + 1) * per_frame].tolist(), 3) for i in range(n_frames)]
+        t = time.perf_counter()
+        for f in frames:
+            parse_frame(f)
+        parse_s = time.perf_counter() - t
+        source = PmdSource(BleConnection(FakeBackend(ScriptedDevice()), "x"), "bench", frozenset({Measurement.PPG}))
+        source.streams = {Measurement.PPG: StreamSettings(1, 55.0, 1.0, {})}
+        t = time.perf_counter()
+        for i, f in enumerate(frames):
+            source.frame_to_chunk(parse_frame(f), arrival_s=(i + 1) * 0.509 + 0.01)
+        chunk_s = time.perf_counter() - t
+        signal_s = n_frames * per_frame / 55.0
+        rows.append([name, n_frames, round(sum(map(len, frames)) / n_frames), round(parse_s / n_frames * 1e6, 1),
+                     round(chunk_s / n_frames * 1e6, 1), f"{100 * chunk_s / signal_s:.4f} %"])
+    table(f"Polar PMD PPG decoding ({minutes:g} min of 55 Hz, {per_frame}-sample frames)",
+          ["frames", "count", "bytes/frame", "parse µs/frame", "parse+chunk µs/frame", "share of one core, live"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -228,6 +262,7 @@ def main() -> None:
     print(f"# ppg-stream benchmark — {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     bench_throughput(hours=0.5 if args.quick else 4.0, repeats=1 if args.quick else 3)
     bench_startup(repeats=1 if args.quick else 3)
+    bench_ble_decode(minutes=2 if args.quick else 20)
     if not args.skip_ieee:
         bench_ieee()
 

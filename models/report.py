@@ -50,6 +50,29 @@ def best_form(fits: dict[str, dict]) -> str | None:
     return min(fits, key=lambda f: fits[f]["aic"]) if fits else None
 
 
+METRICS = ("mae", "rmse", "within5", "mae_untracked", "mae_synthetic", "mae_synthetic_untracked", "latency_us", "onnx_bytes")
+
+
+def aggregate_seeds(rows: list[dict]) -> list[dict]:
+    """One row per configuration: metrics averaged over its seeds, with `seeds` and `<metric>_std`."""
+    groups = defaultdict(list)
+    for r in rows:
+        config = (r["strategy"], r["family"], r["width"], r["depth"], r.get("teacher"), r.get("epochs"), r.get("mix", 0),
+                  r.get("data", "ieee"), json.dumps(r.get("strategy_params", {}), sort_keys=True))
+        groups[config].append(r)
+    out = []
+    for runs in groups.values():
+        row = dict(runs[0])
+        row["seeds"] = len(runs)
+        for m in METRICS:
+            values = [r[m] for r in runs if r.get(m) is not None]
+            if values:
+                row[m] = float(np.mean(values))
+                row[f"{m}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        out.append(row)
+    return out
+
+
 def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     groups = defaultdict(list)
     for r in rows:
@@ -68,7 +91,8 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
 
     out.mkdir(parents=True, exist_ok=True)
     teachers = [r for r in rows if r["strategy"] == "teacher"]
-    rows = [r for r in rows if r["strategy"] != "teacher"]
+    all_runs = aggregate_seeds([r for r in rows if r["strategy"] != "teacher"])
+    rows = [r for r in all_runs if not r.get("mix")]  # the study proper: students on the labelled data only
     groups = _groups(rows)
     families = sorted({f for f, _, _ in groups})
     fig, axes = plt.subplots(1, len(families), figsize=(6 * len(families), 4.5), squeeze=False)
@@ -101,8 +125,39 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     _save(fig, out / "mae_vs_latency.png")
 
     summary = out / "summary.md"
-    summary.write_text(markdown_summary(rows, fit_rows, metric, teachers))
+    summary.write_text(markdown_summary(rows, fit_rows, metric, teachers) + seed_section(all_runs, metric) + mix_section(all_runs, metric))
     return summary
+
+
+def seed_section(runs: list[dict], metric: str = "mae") -> str:
+    """How much of a gap is noise: configurations run with several seeds, mean ± standard deviation."""
+    multi = sorted((r for r in runs if r.get("seeds", 1) > 1), key=lambda r: (r.get("mix", 0), r["family"], r["params"], r["strategy"]))
+    if not multi:
+        return ""
+    lines = ["## Seed variation", "", "Rows of the tables above are averaged over seeds; these configurations ran with several.", "",
+             "| family | size (params) | strategy (teacher) | synthetic mix | seeds | CV MAE mean ± sd |", "|---|---|---|---|---|---|"]
+    for r in multi:
+        lines.append(f"| {r['family']} | {r['width']}x{r['depth']} ({r['params']:,}) | {r['strategy']} ({r.get('teacher') or '-'}) | "
+                     f"{r.get('mix', 0)} | {r['seeds']} | {r[metric]:.2f} ± {r[metric + '_std']:.2f} |")
+    return "\n".join(lines + ["", ""])
+
+
+def mix_section(runs: list[dict], metric: str = "mae") -> str:
+    """Students trained with synthetic recordings added, beside the same configuration without them."""
+    mixed = [r for r in runs if r.get("mix")]
+    if not mixed:
+        return ""
+    base = {(r["strategy"], r["family"], r["width"], r["depth"], r.get("teacher")): r for r in runs if not r.get("mix")}
+    lines = ["## Synthetic recordings mixed into student training", "",
+             "IEEE CV MAE (tracked) and MAE on 8 held-out synthetic recordings (HR 45-185 bpm), without → with the mix.", "",
+             "| family | size (params) | strategy (teacher) | mix | seeds | IEEE CV MAE | synthetic MAE |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(mixed, key=lambda r: (r["family"], r["params"], r["strategy"], r["mix"])):
+        b = base.get((r["strategy"], r["family"], r["width"], r["depth"], r.get("teacher")), {})
+        syn_b = f"{b['mae_synthetic']:.2f} → " if b.get("mae_synthetic") is not None else ""
+        ieee_b = f"{b[metric]:.2f} → " if b else ""
+        lines.append(f"| {r['family']} | {r['width']}x{r['depth']} ({r['params']:,}) | {r['strategy']} ({r.get('teacher') or '-'}) | "
+                     f"{r['mix']} | {r['seeds']} | {ieee_b}{r[metric]:.2f} | {syn_b}{r['mae_synthetic']:.2f} |")
+    return "\n".join(lines + ["", ""])
 
 
 def _finish_axes(ax, xlabel: str, metric: str, legend_size: int) -> None:

@@ -73,3 +73,16 @@ def test_mistakes_are_one_line(tmp_path, args, message):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ppg-distill: error:") and message in lines[0], out.stderr
+
+
+def test_report_averages_seeds_and_sets_the_synthetic_mix_apart(tmp_path):
+    def row(strategy, seed, mae, mix=0, syn=None):
+        return {"key": f"{strategy}{seed}{mix}", "strategy": strategy, "family": "resnet", "width": 16, "depth": 2, "teacher": None if strategy == "scratch" else "T3",
+                "epochs": 30, "seed": seed, "mix": mix, "params": 3489, "mae": mae, "mae_synthetic": syn, "latency_us": 50.0, "strategy_params": {}}
+
+    rows = [row("scratch", 0, 2.3, syn=3.5), row("scratch", 1, 2.4, syn=3.4), row("scratch", 2, 2.5, syn=3.6),
+            row("dkd", 0, 2.0, syn=3.0), row("scratch", 0, 2.45, mix=20, syn=1.6), row("scratch", 1, 2.55, mix=20, syn=1.8)]
+    summary = render(rows, tmp_path).read_text()
+    assert "| resnet | 16x2 (3,489) | 2.40 | 2.00 | dkd (T3) | +0.40 |" in summary  # scratch = mean of 3 seeds; mix rows left out
+    assert "| resnet | 16x2 (3,489) | scratch (-) | 0 | 3 | 2.40 ± 0.10 |" in summary
+    assert "| resnet | 16x2 (3,489) | scratch (-) | 20 | 2 | 2.40 → 2.50 | 3.50 → 1.70 |" in summary

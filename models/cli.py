@@ -243,6 +243,10 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     if cv.get("mae_synthetic") is not None:
         cv_line += (f"; on {SYNTHETIC_TEST[0]} held-out synthetic recordings (HR 45-185 bpm, mixed motion) MAE "
                     f"{cv['mae_synthetic']:.2f} bpm with tracking ({cv['mae_synthetic_untracked']:.2f} window by window)")
+    has_teacher = metadata["teacher"] != "none"
+    teacher_text = "; the teacher was pre-trained on the project's synthetic corpus" if has_teacher else ""
+    reproduce = f"`ppg-distill train-teacher --size {metadata['teacher']}` then\n  " if has_teacher else ""
+    teacher_arg = f" --teacher {metadata['teacher']}" if has_teacher else ""
     mix = int(metadata.get("synthetic_mix", "0"))
     mix_text = f" plus {mix} synthetic recordings of {MIX_DURATION_S:g} s from the project's generator" if mix else ""
     limits = ("12 running subjects of one data set (reference HR 69-177 bpm); the synthetic recordings widen the HR range to "
@@ -256,7 +260,7 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 - **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres, computed in the graph);
   {int(metadata['parameters']):,} trainable parameters.
 - **Training**: strategy `{metadata['strategy']}` ({metadata['strategy_params']}), teacher {metadata['teacher']},
-  {metadata['epochs']} epochs, on all of {where}{mix_text}; the teacher was pre-trained on the project's synthetic corpus.
+  {metadata['epochs']} epochs, on all of {where}{mix_text}{teacher_text}.
 - **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.
 - **Cost**: {costs['onnx_bytes']:,} bytes of ONNX; {costs['latency_us']:.0f} µs per window in onnxruntime on one thread
   (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits.
@@ -264,9 +268,8 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
   {spec.bandpass_order}, resampling to {spec.fs:g} Hz, PPG standardised per window, accelerometer in g.
 - **Limits**: {limits} Not validated on other activities, skin tones or devices.
   Not a medical device.
-- **Licence of the training data**: {metadata['licence_training_data']}. The synthetic pre-training data is the project's own.
-- **Reproduce**: `ppg-distill train-teacher --size {metadata['teacher']}` then
-  `ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']} --teacher {metadata['teacher']}{f" --mix-synthetic {mix}" if mix else ""} --out {filename}`.
+- **Licence of the training data**: {metadata['licence_training_data']}. The synthetic data is the project's own.
+- **Reproduce**: {reproduce}`ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{f" --mix-synthetic {mix}" if mix else ""} --out {filename}`.
 """
 
 

@@ -65,6 +65,7 @@ class FakeBackend:
         self.transient_errors = (BleakError, OSError, EOFError, asyncio.TimeoutError)
         self.clients: list[FakeClient] = []
         self._wall0 = time.perf_counter()
+        self._found = False
         self.dropped_at: float | None = None
         self.reconnected_at: float | None = None
         self.stream_start: float | None = None  # device time of the first PPG START: signal time zero
@@ -81,7 +82,9 @@ class FakeBackend:
         return [Advertisement(d.address, d.name, -58, uuids), Advertisement("11:22:33:44:55:66", None, -90, ())]
 
     async def find(self, address: str, timeout_s: float) -> object | None:
-        self._wall0 = time.perf_counter()  # device time 0: when ppg-stream starts looking for it
+        if not self._found:
+            self._wall0 = time.perf_counter()  # device time 0: when ppg-stream first looks for it
+            self._found = True
         return self.device if address.lower() == self.device.address.lower() else None
 
     def client(self, device: object, disconnected) -> "FakeClient":

@@ -37,8 +37,9 @@ def verity_device(duration_s: float, seed: int, **kw) -> tuple[ScriptedDevice, n
     return ScriptedDevice(address=ADDRESS, ppg_counts=ppg_counts, acc_mg=acc_mg, duration_s=duration_s, **kw), syn.labels_bpm
 
 
-async def _run_cli_until_device_finishes(backend: FakeBackend, argv: list[str]) -> int:
-    """The CLI in this process, stopped with a real SIGINT once the device's script is over."""
+async def _run_cli_until_device_finishes(backend: FakeBackend, argv: list[str], collector: Collector) -> int:
+    """The CLI in this process, stopped with a real SIGINT once the device's script is over (and messages
+    have arrived, so the CLI's own signal handler is certainly installed)."""
     args = cli.build_parser().parse_args(argv)
     cli._check_args(args)
     configure_logging()  # to the stderr pytest captures now, as main() does
@@ -46,6 +47,10 @@ async def _run_cli_until_device_finishes(backend: FakeBackend, argv: list[str]) 
     finished = asyncio.create_task(backend.device.finished.wait())
     done, _ = await asyncio.wait({task, finished}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
     assert finished in done, f"the CLI ended before the device's script did: {task.result() if task.done() else 'timeout'}"
+    for _ in range(200):
+        if collector.messages:
+            break
+        await asyncio.sleep(0.05)
     os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
     return await asyncio.wait_for(task, 30)
 
@@ -53,11 +58,11 @@ async def _run_cli_until_device_finishes(backend: FakeBackend, argv: list[str]) 
 @pytest.mark.network
 async def test_polar_stream_to_mqtt_with_a_disconnect_in_the_middle(mosquitto_1883, capsys):
     device, labels = verity_device(duration_s=72.0, seed=21, disconnect_at_s=30.0, offline_s=7.0, junk_every=25)
-    backend = FakeBackend(device, time_scale=10.0)
+    backend = FakeBackend(device, time_scale=5.0)  # slow enough that a busy CI machine's stalls stay small
     prefix = f"bletest{os.getpid()}"
     collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
     try:
-        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix])
+        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix], collector)
         await asyncio.sleep(0.3)
     finally:
         await collector.stop()
@@ -99,12 +104,12 @@ async def test_polar_stream_to_mqtt_with_a_disconnect_in_the_middle(mosquitto_18
 
 @pytest.mark.network
 async def test_heart_rate_service_only_device_is_passed_through(mosquitto_1883):
-    device = ScriptedDevice(address=ADDRESS, name="Strap", pmd=False, hrs=True, duration_s=6.0, hr_bpm=72.0)
+    device = ScriptedDevice(address=ADDRESS, name="Strap", pmd=False, hrs=True, duration_s=15.0, hr_bpm=72.0)
     backend = FakeBackend(device, time_scale=10.0)
     prefix = f"hrstest{os.getpid()}"
     collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
     try:
-        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix, "--device-id", "strap-1"])
+        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix, "--device-id", "strap-1"], collector)
         await asyncio.sleep(0.3)
     finally:
         await collector.stop()
@@ -172,3 +177,27 @@ def test_scan_lists_devices_with_their_services(capsys):
     assert lines[0].split() == ["ADDRESS", "RSSI", "NAME", "SERVICES"]
     assert lines[1].split() == [ADDRESS, "-58", "Polar", "Sense", "0011223", "heart-rate,polar-pmd?"]
     assert lines[2].split() == ["11:22:33:44:55:66", "-90", "-", "-"]
+
+
+async def test_a_link_lost_during_set_up_is_retried_once_not_twice():
+    """bleak fires the disconnected callback before the failing GATT call raises: that stale event must
+    not trigger a second reconnect (which would abandon the good link) once the retry has succeeded."""
+    from bleak.exc import BleakError
+
+    configure_logging()  # log to this test's captured stderr
+    backend = FakeBackend(ScriptedDevice(address=ADDRESS))
+    conn = BleConnection(backend, ADDRESS, Backoff(start_s=0.01, max_s=0.01), sleep=lambda d: asyncio.sleep(0))
+    await conn.find(1.0)
+    await conn.connect(lambda c: asyncio.sleep(0))
+    tries = []
+
+    async def flaky_setup(client) -> None:
+        tries.append(client)
+        if len(tries) == 1:
+            client._disconnected()  # the drop, reported by the stack first...
+            raise BleakError("Not connected")  # ...then the GATT call fails
+
+    await conn.reconnect(flaky_setup)
+    stale = conn.events.get_nowait()
+    assert len(tries) == 2 and stale.kind == "disconnected" and not conn.is_current(stale)
+    assert conn.client is tries[1] and tries[1].is_connected

@@ -43,5 +43,19 @@ def test_a_frame_that_arrives_unusually_fast_does_not_make_time_run_backwards():
         chunk = source.frame_to_chunk(frame, arrival_s=last_ns * 1e-9 + 50.0 + latency)
         times.append(chunk.t)
     t = np.concatenate(times)
-    assert np.all(np.diff(t) > 0)
+    assert np.all(np.diff(t) > 0) and np.diff(t).max() < 2 / 55  # neither backwards nor a hole
     assert t[0] == 0.0 and abs(t[-1] - (4 * n - 1) / 55) < 0.1  # stream time starts at the first sample
+
+
+def test_one_frame_held_up_by_the_radio_leaves_no_hole_and_no_shift():
+    source = _source()
+    n, step_ns = 28, int(1e9 / 55)
+    times = []
+    for i in range(12):
+        last_ns = 7_000_000_000 + (i + 1) * n * step_ns
+        latency = 1.3 if i == 5 else 0.02  # frame 5 arrives 1.3 s late (a radio stall)
+        frame = parse_frame(encode_raw(1, 0, last_ns, [[1, 1, 1, 0]] * n, 3))
+        times.append(source.frame_to_chunk(frame, arrival_s=last_ns * 1e-9 + 50.0 + latency).t)
+    t = np.concatenate(times)
+    assert np.diff(t).max() < 2 / 55 and abs(t[-1] - (12 * n - 1) / 55) < 0.01
+    assert source.clock.realignments == 0

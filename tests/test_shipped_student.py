@@ -18,6 +18,7 @@ def test_shipped_student_size_and_metadata():
         assert extra.get(key), key
     cv = json.loads(extra["cv"])
     assert cv["mae"] <= 5.0 and cv["folds"] >= 4  # the target, measured subject-wise
+    assert cv["mae_synthetic"] <= 3.0  # held-out synthetic recordings, HR 45-185 bpm
     assert "IEEE SPC 2015" in spec.training_data and "academic research only" in extra["licence_training_data"]
     assert SHIPPED_STUDENT.with_suffix(".md").read_text().count(spec.name) >= 1  # the model card ships beside it
 
@@ -30,6 +31,6 @@ def test_student_is_the_default_and_spectral_stays_selectable(synthetic_60s):
     assert {m["model"] for m in default.messages} == {student_label}
     assert {m["model"] for m in spectral.messages} == {"spectral@1.0"}
     labels = synthetic_60s.syn.labels_bpm
-    # the student never saw synthetic data itself (only its teacher did): it must still be right here
+    # this recording (seed 11) is not among the synthetic recordings the student trained with
     assert window_mae(default.messages, labels) < 5.0
     assert np.isfinite([m["confidence"] for m in default.messages]).all()

@@ -113,7 +113,10 @@ async def _stack_call(awaitable: Any) -> Any:
 
     try:
         return await awaitable
-    except (BleakBluetoothNotAvailableError, BleakDBusError, FileNotFoundError, ConnectionRefusedError) as e:
-        raise DeviceError(f"Bluetooth is not available on this machine ({e.__class__.__name__}: {e or 'no adapter'}); is an adapter present and powered, and BlueZ running?") from None
+    except (BleakBluetoothNotAvailableError, FileNotFoundError, ConnectionRefusedError) as e:
+        reason = e.args[0] if e.args else "no adapter"
+        raise DeviceError(f"Bluetooth is not available on this machine ({e.__class__.__name__}: {reason}); is an adapter present and powered, and BlueZ running?") from None
+    except BleakDBusError as e:
+        raise DeviceError(f"Bluetooth stack error: {e.dbus_error}: {e.dbus_error_details or 'no details'}") from None
     except BleakError as e:
         raise DeviceError(f"Bluetooth scan failed: {e}") from None

@@ -30,6 +30,7 @@ DATA = "data"
 DISCONNECTED = "disconnected"
 DEFAULT_SCAN_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 3.0
+TEARDOWN_TIMEOUT_S = 12.0  # stopping two streams: two requests of up to 5 s each
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Event:
     payload: bytes
     host_s: float  # host clock when it was received (BleConnection.now: the device's time scale)
     wall_s: float  # time.perf_counter() when it was received (what latency is measured from)
+    attempt: int = 0  # which connection attempt's client produced it
 
 
 Setup = Callable[[BleClient], Awaitable[None]]
@@ -69,6 +71,7 @@ class BleConnection:
         self.reconnect_attempts = 0
         self._attempt = 0
         self._live: int | None = None  # attempt number of the client whose callbacks count
+        self._connected_attempt: int | None = None  # attempt number of the last successful connection
         self._closing = False
 
     async def find(self, timeout_s: float = DEFAULT_SCAN_TIMEOUT_S) -> None:
@@ -98,12 +101,21 @@ class BleConnection:
             await _quietly(client.disconnect())
             raise
         self.connections += 1
+        self._connected_attempt = attempt
         self.on_status("online")
         return client
+
+    def is_current(self, event: Event) -> bool:
+        """False for a disconnect from an attempt that failed during set-up (it was retried already)."""
+        return event.kind != DISCONNECTED or event.attempt == self._connected_attempt
 
     async def reconnect(self, setup: Setup) -> BleClient:
         """Try until connected: exponential backoff with jitter between attempts."""
         self.on_status("offline")
+        old, self.client = self.client, None
+        if old is not None:
+            self._live = None
+            await _quietly(old.disconnect())
         delays = self.backoff.delays(self._rng)
         while True:
             delay = next(delays)
@@ -112,6 +124,7 @@ class BleConnection:
             try:
                 client = await self.connect(setup)
             except (*self.backend.transient_errors, DeviceError, BleParseError) as e:
+                self.device = None  # rescan next time: the stack may have forgotten the device object
                 log.warning("reconnect failed: retrying", device=self.address, attempt=self.reconnect_attempts, error=f"{e.__class__.__name__}: {e}", next_in_s=round(delay * self.backoff.factor, 2))
                 continue
             log.info("reconnected", device=self.address, attempts=self.reconnect_attempts)
@@ -123,7 +136,7 @@ class BleConnection:
 
         def on_notify(_sender: Any, data: bytearray) -> None:
             if attempt == self._live:  # a stale client's late callback is ignored
-                self.events.put_nowait(Event(DATA, tag, bytes(data), self.now(), time.perf_counter()))
+                self.events.put_nowait(Event(DATA, tag, bytes(data), self.now(), time.perf_counter(), attempt))
 
         return on_notify
 
@@ -131,7 +144,7 @@ class BleConnection:
         if attempt == self._live and not self._closing:
             self.client = None
             self._live = None
-            self.events.put_nowait(Event(DISCONNECTED, "", b"", self.now(), time.perf_counter()))
+            self.events.put_nowait(Event(DISCONNECTED, "", b"", self.now(), time.perf_counter(), attempt))
 
     async def close(self, teardown: Setup | None = None) -> None:
         """Stop the measurement on the device (if still connected), then disconnect."""
@@ -140,13 +153,15 @@ class BleConnection:
         client, self.client = self.client, None
         if client is None:
             return
-        if teardown is not None and client.is_connected:
-            try:
-                await asyncio.wait_for(teardown(client), STOP_TIMEOUT_S)
-            except (asyncio.TimeoutError, *self.backend.transient_errors, DeviceError) as e:
-                log.warning("could not stop the measurement on the device", device=self.address, error=str(e))
-        await _quietly(client.disconnect())
-        self.on_status("offline")
+        try:
+            if teardown is not None and client.is_connected:
+                try:
+                    await asyncio.wait_for(teardown(client), TEARDOWN_TIMEOUT_S)
+                except (asyncio.TimeoutError, *self.backend.transient_errors, DeviceError, BleParseError) as e:
+                    log.warning("could not stop the measurement on the device", device=self.address, error=f"{e.__class__.__name__}: {e}")
+        finally:
+            await _quietly(client.disconnect())
+            self.on_status("offline")
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

@@ -53,6 +53,8 @@ class HeartRateRelay:
         while True:
             event = await self.conn.events.get()
             if event.kind == DISCONNECTED:
+                if not self.conn.is_current(event):
+                    continue
                 self.disconnections += 1
                 log.warning("device disconnected: reconnecting", device=self.device)
                 await self.conn.reconnect(self.setup)

@@ -39,6 +39,7 @@ class Setting(IntEnum):
     RANGE_MILLIUNIT = 3
     CHANNELS = 4
     FACTOR = 5
+    SECURITY = 6
 
 
 # bytes per value, in settings responses; in commands every value is uint16 except CHANNELS (1 byte)
@@ -49,6 +50,7 @@ SETTING_VALUE_BYTES = {
     Setting.RANGE_MILLIUNIT: 4,
     Setting.CHANNELS: 1,
     Setting.FACTOR: 4,
+    Setting.SECURITY: 16,
 }
 
 ERROR_MESSAGES = {
@@ -135,11 +137,15 @@ def parse_settings(params: bytes) -> dict[int, list[float]]:
         setting_id, count = params[i], params[i + 1]
         width = SETTING_VALUE_BYTES.get(setting_id)
         if width is None:
-            raise BleParseError(f"PMD settings: unknown setting id {setting_id} at byte {i}")
+            break  # newer firmware: an id whose size we do not know ends what can be read; keep the rest
+
         end = i + 2 + count * width
         if end > len(params):
             raise BleParseError(f"PMD settings: setting {setting_id} needs {count * width} bytes, {len(params) - i - 2} left")
         raw = params[i + 2 : end]
+        if setting_id == Setting.SECURITY:
+            i = end
+            continue
         if setting_id == Setting.FACTOR:
             values = [struct.unpack_from("<f", raw, j * 4)[0] for j in range(count)]
         else:

@@ -76,15 +76,23 @@ class PmdSource:
 
     async def teardown(self, client: BleClient) -> None:
         """Stop every stream on the device (Ctrl-C), so it does not keep measuring into the void."""
-        if self._control is not None:
-            for measurement in self.streams:
+        if self._control is None:
+            return
+        failures = []
+        for measurement in self.streams:  # one failing stop must not leave the other stream running
+            try:
                 await self._control.stop(measurement)
+            except Exception as e:  # noqa: BLE001 - reported together below
+                failures.append(f"{Measurement(measurement).name}: {e.__class__.__name__}: {e}")
+        if failures:
+            raise DeviceError("; ".join(failures))
 
     async def chunks(self) -> AsyncIterator[tuple[Chunk, float]]:
         while True:
             event = await self.conn.events.get()
             if event.kind == DISCONNECTED:
-                await self._recover(event.host_s)
+                if self.conn.is_current(event):
+                    await self._recover(event.host_s)
                 continue
             try:
                 frame = parse_frame(event.payload)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 NS = 1e-9
-MAX_STRETCH = 2.0  # a frame spanning more than twice its nominal duration means frames were lost
+MAX_STRETCH = 1.25  # real rates are within a few % of the requested one: more means lost frames
 
 
 def spread_sample_times(prev_last_ns: int | None, last_ns: int, n: int, nominal_hz: float) -> np.ndarray:
@@ -36,6 +36,7 @@ class SensorClock:
         self.offset_s: float | None = None
         self.realignments = 0
         self._last_sensor_s = 0.0
+        self._last_arrival_s = 0.0
 
     def reset(self) -> None:
         """Forget the alignment (after a reconnect the device may have restarted its clock)."""
@@ -45,7 +46,11 @@ class SensorClock:
         """Update with a frame whose last sample (sensor time) arrived at `arrival_s`; returns the offset."""
         sensor_s = sensor_last_ns * NS
         d = arrival_s - sensor_s
-        if self.offset_s is None or abs(d - self.offset_s) > self.realign_s:
+        sensor_step = sensor_s - self._last_sensor_s
+        arrival_step = arrival_s - self._last_arrival_s
+        # only the sensor clock itself jumping (reset, or set) realigns; a frame that arrives late is latency
+        jumped = sensor_step < -self.realign_s or sensor_step > max(arrival_step, 0.0) + self.realign_s
+        if self.offset_s is None or jumped:
             if self.offset_s is not None:
                 self.realignments += 1
             self.offset_s = d
@@ -55,6 +60,7 @@ class SensorClock:
             elapsed = max(sensor_s - self._last_sensor_s, 0.0)
             self.offset_s += min(d - self.offset_s, self.max_slew * elapsed)
         self._last_sensor_s = sensor_s
+        self._last_arrival_s = arrival_s
         return self.offset_s
 
     def to_host(self, sensor_ns: np.ndarray) -> np.ndarray:

@@ -90,7 +90,7 @@ def test_dkd_total_with_warmup():
 
 def test_feature_hint_is_zero_for_an_exact_match_and_positive_otherwise():
     strategy = build_strategy("feature", hint_weight=2.0)
-    teacher_features = torch.randn(2, 3, 5, dtype=torch.float64)
+    teacher_features = torch.randn(2, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     strategy.build_projection(teacher_features, teacher_features)
     strategy.projection = strategy.projection.double()
     with torch.no_grad():
@@ -99,7 +99,7 @@ def test_feature_hint_is_zero_for_an_exact_match_and_positive_otherwise():
     inputs = _inputs(t([0.0, LN(3)], [0.0, LN(3)]), t([1.0, 0.0], [1.0, 0.0]), [0, 0],
                      student_features=teacher_features, teacher_features=3 * teacher_features + 1)
     terms = strategy(inputs)
-    assert terms["hint"].item() == pytest.approx(0.0, abs=1e-12)  # standardised: scale and offset do not matter
+    assert terms["hint"].item() == pytest.approx(0.0, abs=1e-9)  # float64 rounding only; standardised: scale and offset do not matter
     assert terms["loss"].item() == pytest.approx(LN(4))
     inputs.student_features = torch.randn(2, 3, 5, dtype=torch.float64)
     assert strategy(inputs)["hint"].item() > 0.1

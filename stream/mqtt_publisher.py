@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import socket
 from collections import deque
 
 import aiomqtt
 import structlog
 
+from stream.backoff import Backoff
 from stream.message import hr_topic, status_topic
 
 log = structlog.get_logger("ppg_stream.mqtt")
@@ -26,8 +26,7 @@ _client_logger.setLevel(logging.ERROR)
 
 DEFAULT_OUTBOX = 10_000
 BATCH = 256  # publishes in flight at once: aiomqtt costs ~0.25 ms per QoS-1 publish, so overlap them
-BACKOFF_START_S = 0.2
-BACKOFF_MAX_S = 5.0
+RECONNECT = Backoff(start_s=0.2, factor=2.0, max_s=5.0, jitter=0.2)
 PUBLISH_TIMEOUT_S = 3.0
 
 
@@ -98,7 +97,7 @@ class MqttPublisher:
         return len(self.outbox)
 
     async def _run(self) -> None:
-        backoff = BACKOFF_START_S
+        delays = RECONNECT.delays()
         outage_logged = False
         while True:
             try:
@@ -113,12 +112,11 @@ class MqttPublisher:
                     # small JSON messages: without NODELAY, Nagle + delayed ACKs cap us at ~30 round trips/s
                     socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
                 ) as client:
-                    self._status_dirty = False
-                    await client.publish(self.status_topic, self.status.encode(), qos=1, retain=True)
+                    await self._publish_status(client)
                     if outage_logged:
                         log.info("broker back: delivering buffered messages", broker=self.url, buffered=len(self.outbox))
                     outage_logged = False
-                    backoff = BACKOFF_START_S
+                    delays = RECONNECT.delays()
                     self.connected.set()
                     await self._drain(client)
                     await client.publish(self.status_topic, b"offline", qos=1, retain=True)
@@ -129,19 +127,22 @@ class MqttPublisher:
                 if not outage_logged:
                     log.warning("broker unreachable: buffering and retrying", broker=self.url, error=str(e), buffered=len(self.outbox))
                     outage_logged = True
-                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                await asyncio.sleep(next(delays))
+
+    async def _publish_status(self, client: aiomqtt.Client) -> None:
+        """The current status, retained; if the broker does not take it, it is sent again after reconnecting."""
+        self._status_dirty = False
+        try:
+            await client.publish(self.status_topic, self.status.encode(), qos=1, retain=True)
+        except aiomqtt.MqttError:
+            self._status_dirty = True
+            raise
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Publish until closing and empty; a failed publish goes back to the front, then reconnect."""
         while True:
             if self._status_dirty:
-                self._status_dirty = False
-                try:
-                    await client.publish(self.status_topic, self.status.encode(), qos=1, retain=True)
-                except aiomqtt.MqttError:
-                    self._status_dirty = True
-                    raise
+                await self._publish_status(client)
                 continue
             if not self.outbox:
                 if self._closing:

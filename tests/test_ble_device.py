@@ -14,7 +14,7 @@ import pytest
 
 from replay.synthetic import synthesize
 from stream import cli
-from stream.ble.backoff import Backoff
+from stream.backoff import Backoff
 from stream.ble.connection import DATA, BleConnection
 from stream.ble.device_stream import ble_device_id
 from stream.logs import configure_logging

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from stream.ble.backend import BleBackend, BleClient
-from stream.ble.backoff import Backoff
+from stream.backoff import Backoff
 from stream.ble.errors import BleParseError, DeviceError
 
 log = structlog.get_logger("ppg_stream.ble")

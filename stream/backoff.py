@@ -1,4 +1,5 @@
-"""Exponential backoff with jitter, for reconnecting to a device (jitter keeps many clients from retrying in step)."""
+"""Exponential backoff with jitter, for reconnecting to a BLE device or an MQTT broker (jitter keeps many
+clients from retrying in step)."""
 
 from __future__ import annotations
 

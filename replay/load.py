@@ -29,3 +29,22 @@ def load_recording(path: str | Path) -> Recording:
 
         return read_csv(path)
     raise RecordingError(f"{path}: unknown format '{suffix}'; supported: {FORMATS}")
+
+
+RECORDING_SUFFIXES = (".pkl", ".mat", ".csv")
+
+
+def is_label_file(path: Path) -> bool:
+    """IEEE SPC 2015 ground-truth files sit beside the recordings; they are not recordings."""
+    return path.suffix.lower() == ".mat" and (path.stem.endswith("_BPMtrace") or path.stem.startswith("True_"))
+
+
+def recording_paths(path: str | Path) -> list[Path]:
+    """A file as given, or every recording in a folder (sorted; label files left out)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES and not is_label_file(p))
+    if not found:
+        raise RecordingError(f"{path}: a folder with no recordings ({FORMATS})")
+    return found

@@ -1,7 +1,9 @@
 """The per-sample kernel: validate timestamps, band-pass at the source rate, resample onto the model grid.
 
 Policy for imperfect input (documented in README):
-- a sample with a NaN in any channel (or a NaN time) is dropped and counted;
+- a sample with a NaN or infinite value in any channel (or such a time) is dropped and counted, and so
+  is a sample the filter cannot carry (a finite value so large that its output overflows): the filter
+  then restarts from the next good sample;
 - a sample whose time does not increase is dropped and counted (never reorders, never HR);
 - a hole up to `max_gap_s` is bridged by the linear interpolation onto the model grid;
 - a longer hole resets the filter (steady state of the next sample) and is counted; the grid
@@ -57,9 +59,9 @@ def ingest_chunk(
     ys = np.empty(nch)
     for i in range(t.shape[0]):
         ti = t[i]
-        bad = math.isnan(ti)
+        bad = not math.isfinite(ti)
         for c in range(nch):
-            if math.isnan(x[i, c]):
+            if not math.isfinite(x[i, c]):
                 bad = True
         if bad:
             state[N_NAN] += 1
@@ -70,9 +72,16 @@ def ingest_chunk(
         if math.isnan(prev_t) or ti - prev_t > max_gap_s:
             if not math.isnan(prev_t):
                 state[N_GAPS] += 1
+            overflow = False
             for c in range(nch):
                 sos_reset(zi, zi_unit, c, x[i, c])
                 prev_y[c] = sos_step(sos, zi, c, x[i, c])
+                if not math.isfinite(prev_y[c]):
+                    overflow = True
+            if overflow:
+                state[N_NAN] += 1
+                prev_t = math.nan
+                continue
             j_first = int(math.ceil(ti * fs_out - 1e-9))
             if j_first > next_j:
                 next_j = j_first
@@ -87,9 +96,16 @@ def ingest_chunk(
             continue
         span = ti - prev_t
         tj = next_j / fs_out
+        overflow = False
+        for c in range(nch):
+            ys[c] = sos_step(sos, zi, c, x[i, c])
+            if not math.isfinite(ys[c]):
+                overflow = True
+        if overflow:  # restart the filter at the next good sample, as after a long hole
+            state[N_NAN] += 1
+            prev_t = math.nan
+            continue
         if tj <= ti:
-            for c in range(nch):
-                ys[c] = sos_step(sos, zi, c, x[i, c])
             while tj <= ti:
                 w = (tj - prev_t) / span
                 slot = next_j % cap
@@ -99,11 +115,8 @@ def ingest_chunk(
                 next_j += 1
                 written += 1
                 tj = next_j / fs_out
-            for c in range(nch):
-                prev_y[c] = ys[c]
-        else:
-            for c in range(nch):
-                prev_y[c] = sos_step(sos, zi, c, x[i, c])
+        for c in range(nch):
+            prev_y[c] = ys[c]
         prev_t = ti
     state[PREV_T] = prev_t
     state[NEXT_J] = next_j

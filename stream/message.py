@@ -58,3 +58,9 @@ def hr_topic(prefix: str, device: str) -> str:
 
 def status_topic(prefix: str, device: str) -> str:
     return f"{prefix}/{device}/status"
+
+
+def service_status_topic(prefix: str, service: str) -> str:
+    """A process's own retained status (its last will), beside the devices' topics, never matching
+    `<prefix>/+/status`."""
+    return f"{prefix}/_service/{service}/status"

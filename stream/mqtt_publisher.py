@@ -31,27 +31,30 @@ PUBLISH_TIMEOUT_S = 3.0
 
 
 class MqttPublisher:
+    """One connection for every device of the process: HR messages go to `<prefix>/<device>/hr`, each
+    device's retained status to `<prefix>/<device>/status`, and the last will to `will_topic`."""
+
     def __init__(
         self,
         host: str,
         port: int,
         prefix: str,
-        device: str,
+        will_topic: str,
         outbox_size: int = DEFAULT_OUTBOX,
         flush_timeout_s: float = 10.0,
     ) -> None:
         self.host, self.port = host, port
-        self.hr_topic = hr_topic(prefix, device)
-        self.status_topic = status_topic(prefix, device)
-        self.outbox: deque[dict] = deque()
+        self.prefix = prefix
+        self.will_topic = will_topic
+        self.outbox: deque[tuple[str, bytes]] = deque()
         self.outbox_size = outbox_size
         self.flush_timeout_s = flush_timeout_s
         self.delivered = 0
         self.overflow = 0
         self.reconnects = 0
         self.connected = asyncio.Event()
-        self.status = "online"  # the source's state: a BLE device that drops goes `offline` until it is back
-        self._status_dirty = False
+        self.statuses: dict[str, str] = {will_topic: "online"}  # retained status per topic, the last value wins
+        self._pending: deque[tuple[str, str]] = deque([(will_topic, "online")])  # status changes not yet taken
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task | None = None
@@ -63,21 +66,36 @@ class MqttPublisher:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
 
-    def set_status(self, status: str) -> None:
-        """Publish `online`/`offline` (retained) as soon as the broker takes it; the last value wins."""
-        if status != self.status:
-            self.status = status
-            self._status_dirty = True
-            self._wake.set()
+    def set_status(self, device: str, status: str) -> None:
+        """Publish a device's `online`/`offline` (retained), in order, as soon as the broker takes it."""
+        topic = status_topic(self.prefix, device)
+        if self.statuses.get(topic, "offline") == status:
+            return
+        if status == "offline" and topic != self.will_topic:
+            self.statuses.pop(topic, None)  # a departed device keeps nothing here but its pending last word
+        else:
+            self.statuses[topic] = status
+        self._pending.append((topic, status))
+        if len(self._pending) > 10_000:  # a long outage with devices coming and going: keep each topic's last word
+            self._pending = deque(dict(self._pending).items())
+        self._wake.set()
 
     def publish(self, messages: list[dict]) -> None:
-        for message in messages:
+        prefix = self.prefix
+        self._enqueue([(hr_topic(prefix, m["device"]), json.dumps(m).encode()) for m in messages])
+
+    def publish_payload(self, topic: str, payload: bytes) -> None:
+        """Any payload (raw chunks of a gateway) through the same outbox and delivery guarantees."""
+        self._enqueue([(topic, payload)])
+
+    def _enqueue(self, items: list[tuple[str, bytes]]) -> None:
+        for item in items:
             if len(self.outbox) >= self.outbox_size:
                 self.outbox.popleft()
                 self.overflow += 1
                 if self.overflow == 1 or self.overflow % 1000 == 0:
                     log.warning("outbox full: dropping oldest messages", dropped=self.overflow, outbox=self.outbox_size)
-            self.outbox.append(message)
+            self.outbox.append(item)
         self._wake.set()
 
     async def close(self) -> int:
@@ -104,7 +122,7 @@ class MqttPublisher:
                 async with aiomqtt.Client(
                     self.host,
                     self.port,
-                    will=aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True),
+                    will=aiomqtt.Will(self.will_topic, b"offline", qos=1, retain=True),
                     timeout=PUBLISH_TIMEOUT_S,
                     keepalive=30,
                     max_inflight_messages=BATCH,
@@ -112,14 +130,15 @@ class MqttPublisher:
                     # small JSON messages: without NODELAY, Nagle + delayed ACKs cap us at ~30 round trips/s
                     socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
                 ) as client:
-                    await self._publish_status(client)
+                    self._pending.extend(self.statuses.items())  # a new session: say every status again
+                    await self._publish_statuses(client)
                     if outage_logged:
                         log.info("broker back: delivering buffered messages", broker=self.url, buffered=len(self.outbox))
                     outage_logged = False
                     delays = RECONNECT.delays()
                     self.connected.set()
                     await self._drain(client)
-                    await client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                    await client.publish(self.will_topic, b"offline", qos=1, retain=True)
                     return
             except aiomqtt.MqttError as e:
                 self.connected.clear()
@@ -129,20 +148,18 @@ class MqttPublisher:
                     outage_logged = True
                 await asyncio.sleep(next(delays))
 
-    async def _publish_status(self, client: aiomqtt.Client) -> None:
-        """The current status, retained; if the broker does not take it, it is sent again after reconnecting."""
-        self._status_dirty = False
-        try:
-            await client.publish(self.status_topic, self.status.encode(), qos=1, retain=True)
-        except aiomqtt.MqttError:
-            self._status_dirty = True
-            raise
+    async def _publish_statuses(self, client: aiomqtt.Client) -> None:
+        """Status changes in order, retained; one the broker does not take is sent again after reconnecting."""
+        while self._pending:
+            topic, status = self._pending[0]
+            await client.publish(topic, status.encode(), qos=1, retain=True)
+            self._pending.popleft()
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Publish until closing and empty; a failed publish goes back to the front, then reconnect."""
         while True:
-            if self._status_dirty:
-                await self._publish_status(client)
+            if self._pending:
+                await self._publish_statuses(client)
                 continue
             if not self.outbox:
                 if self._closing:
@@ -152,7 +169,7 @@ class MqttPublisher:
                 continue
             batch = [self.outbox.popleft() for _ in range(min(BATCH, len(self.outbox)))]
             results = await asyncio.gather(
-                *(client.publish(self.hr_topic, json.dumps(m), qos=1) for m in batch), return_exceptions=True
+                *(client.publish(topic, payload, qos=1) for topic, payload in batch), return_exceptions=True
             )
             failed = [m for m, r in zip(batch, results) if isinstance(r, BaseException)]
             self.delivered += len(batch) - len(failed)

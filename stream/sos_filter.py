@@ -6,17 +6,28 @@ steady state of the first sample (`zi = sosfilt_zi(sos) * x[0]`), which avoids t
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
 
 def design_bandpass(lo_hz: float, hi_hz: float, order: int, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Butterworth band-pass SOS for a source rate, and its unit-step steady state (sections, 2)."""
+    """Butterworth band-pass SOS for a source rate, and its unit-step steady state (sections, 2).
+
+    Designs are cached by rate (to 0.01 Hz): a fleet of devices at the same few rates shares a handful
+    of coefficient arrays (shared: never modified) instead of designing and holding one per device."""
+    return _design(float(lo_hz), float(hi_hz), int(order), round(float(fs), 2))
+
+
+@functools.lru_cache(maxsize=256)
+def _design(lo_hz: float, hi_hz: float, order: int, fs: float) -> tuple[np.ndarray, np.ndarray]:
     from scipy.signal import butter, sosfilt_zi
 
     hi_hz = min(hi_hz, 0.45 * fs)  # a slow source (e.g. 8 Hz) still gets a valid design
-    sos = butter(order, [lo_hz, hi_hz], btype="bandpass", fs=fs, output="sos")
-    return np.ascontiguousarray(sos, dtype=np.float64), np.ascontiguousarray(sosfilt_zi(sos), dtype=np.float64)
+    sos = np.ascontiguousarray(butter(order, [lo_hz, hi_hz], btype="bandpass", fs=fs, output="sos"), dtype=np.float64)
+    zi_unit = np.ascontiguousarray(sosfilt_zi(sos), dtype=np.float64)
+    return sos, zi_unit
 
 
 @njit(cache=True, inline="always")

@@ -28,26 +28,58 @@ class TrackerParams:
     reacquire_confidence: float = 0.5  # only confident windows count as disagreement
 
 
-class Tracker:
-    """One per stream. `update` takes a batch of consecutive-or-later windows in order."""
+class TrackerTable:
+    """Tracker state for many streams: one row of the prior table per device, updated for a whole
+    batch of windows (any mix of devices, each device's windows in order) in one Numba call."""
 
-    def __init__(self, bins_bpm: np.ndarray, params: TrackerParams | None = None) -> None:
+    def __init__(self, bins_bpm: np.ndarray, params: TrackerParams | None = None, capacity: int = 16) -> None:
         self.params = params or TrackerParams()
         self.bins = np.ascontiguousarray(bins_bpm, dtype=np.float64)
-        k = len(self.bins)
         bin_width = float(np.median(np.diff(self.bins)))
         self.decay = float(np.exp(-bin_width / self.params.step_bpm))
-        self.prior = np.full(k, 1.0 / k)
-        self.state = np.array([-1.0, 0.0])  # last window index, disagreement run length
+        self.priors = np.empty((capacity, len(self.bins)))
+        self.states = np.empty((capacity, 2))
+        self._free = list(range(capacity - 1, -1, -1))
 
-    def update(self, k: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def add(self) -> int:
+        """A fresh row (uniform prior, no history); the table doubles when full."""
+        if not self._free:
+            old = len(self.states)
+            self.priors = np.concatenate([self.priors, np.empty_like(self.priors)])
+            self.states = np.concatenate([self.states, np.empty_like(self.states)])
+            self._free = list(range(2 * old - 1, old - 1, -1))
+        row = self._free.pop()
+        self.priors[row] = 1.0 / len(self.bins)
+        self.states[row] = (-1.0, 0.0)  # last window index, disagreement run length
+        return row
+
+    def remove(self, row: int) -> None:
+        self._free.append(row)
+
+    def update(self, rows: np.ndarray, k: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior (bpm, confidence) per window; `probs` are the model's softmax rows."""
         p = self.params
-        post = track(
-            np.ascontiguousarray(k, dtype=np.int64), np.ascontiguousarray(probs, dtype=np.float64), self.prior,
-            self.decay, self.bins, self.state, p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
+        post = track_rows(
+            np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(k, dtype=np.int64),
+            np.ascontiguousarray(probs, dtype=np.float64), self.priors, self.states, self.decay, self.bins,
+            p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
         )
         return decode_probabilities(post, self.bins)
+
+    @property
+    def row_nbytes(self) -> int:
+        return self.priors.shape[1] * self.priors.itemsize + self.states.shape[1] * self.states.itemsize
+
+
+class Tracker:
+    """One stream on its own (training's evaluation, tests): a one-row table."""
+
+    def __init__(self, bins_bpm: np.ndarray, params: TrackerParams | None = None) -> None:
+        self.table = TrackerTable(bins_bpm, params, capacity=1)
+        self.row = self.table.add()
+
+    def update(self, k: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.table.update(np.full(len(k), self.row), k, probs)
 
 
 @njit(cache=True)
@@ -74,22 +106,26 @@ def _predict(prior: np.ndarray, decay: float, hops: int, floor: float) -> np.nda
 
 
 @njit(cache=True)
-def track(
+def track_rows(
+    rows: np.ndarray,
     ks: np.ndarray,
     probs: np.ndarray,
-    prior: np.ndarray,
+    priors: np.ndarray,
+    states: np.ndarray,
     decay: float,
     bins: np.ndarray,
-    state: np.ndarray,
     floor: float,
     power: float,
     reacquire_bpm: float,
     reacquire_windows: int,
     reacquire_confidence: float,
 ) -> np.ndarray:
+    """Window w updates the tracker row rows[w] (its prior and [last k, disagreement run])."""
     n, k = probs.shape
     out = np.empty((n, k))
     for w in range(n):
+        prior = priors[rows[w]]
+        state = states[rows[w]]
         last = int(state[0])
         evidence = np.empty(k)
         for j in range(k):

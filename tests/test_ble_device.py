@@ -14,6 +14,7 @@ import pytest
 
 from replay.synthetic import synthesize
 from stream import cli
+from stream.commands import local
 from stream.backoff import Backoff
 from stream.ble.connection import DATA, BleConnection
 from stream.ble.device_stream import ble_device_id
@@ -40,10 +41,10 @@ def verity_device(duration_s: float, seed: int, **kw) -> tuple[ScriptedDevice, n
 async def _run_cli_until_device_finishes(backend: FakeBackend, argv: list[str], collector: Collector) -> int:
     """The CLI in this process, stopped with a real SIGINT once the device's script is over (and messages
     have arrived, so the CLI's own signal handler is certainly installed)."""
-    args = cli.build_parser().parse_args(argv)
-    cli._check_args(args)
+    args = local.build_parser().parse_args(argv)
+    local.check_args(args)
     configure_logging()  # to the stderr pytest captures now, as main() does
-    task = asyncio.create_task(cli.run(args, backend))
+    task = asyncio.create_task(local.run(args, backend))
     finished = asyncio.create_task(backend.device.finished.wait())
     done, _ = await asyncio.wait({task, finished}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
     assert finished in done, f"the CLI ended before the device's script did: {task.result() if task.done() else 'timeout'}"

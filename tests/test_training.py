@@ -17,7 +17,8 @@ from models.train import TrainConfig, evaluate, train_model  # noqa: E402
 from replay.load import load_recording  # noqa: E402
 from replay.source import ReplaySource  # noqa: E402
 from stream.engine import InferenceEngine  # noqa: E402
-from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from stream.runtime import Runtime, RuntimeConfig  # noqa: E402
+from stream.source_pump import pump  # noqa: E402
 from tests.conftest import make_synthetic_file, run_cli  # noqa: E402
 
 
@@ -46,11 +47,22 @@ def test_stream_feeds_the_model_exactly_the_training_windows(tmp_path, synthetic
     path = tmp_path / "m.onnx"
     export(build("resnet", TRAINING_SPEC, 8, 1), student_spec("parity", "0", "-", "-"), path)
     engine = CapturingEngine(path)
-    pipeline = Pipeline(ReplaySource(rec, speed=None, chunk_s=3.0), engine, [], PipelineConfig(device="p"))
-    asyncio.run(pipeline.run())
+    served_k = []
+
+    class Recorder:
+        def publish(self, messages):
+            served_k.extend(m["window"] for m in messages)
+
+    async def replay():
+        runtime = Runtime(engine, [Recorder()], RuntimeConfig(speed=None))
+        task = asyncio.create_task(runtime.run())
+        await pump(runtime, ReplaySource(rec, speed=None, chunk_s=3.0), "p", wait=True)
+        runtime.stop()
+        await task
+
+    asyncio.run(replay())
     served = np.concatenate(engine.inputs)
-    k, _ = pipeline.estimates()
-    assert list(k) == list(train.k)
+    assert served_k == list(train.k)
     np.testing.assert_array_equal(served, train.x)  # bit for bit, even with other chunk sizes
 
 

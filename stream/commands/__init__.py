@@ -1,0 +1,1 @@
+"""One module per `ppg-stream` command; `stream/cli.py` only dispatches."""

@@ -14,6 +14,11 @@ def device_id(text: str) -> str:
     return cleaned or "device"
 
 
+def is_topic_safe_device_id(text: str) -> bool:
+    """A topic segment `device_id` would produce unchanged (what a gateway publishes under)."""
+    return bool(text) and device_id(text) == text
+
+
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -33,6 +33,7 @@ from stream.message import hr_message, utc_now_iso
 from stream.preprocess import StreamPreprocessor
 from stream.publisher import Publisher
 from stream.summary import LatencyHistogram, RunSummary, Tally
+from stream.throttle import Throttle
 from stream.tracker import TrackerTable
 
 log = structlog.get_logger("ppg_stream")
@@ -71,7 +72,10 @@ class Runtime:
         self._rows = np.zeros(BATCH_WINDOWS, dtype=np.int64)
         self._segments: list[tuple[DeviceState, int, int]] = []  # (device, first, end) in the batch
         self._stopping = False
-        self._last_drop_log = 0.0
+        self.chunks_in = 0
+        self.interval_latency = LatencyHistogram()  # since the last periodic stats line
+        self._queue_drop_log = Throttle(10.0)
+        self._stale_log = Throttle(1.0)
 
     # ---- devices -------------------------------------------------------------------------------
     def open_device(self, device: str, groups: frozenset[str], rates: dict[str, float] | None = None, labels: np.ndarray | None = None) -> DeviceState | None:
@@ -95,6 +99,13 @@ class Runtime:
         state.closing = True
         self._ready[state] = None
         self._wake.set()
+
+    def restart_device(self, state: DeviceState, groups: frozenset[str]) -> None:
+        """A new epoch: what the device queued before is processed first, then its state starts afresh."""
+        self._process_device_queue(state)
+        self._flush_batch()
+        self._ready.pop(state, None)
+        self.table.restart(state, groups)
 
     def drop_device(self, device: str, reason: str) -> None:
         """Leave now (idle timeout): queued chunks are processed first, then offline."""
@@ -123,12 +134,11 @@ class Runtime:
     # ---- input -------------------------------------------------------------------------------
     def offer(self, state: DeviceState, chunk: Chunk, arrival: float, rate: float | None = None) -> bool:
         """A live chunk; never waits. False when the device's queue was full (its oldest chunk dropped)."""
+        self.chunks_in += 1
         ok = DeviceTable.enqueue(state, chunk, arrival, rate, self.table.queue_chunks)
-        if not ok:
-            now = time.monotonic()
-            if now - self._last_drop_log > 10.0:
-                self._last_drop_log = now
-                log.warning("device sends faster than it is served: dropping its oldest chunks", device=state.device, dropped=state.tally.dropped_chunks)
+        if not ok and self._queue_drop_log.ready():
+            log.warning("device sends faster than it is served: dropping its oldest chunks", device=state.device,
+                        dropped=state.tally.dropped_chunks, dropped_since_last_log=self._queue_drop_log.take())
         self._ready[state] = None
         self._wake.set()
         return ok
@@ -138,6 +148,7 @@ class Runtime:
         device's queue; in real time it is queued at once, like data a live device already sent (a
         replay is finite, and its chunks are views of the recording)."""
         if self.config.speed is not None:
+            self.chunks_in += 1
             DeviceTable.enqueue(state, chunk, arrival, rate, None)
             self._ready[state] = None
             self._wake.set()
@@ -233,6 +244,7 @@ class Runtime:
         latency_ms = (handoff - arrival) * 1000.0
         late = latency_ms > self.config.budget_ms
         self.latency.add(latency_ms)
+        self.interval_latency.add(latency_ms)
         self.windows_total += len(k)
         ts = utc_now_iso()
         hop, win, model = self.spec.hop_s, self.spec.window_s, self.spec.label
@@ -266,11 +278,9 @@ class Runtime:
             if dropped:
                 state.tally.dropped_stale += dropped
         n_stale = int(stale.sum())
-        if n_stale:
-            now = time.monotonic()
-            if now - self._last_drop_log > 1.0:
-                self._last_drop_log = now
-                log.warning("falling behind: dropped stale windows", dropped=n_stale, total_dropped=self.totals().dropped_stale)
+        if n_stale and self._stale_log.ready():
+            self._stale_log.take()
+            log.warning("falling behind: dropped stale windows", dropped=n_stale, total_dropped=self.totals().dropped_stale)
         return ~stale
 
     # ---- account -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ class LatencyHistogram:
     def __init__(self) -> None:
         self.counts = np.zeros(_LAT_BINS, dtype=np.int64)
         self.max_ms = 0.0
+        self.sum_ms = 0.0
 
     def add(self, latency_ms: np.ndarray) -> None:
         if not len(latency_ms):
@@ -30,10 +31,12 @@ class LatencyHistogram:
         idx = np.log(np.maximum(latency_ms, _LAT_MIN_MS) / _LAT_MIN_MS) / np.log(_LAT_RATIO)
         self.counts += np.bincount(np.minimum(idx.astype(np.int64) + 1, _LAT_BINS - 1), minlength=_LAT_BINS)
         self.max_ms = max(self.max_ms, float(latency_ms.max()))
+        self.sum_ms += float(latency_ms.sum())
 
     def merge(self, other: "LatencyHistogram") -> None:
         self.counts += other.counts
         self.max_ms = max(self.max_ms, other.max_ms)
+        self.sum_ms += other.sum_ms
 
     @property
     def count(self) -> int:

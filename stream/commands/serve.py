@@ -1,0 +1,143 @@
+"""`ppg-stream serve`: the service. Raw chunks of many devices in (`<prefix>/+/raw`), HR out on each
+device's `<prefix>/<device>/hr` and retained `<prefix>/<device>/status`, exactly as a replay publishes.
+
+Devices appear with their first chunk and leave after `--idle-timeout` without data (status
+`offline`, state freed). The service's own retained status (and last will) is
+`<prefix>/_service/<id>/status`. A periodic log line (and `/metrics` with `--metrics-port`) says how it
+is doing. Ctrl-C: stop taking chunks, process what was received, `offline` for every device, flush,
+exit 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import time
+
+import structlog
+
+from stream.commands.common import (
+    Parser,
+    UsageError,
+    add_model_arguments,
+    add_output_arguments,
+    check_output_args,
+    close_publishers,
+    finish,
+    positive_float,
+    positive_int,
+    start_publishers,
+    until_done_or_interrupted,
+)
+from stream.message import device_id, service_status_topic
+
+log = structlog.get_logger("ppg_stream.serve")
+
+DEFAULT_IDLE_TIMEOUT_S = 30.0
+DEFAULT_STATS_INTERVAL_S = 10.0
+
+DESCRIPTION = """\
+Serve many devices in one process: subscribe to raw sensor chunks on <prefix>/+/raw (the payload is
+documented in README, "Raw chunks"), estimate heart rate per device every 2 s, and publish it on
+<prefix>/<device>/hr with a retained <prefix>/<device>/status, as `ppg-stream --replay` does.
+
+examples:
+  ppg-stream serve                                       broker on 127.0.0.1:1883
+  ppg-stream --replay S1.pkl --publish-raw               a gateway feeding it (another terminal)
+  ppg-stream serve --idle-timeout 60 --metrics-port 9108 Prometheus metrics on :9108/metrics
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from stream.runtime import DEFAULT_BUDGET_MS
+
+    p = Parser(prog="ppg-stream serve", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--idle-timeout", type=positive_float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S", help=f"a device silent this long leaves: status offline, state freed (default {DEFAULT_IDLE_TIMEOUT_S:g})")
+    p.add_argument("--max-devices", type=positive_int, default=10_000, metavar="N", help="devices served at once; beyond it new devices are refused and counted (default 10000)")
+    p.add_argument("--queue-chunks", type=positive_int, default=64, metavar="N", help="chunks queued per device; a device that sends faster loses its oldest, counted (default 64)")
+    p.add_argument("--raw-qos", type=int, choices=(0, 1), default=1, help="QoS of the raw-chunk subscription (default 1)")
+    p.add_argument("--service-id", default=None, help="the service's name in its status topic and MQTT client id (default serve-<hostname>)")
+    p.add_argument("--stats-interval", type=positive_float, default=DEFAULT_STATS_INTERVAL_S, metavar="S", help=f"seconds between the periodic stats log lines (default {DEFAULT_STATS_INTERVAL_S:g})")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    add_model_arguments(p, DEFAULT_BUDGET_MS)
+    add_output_arguments(p)
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.no_mqtt:
+        raise UsageError("serve takes its input over MQTT: --no-mqtt does not apply")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise UsageError(f"--metrics-port {args.metrics_port}: expected 1-65535")
+    if args.service_id is not None and device_id(args.service_id) != args.service_id:
+        raise UsageError(f"--service-id {args.service_id!r}: use letters, digits and . _ : - only")
+    check_output_args(args)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from stream.engine import InferenceEngine
+    from stream.mqtt_subscriber import MqttSubscriber
+    from stream.raw_ingest import RawIngest
+    from stream.runtime import Runtime, RuntimeConfig, warm_up_runtime
+
+    t_start = time.perf_counter()
+    service = args.service_id or device_id(f"serve-{socket.gethostname()}")
+    engine = InferenceEngine(args.model)
+    warm_up_runtime(engine, {"ppg": 64.0, "acc": 32.0})
+    async with contextlib.AsyncExitStack() as stack:
+        publishers = await start_publishers(args, stack, service_status_topic(args.topic_prefix, service))
+        mqtt = next(p for p in publishers if hasattr(p, "host"))
+        runtime = Runtime(engine, publishers, RuntimeConfig(
+            budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking, max_devices=args.max_devices, queue_chunks=args.queue_chunks,
+        ))
+        ingest = RawIngest(runtime, args.topic_prefix)
+        subscriber = MqttSubscriber(mqtt.host, mqtt.port, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos, client_id=f"ppg-stream-{service}")
+        if args.metrics_port is not None:
+            from stream.metrics import serve_metrics
+
+            serve_metrics(runtime, ingest, args.metrics_host, args.metrics_port)
+            log.info("Prometheus metrics", url=f"http://{args.metrics_host}:{args.metrics_port}/metrics")
+        runtime_task = asyncio.create_task(runtime.run(), name="runtime")
+        log.info("serving", subscribe=f"{args.topic_prefix}/+/raw", model=engine.spec.label, service=service,
+                 idle_timeout_s=args.idle_timeout, max_devices=args.max_devices)
+
+        async def service_loop() -> None:
+            await asyncio.gather(subscriber.run(), _idle_sweeper(runtime, args.idle_timeout), _stats_logger(runtime, ingest, args.stats_interval))
+
+        _, interrupted = await until_done_or_interrupted(service_loop())
+        for device in list(runtime.table.devices):
+            runtime.finish_device(device)
+        runtime.stop()
+        await runtime_task
+        fields = {**runtime.summary(time.perf_counter() - t_start).as_log_fields(), **ingest.counts(), "mqtt_messages": subscriber.received}
+        fields.pop("mae_bpm", None), fields.pop("mae_untracked_bpm", None)
+        undelivered = await close_publishers(publishers)
+    return finish("serve", fields, interrupted, undelivered, args.flush_timeout)
+
+
+async def _idle_sweeper(runtime, idle_timeout_s: float) -> None:
+    while True:
+        await asyncio.sleep(min(1.0, idle_timeout_s / 4))
+        for device in runtime.table.idle(idle_timeout_s):
+            runtime.drop_device(device, f"no data for {idle_timeout_s:g} s")
+
+
+async def _stats_logger(runtime, ingest, every_s: float) -> None:
+    last = (time.monotonic(), runtime.chunks_in, runtime.windows_total)
+    while True:
+        await asyncio.sleep(every_s)
+        now = time.monotonic()
+        dt = now - last[0]
+        totals = runtime.totals()
+        lat = runtime.interval_latency
+        log.info(
+            "stats", devices=len(runtime.table), chunks_per_s=round((runtime.chunks_in - last[1]) / dt, 1),
+            windows_per_s=round((runtime.windows_total - last[2]) / dt, 1), late=totals.late,
+            dropped_stale=totals.dropped_stale, dropped_chunks=totals.dropped_chunks, refused_devices=runtime.table.refused,
+            malformed_payloads=ingest.malformed, latency_p50_ms=round(lat.percentile(50), 3), latency_p99_ms=round(lat.percentile(99), 3),
+        )
+        runtime.interval_latency = type(lat)()
+        last = (now, runtime.chunks_in, runtime.windows_total)

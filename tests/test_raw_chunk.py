@@ -1,0 +1,122 @@
+"""The raw-chunk payload: round trips, every defect named, and nothing but RawChunkError from junk."""
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.chunk import ACC, PPG
+from stream.raw_chunk import HEADER, HEADER_SIZE, RawChunk, RawChunkError, decode_raw_chunk, encode_raw_chunk
+from stream.raw_gateway import chunk_rate
+
+BOTH = frozenset({PPG, ACC})
+
+
+def _chunk(group=PPG, n=16, channels=1, rate=64.0, t0=2.5, seq=7, stream_id=0xDEADBEEF, groups=BOTH):
+    x = np.arange(n * channels, dtype=np.float32).reshape(n, channels) / 10
+    return RawChunk(group, groups, stream_id, seq, rate, t0, x)
+
+
+def test_round_trip_keeps_every_field_and_sample_times():
+    raw = _chunk(ACC, n=8, channels=3, rate=32.0, t0=10.0)
+    payload = encode_raw_chunk(raw)
+    assert len(payload) == HEADER_SIZE + 8 * 3 * 4  # 32-byte header + float32 samples
+    back = decode_raw_chunk(payload)
+    assert (back.group, back.groups, back.stream_id, back.seq, back.rate_hz, back.t0) == (ACC, BOTH, 0xDEADBEEF, 7, 32.0, 10.0)
+    np.testing.assert_array_equal(back.samples, raw.samples)
+    np.testing.assert_allclose(back.times(), 10.0 + np.arange(8) / 32.0)
+
+
+def test_header_layout_is_the_documented_one():
+    payload = encode_raw_chunk(_chunk(PPG, n=2, channels=1, rate=64.0, t0=1.0, seq=3, stream_id=9, groups=frozenset({PPG})))
+    assert payload[:4] == bytes([1, 1, 1, 1])  # version 1, group PPG, 1 channel, groups mask = PPG only
+    assert struct.unpack_from("<IIIdd", payload, 4) == (9, 3, 2, 64.0, 1.0)
+    assert np.frombuffer(payload[32:], "<f4").tolist() == pytest.approx([0.0, 0.1])
+
+
+def _with_header(**fields):
+    base = dict(version=1, group=1, channels=1, mask=3, stream_id=1, seq=0, n=4, rate=64.0, t0=0.0)
+    base.update(fields)
+    header = HEADER.pack(*base.values())
+    return header + b"\x00" * (4 * base["n"] * base["channels"])
+
+
+@pytest.mark.parametrize(
+    "payload, fragment",
+    [
+        (b"\x01\x01", "shorter than the 32-byte header"),
+        (_with_header(version=2), "unknown payload version 2"),
+        (_with_header(group=9), "unknown channel group 9"),
+        (_with_header(group=2, channels=2), "ACC chunk with 2 channels"),
+        (_with_header(channels=0), "PPG chunk with 0 channels"),
+        (_with_header(mask=2), "groups mask"),
+        (_with_header(n=0), "sample count 0"),
+        (_with_header(n=70000), "sample count 70000 outside 1-16384"),
+        (b"\x01" * 600_000, "exceeds the"),
+        (_with_header(rate=0.0), "rate 0.0 Hz"),
+        (_with_header(rate=float("nan")), "rate nan Hz"),
+        (_with_header(t0=-1.0), "first-sample time -1.0"),
+        (_with_header(t0=float("inf")), "first-sample time inf"),
+        (_with_header()[:-1], "header says 4 samples"),
+        (_with_header() + b"\x00", "header says 4 samples"),
+    ],
+)
+def test_every_defect_is_named(payload, fragment):
+    with pytest.raises(RawChunkError, match=None) as e:
+        decode_raw_chunk(payload)
+    assert fragment in str(e.value)
+
+
+def test_non_finite_samples_are_admitted_for_the_preprocessor_to_count():
+    raw = _chunk()
+    samples = raw.samples.copy()
+    samples[3, 0] = np.nan
+    samples[4, 0] = np.inf
+    back = decode_raw_chunk(encode_raw_chunk(RawChunk(PPG, BOTH, 1, 1, 64.0, 0.0, samples)))
+    assert np.isnan(back.samples[3, 0]) and np.isinf(back.samples[4, 0])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200))
+def test_junk_raises_only_raw_chunk_error(data):
+    try:
+        decode_raw_chunk(data)
+    except RawChunkError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([(PPG, 1), (PPG, 3), (ACC, 3)]),
+    st.integers(1, 300),
+    st.floats(1.0, 2000.0),
+    st.floats(0.0, 1e6),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.data(),
+)
+def test_fuzzed_headers_round_trip_or_fail_cleanly(group_channels, n, rate, t0, seq, stream_id, data):
+    group, channels = group_channels
+    x = np.asarray(data.draw(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=n * channels, max_size=n * channels)), dtype=np.float32)
+    raw = RawChunk(group, BOTH, stream_id, seq, rate, t0, x.reshape(n, channels))
+    back = decode_raw_chunk(encode_raw_chunk(raw))
+    assert (back.seq, back.stream_id, back.rate_hz, back.t0) == (seq, stream_id, rate, t0)
+    np.testing.assert_array_equal(back.samples.view(np.uint32), raw.samples.view(np.uint32))  # NaN payloads too
+    # a flipped byte anywhere either still decodes or is refused with RawChunkError
+    payload = bytearray(encode_raw_chunk(raw))
+    i = data.draw(st.integers(0, len(payload) - 1))
+    payload[i] ^= data.draw(st.integers(1, 255))
+    try:
+        decode_raw_chunk(bytes(payload))
+    except RawChunkError:
+        pass
+
+
+def test_gateway_rate_is_nominal_on_the_grid_and_measured_off_it():
+    t = np.arange(100) / 55.0
+    assert chunk_rate(t, 55.0) == 55.0
+    slow = np.arange(100) / 52.0  # a device advertising 55 Hz that runs at 52 Hz
+    assert chunk_rate(slow, 55.0) == pytest.approx(52.0)
+    assert chunk_rate(t[:1], 55.0) == 55.0

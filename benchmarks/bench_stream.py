@@ -32,7 +32,8 @@ from replay.load import load_recording  # noqa: E402
 from replay.source import ReplaySource  # noqa: E402
 from replay.synthetic import synthesize, write_synthetic_dalia  # noqa: E402
 from stream.engine import InferenceEngine  # noqa: E402
-from stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
+from stream.runtime import Runtime, RuntimeConfig, warm_up_runtime  # noqa: E402
+from stream.source_pump import pump  # noqa: E402
 
 IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
 
@@ -54,22 +55,28 @@ def broker_up(port: int = 1883) -> bool:
 
 
 async def run_pipeline(recording, chunk_s: float, mqtt: bool, model: str = "spectral") -> tuple[float, object]:
+    """A replay at --speed max through the one runtime (one device), optionally publishing over MQTT."""
     from stream.mqtt_publisher import MqttPublisher
 
     engine = InferenceEngine(model)
     source = ReplaySource(recording, speed=None, chunk_s=chunk_s)
-    pipeline = Pipeline(source, engine, [], PipelineConfig(device="bench"))
-    pipeline.warm_up()
+    warm_up_runtime(engine, source.rates)
+    publishers = []
     if mqtt:
-        pub = MqttPublisher("127.0.0.1", 1883, "bench", "bench", outbox_size=1_000_000)
-        pipeline.publishers.append(pub)
+        pub = MqttPublisher("127.0.0.1", 1883, "bench", will_topic="bench/bench/status", outbox_size=1_000_000)
+        publishers.append(pub)
         await pub.start()
         await asyncio.wait_for(pub.connected.wait(), 5)
+    runtime = Runtime(engine, publishers, RuntimeConfig(speed=None))
     t = time.perf_counter()
-    summary = await pipeline.run()
-    for p in pipeline.publishers:
+    task = asyncio.create_task(runtime.run())
+    await pump(runtime, source, "bench", wait=True)
+    runtime.stop()
+    await task
+    for p in publishers:
         await p.close()
-    return time.perf_counter() - t, summary
+    wall = time.perf_counter() - t
+    return wall, runtime.summary(wall)
 
 
 def bench_throughput(hours: float, repeats: int) -> None:

@@ -16,6 +16,7 @@ than `RATE_TOLERANCE`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -146,14 +147,14 @@ class StreamPreprocessor:
 
     def _make_room(self, t: np.ndarray) -> None:
         """Grow the ring if this chunk would overwrite grid samples a window still needs."""
-        last = t[-1]
-        if not np.isfinite(last):  # rare: a chunk ending in a bad timestamp
+        last = float(t[-1])
+        if not math.isfinite(last):  # rare: a chunk ending in a bad timestamp
             finite = t[np.isfinite(t)]
             if not len(finite):
                 return
-            last = finite.max()
+            last = float(finite.max())
         capacity = self._ring.shape[0]
-        need = int(np.ceil(last * self.spec.fs)) + 1 - self._next_k * self.spec.hop_samples
+        need = math.ceil(last * self.spec.fs) + 1 - self._next_k * self.spec.hop_samples
         if need <= capacity or need > self._max_capacity:  # fits, or a jump no ring should bridge (a gap)
             return
         new_capacity = min(self._max_capacity, max(2 * capacity, need + self.spec.window_samples))

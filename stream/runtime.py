@@ -258,8 +258,9 @@ class Runtime:
             ]
             tally = state.tally
             tally.windows += b - a
-            tally.late += int(late[a:b].sum())
-            tally.add_errors(k[a:b], bpm[a:b], untracked[a:b], state.labels)
+            tally.late += sum(late_list[a:b])
+            if state.labels is not None:
+                tally.add_errors(k[a:b], bpm[a:b], untracked[a:b], state.labels)
         for publisher in self.publishers:
             publisher.publish(messages)
 

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import structlog
 
-from stream.broker import DEFAULT_HOST, DEFAULT_PORT, BrokerUrlError, EmbeddedBroker, broker_answers, parse_broker_url
+from stream.broker import DEFAULT_HOST, DEFAULT_PORT, EmbeddedBroker, broker_answers
 from stream.logs import configure_logging
-from stream.message import device_id
+from stream.message import device_id, status_topic
+from stream.mqtt_connection import MqttFatalError
+from stream.mqtt_publisher import DeliveryReport, delivery_loss_line
+from stream.mqtt_settings import BrokerSettings, BrokerUrlError, add_broker_arguments, broker_settings_from_args
 from stream.pipeline import DEFAULT_BUDGET_MS, Pipeline, PipelineConfig
 
 log = structlog.get_logger("ppg_stream")
@@ -78,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scan-timeout", type=positive_float, default=None, metavar="S", help="BLE: how long to scan (default 5 for 'scan', 10 to find an address)")
     p.add_argument("--speed", type=speed_arg, default=1.0, metavar="N|max", help="replay speed: 1 = real time (default), N times faster, or max")
     p.add_argument("--chunk-s", type=positive_float, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 32 at max)")
-    p.add_argument("--broker", metavar="URL", help="mqtt://HOST[:PORT], or 'embedded[:PORT]' to start the built-in broker (default: auto)")
+    add_broker_arguments(p)
     p.add_argument("--topic-prefix", default="ppg", help="topic prefix (default: ppg → ppg/<device>/hr)")
     p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject)")
     p.add_argument("--model", default="student", metavar="PATH", help="ONNX model following the model contract, or a built-in: student (the shipped distilled model, default) or spectral (non-learned)")
@@ -107,11 +110,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--outbox must be at least 1")
     if args.broker and args.broker.startswith("embedded"):
         _embedded_port(args.broker)
-    elif args.broker:
-        try:
-            parse_broker_url(args.broker)
-        except BrokerUrlError as e:
-            raise UsageError(str(e)) from None
+    try:
+        broker_settings_from_args(args)
+    except BrokerUrlError as e:
+        raise UsageError(str(e)) from None
     if args.no_mqtt and args.broker:
         raise UsageError("--broker and --no-mqtt contradict each other")
 
@@ -128,18 +130,18 @@ def _embedded_port(text: str) -> int:
     return port
 
 
-async def _choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> tuple[str, int] | None:
+async def _choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> BrokerSettings | None:
     """Returns where to publish, starting the embedded broker inside `stack` when that is the choice."""
     if args.no_mqtt:
         return None
-    if args.broker and not args.broker.startswith("embedded"):
-        host, port = parse_broker_url(args.broker)
-        if not await broker_answers(host, port):
-            log.warning("broker not answering yet: messages are buffered until it does", broker=f"mqtt://{host}:{port}")
-        return host, port
+    settings = broker_settings_from_args(args)
+    if settings is not None:
+        if not await broker_answers(settings.host, settings.port):
+            log.warning("broker not answering yet: messages are buffered until it does", broker=settings.url)
+        return settings
     if args.broker is None and await broker_answers(DEFAULT_HOST, DEFAULT_PORT):
         log.info("using the MQTT broker already running", broker=f"mqtt://{DEFAULT_HOST}:{DEFAULT_PORT}")
-        return DEFAULT_HOST, DEFAULT_PORT
+        return BrokerSettings(DEFAULT_HOST, DEFAULT_PORT)
     port = _embedded_port(args.broker) if args.broker else DEFAULT_PORT
     await stack.enter_async_context(EmbeddedBroker(DEFAULT_HOST, port))
     log.info(
@@ -147,7 +149,7 @@ async def _choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitSt
         broker=f"mqtt://{DEFAULT_HOST}:{port}",
         subscribe=f"mosquitto_sub -h {DEFAULT_HOST} -p {port} -t '{args.topic_prefix}/#' -v",
     )
-    return DEFAULT_HOST, port
+    return BrokerSettings(DEFAULT_HOST, port)
 
 
 async def run(args: argparse.Namespace, ble_backend: object | None = None) -> int:
@@ -178,8 +180,8 @@ async def _run_replay(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         await _start_publishers(args, stack, device, pipeline.publishers)
         summary, interrupted = await _until_done_or_interrupted(pipeline.run(), lambda: pipeline.summary(time.perf_counter() - t_start))
-        undelivered = await _close_publishers(pipeline.publishers)
-    return _finish("replay", summary.as_log_fields(), interrupted, undelivered, args)
+        delivery = await _close_publishers(pipeline.publishers)
+    return _finish("replay", summary.as_log_fields(), interrupted, delivery, args)
 
 
 async def _run_ble(args: argparse.Namespace, backend: object | None) -> int:
@@ -219,15 +221,15 @@ async def _run_ble(args: argparse.Namespace, backend: object | None) -> int:
                 work = pipeline.run()
                 summarise = lambda: {**pipeline.summary(time.perf_counter() - t_start).as_log_fields(), "disconnections": stream.disconnections, "malformed_frames": stream.parse_errors}  # noqa: E731
             await _start_publishers(args, stack, device, publishers)
-            conn.on_status = lambda status: [p.set_status(status) for p in publishers if hasattr(p, "set_status")]
+            conn.on_status = lambda status: [p.set_status(device, status) for p in publishers if hasattr(p, "set_status")]
             log.info("BLE stream running: Ctrl-C stops the device and exits", device=device, model=engine.spec.label if not isinstance(stream, HeartRateRelay) else "device")
             _, interrupted = await _until_done_or_interrupted(work, lambda: None)
             await conn.close(stream.teardown)  # stop the measurement on the device, then disconnect
             fields = summarise()
-            undelivered = await _close_publishers(publishers)
+            delivery = await _close_publishers(publishers)
     finally:
         await conn.close(stream.teardown)
-    return _finish("BLE stream", fields, interrupted, undelivered, args)
+    return _finish("BLE stream", fields, interrupted, delivery, args)
 
 
 async def _start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExitStack, device: str, publishers: list) -> None:
@@ -236,7 +238,7 @@ async def _start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExi
 
     target = await _choose_broker(args, stack)
     if target is not None:
-        publishers.append(MqttPublisher(*target, prefix=args.topic_prefix, device=device, outbox_size=args.outbox, flush_timeout_s=args.flush_timeout))
+        publishers.append(MqttPublisher(target, args.topic_prefix, status_topic(args.topic_prefix, device), args.outbox, args.flush_timeout))
     if args.stdout:
         publishers.append(StdoutPublisher())
     for publisher in publishers:
@@ -258,18 +260,22 @@ async def _until_done_or_interrupted(work, on_interrupt) -> tuple[object, bool]:
         return on_interrupt(), True
 
 
-async def _close_publishers(publishers: list) -> int:
-    undelivered = 0
+async def _close_publishers(publishers: list) -> DeliveryReport | None:
+    """The MQTT delivery report (None without MQTT)."""
+    report = None
     for publisher in publishers:
-        undelivered += await publisher.close()
-    return undelivered
+        result = await publisher.close()
+        if isinstance(result, DeliveryReport):
+            report = result if report is None else report + result
+    return report
 
 
-def _finish(what: str, fields: dict, interrupted: bool, undelivered: int, args: argparse.Namespace) -> int:
-    fields["undelivered"] = undelivered
+def _finish(what: str, fields: dict, interrupted: bool, delivery: DeliveryReport | None, args: argparse.Namespace) -> int:
+    if delivery is not None:
+        fields.update(delivered=delivery.delivered, dropped_overflow=delivery.dropped_overflow, undelivered=delivery.undelivered)
     log.info(f"{what} interrupted" if interrupted else f"{what} finished", **fields)
-    if undelivered:
-        print(f"ppg-stream: error: {undelivered} messages were not delivered: the MQTT broker did not take them within {args.flush_timeout:g} s", file=sys.stderr)
+    if delivery is not None and delivery.lost:
+        print(f"ppg-stream: error: {delivery_loss_line(delivery, args.outbox, args.flush_timeout)}", file=sys.stderr)
         return EXIT_UNDELIVERED
     return 130 if interrupted and args.ble is None else 0
 
@@ -287,7 +293,7 @@ def main(argv: list[str] | None = None, ble_backend: object | None = None) -> in
     except UsageError as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (RecordingError, ModelLoadError, DeviceError, OSError) as e:
+    except (RecordingError, ModelLoadError, DeviceError, MqttFatalError, OSError) as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except BleParseError as e:

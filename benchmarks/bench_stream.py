@@ -55,13 +55,14 @@ def broker_up(port: int = 1883) -> bool:
 
 async def run_pipeline(recording, chunk_s: float, mqtt: bool, model: str = "spectral") -> tuple[float, object]:
     from stream.mqtt_publisher import MqttPublisher
+    from stream.mqtt_settings import BrokerSettings
 
     engine = InferenceEngine(model)
     source = ReplaySource(recording, speed=None, chunk_s=chunk_s)
     pipeline = Pipeline(source, engine, [], PipelineConfig(device="bench"))
     pipeline.warm_up()
     if mqtt:
-        pub = MqttPublisher("127.0.0.1", 1883, "bench", "bench", outbox_size=1_000_000)
+        pub = MqttPublisher(BrokerSettings("127.0.0.1", 1883), "bench", "bench/bench/status", outbox_size=1_000_000)
         pipeline.publishers.append(pub)
         await pub.start()
         await asyncio.wait_for(pub.connected.wait(), 5)

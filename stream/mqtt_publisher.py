@@ -322,7 +322,8 @@ class MqttPublisher:
                 )
             except MqttFatalError as e:
                 self._fatal = e
-                log.error("MQTT broker refused us: not retrying", broker=self.url, error=str(e))
+                if self._first_attempt.is_set():  # mid-run; at start, start() raises it to the caller
+                    log.error("MQTT broker refused us: not retrying", broker=self.url, error=str(e))
                 self._first_attempt.set()
                 self._drained.set()  # nothing more can be delivered: close() must not wait
                 return

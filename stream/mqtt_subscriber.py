@@ -126,7 +126,8 @@ class MqttSubscriber:
                 if self._conn is not None:
                     self._conn.abort("refused")
                 self._fatal = e
-                log.error("MQTT broker refused us: not retrying", broker=self.settings.url, error=str(e))
+                if self._first_attempt.is_set():  # mid-run; at start, start() raises it to the caller
+                    log.error("MQTT broker refused us: not retrying", broker=self.settings.url, error=str(e))
                 self._first_attempt.set()
                 return
             except (OSError, asyncio.TimeoutError, MqttConnectionError) as e:

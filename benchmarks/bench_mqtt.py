@@ -7,6 +7,7 @@
     one is acknowledged: messages/s, client CPU per message, Mosquitto's CPU per message.
 (b) receive of small binary payloads (192 bytes: a raw sensor chunk) on the wildcard `<prefix>/+/raw`,
     flooded by a separate load-generator process: messages/s, client CPU per message, loss.
+(c) the whole pipeline at --speed max with and without publishing every window: CPU per window.
 
 Clients: aiomqtt (the previous publisher: 256 publishes gathered per batch), paho-mqtt 2.x on its own network
 thread and driven by asyncio (socket callbacks, a window of acknowledgements, no future per message),
@@ -352,7 +353,7 @@ class Broker:
         self.port = _free_port()
         conf = self.dir / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay {'true' if nodelay else 'false'}\n"
-                        "max_queued_messages 200000\n")
+                        "max_queued_messages 100000\n")  # the README's settings for the service (default 1000 drops a QoS-1 flood)
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not _port_open(self.port):
@@ -434,7 +435,8 @@ def main() -> None:
     if shutil.which("mosquitto") is None:
         sys.exit("bench_mqtt: needs mosquitto (apt-get install mosquitto)")
     n_pub, n_recv = (4_000, 10_000) if args.quick else (20_000, 50_000)
-    print(f"MQTT client layer, {os.cpu_count()} cores; Mosquitto {_mosquitto_version()} started by this script; "
+    print(f"MQTT client layer, {os.cpu_count()} cores; Mosquitto {_mosquitto_version()} started by this script "
+          "(max_queued_messages 100000); "
           f"{WINDOW} in flight; HR JSON ~{len(json.dumps(hr_messages(1)[0]))} B; raw payload {len(RAW_PAYLOAD)} B")
 
     rows, base = [], None
@@ -470,6 +472,53 @@ def main() -> None:
     table(f"(b) receive, {n_recv:,} raw chunks of {len(RAW_PAYLOAD)} B from {DEVICES:,} devices on <prefix>/+/raw, flooded by another process",
           ["client", "msgs/s", "client CPU µs/msg", "broker CPU µs/msg", "lost", "client CPU vs aiomqtt"], rows)
     print("\nbroker CPU in (b) covers taking the generator's publishes and delivering them to the client.")
+
+    broker = Broker(True)
+    try:
+        hours = 0.5 if args.quick else 2.0
+        rows = pipeline_case(broker.port, hours, repeats=1 if args.quick else 3)
+    finally:
+        broker.stop()
+    table(f"(c) replay at --speed max, student, {hours:g} h synthetic recording (best of {1 if args.quick else 3} by CPU)",
+          ["configuration", "windows", "windows/s", "CPU µs/window"], rows)
+
+
+def pipeline_case(port: int, hours: float, repeats: int) -> list[list[str]]:
+    """Replay at --speed max (student, 32 s chunks) without MQTT and publishing every window, interleaved."""
+    from replay.recording import Recording, uniform_times
+    from replay.source import ReplaySource
+    from replay.synthetic import synthesize
+    from stream.engine import InferenceEngine
+    from stream.mqtt_publisher import MqttPublisher
+    from stream.mqtt_settings import BrokerSettings
+    from stream.pipeline import Pipeline, PipelineConfig
+
+    syn = synthesize(hours * 3600, seed=1)
+    rec = Recording("bench", syn.ppg[:, None], uniform_times(len(syn.ppg), syn.fs_ppg), syn.fs_ppg,
+                    syn.acc_g, uniform_times(len(syn.acc_g), syn.fs_acc), syn.fs_acc, syn.labels_bpm)
+
+    async def once(mqtt: bool) -> tuple[int, float, float]:
+        pipeline = Pipeline(ReplaySource(rec, speed=None, chunk_s=32.0), InferenceEngine("student"), [], PipelineConfig(device="bench"))
+        pipeline.warm_up()
+        if mqtt:
+            publisher = MqttPublisher(BrokerSettings("127.0.0.1", port), "bench", "bench/bench/status", outbox_size=1_000_000)
+            pipeline.publishers.append(publisher)
+            await publisher.start()
+        t, c = time.perf_counter(), time.process_time()
+        summary = await pipeline.run()
+        for publisher in pipeline.publishers:
+            report = await publisher.close()
+            assert report.delivered == summary.windows, report
+        return summary.windows, time.perf_counter() - t, time.process_time() - c
+
+    best: dict[bool, tuple[int, float, float]] = {}
+    for _ in range(repeats):
+        for mqtt in (False, True):
+            result = asyncio.run(once(mqtt))
+            if mqtt not in best or result[2] < best[mqtt][2]:
+                best[mqtt] = result
+    return [["no MQTT" if not mqtt else "MQTT QoS 1 to Mosquitto, incl. the final flush", f"{w:,}", f"{w / wall:,.0f}", f"{cpu / w * 1e6:.0f}"]
+            for mqtt, (w, wall, cpu) in best.items()]
 
 
 def _mosquitto_version() -> str:

@@ -33,7 +33,7 @@ from stream.mqtt_codec import (
     encode_puback,
     parse_publish,
 )
-from stream.mqtt_settings import PASSWORD_ENV, USERNAME_ENV, BrokerSettings
+from stream.mqtt_settings import PASSWORD_ENV, USERNAME_ENV, BrokerSettings, BrokerUrlError
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -201,7 +201,10 @@ async def connect(
 ) -> MqttConnection:
     """Connect and wait for the CONNACK. Raises MqttFatalError (do not retry) or an outage error."""
     loop = asyncio.get_running_loop()
-    context = settings.ssl_context()
+    try:
+        context = settings.ssl_context()  # per attempt: renewed certificate files are picked up on reconnect
+    except BrokerUrlError as e:
+        raise MqttFatalError(str(e)) from None
     try:
         _, conn = await asyncio.wait_for(
             loop.create_connection(lambda: MqttConnection(**handlers), settings.host, settings.port, ssl=context,

@@ -129,12 +129,18 @@ class MqttPublisher:
         self._drained = asyncio.Event()
         self._first_attempt = asyncio.Event()
         self._fatal: MqttFatalError | None = None
+        self.failed = asyncio.Event()  # set when the broker refused us for good (see `fatal_error`): a service awaits it
         self._task: asyncio.Task | None = None
         self._watchdog: asyncio.Task | None = None
 
     @property
     def url(self) -> str:
         return self.settings.url
+
+    @property
+    def fatal_error(self) -> MqttFatalError | None:
+        """Refused credentials or certificates, mid-run as at start: no more retries after it."""
+        return self._fatal
 
     # --- what the pipeline calls ---
     async def start(self) -> None:
@@ -322,6 +328,7 @@ class MqttPublisher:
                 )
             except MqttFatalError as e:
                 self._fatal = e
+                self.failed.set()
                 if self._first_attempt.is_set():  # mid-run; at start, start() raises it to the caller
                     log.error("MQTT broker refused us: not retrying", broker=self.url, error=str(e))
                 self._first_attempt.set()

@@ -62,7 +62,13 @@ class MqttSubscriber:
         self._conn: MqttConnection | None = None
         self._first_attempt = asyncio.Event()
         self._fatal: MqttFatalError | None = None
+        self.failed = asyncio.Event()  # set when the broker refused us for good (see `fatal_error`): a service awaits it
         self._task: asyncio.Task | None = None
+
+    @property
+    def fatal_error(self) -> MqttFatalError | None:
+        """Refused credentials or certificates, mid-run as at start: no more retries after it."""
+        return self._fatal
 
     async def start(self) -> None:
         """Begin; waits for the first attempt, so refused credentials or a refused subscription raise here."""
@@ -126,6 +132,7 @@ class MqttSubscriber:
                 if self._conn is not None:
                     self._conn.abort("refused")
                 self._fatal = e
+                self.failed.set()
                 if self._first_attempt.is_set():  # mid-run; at start, start() raises it to the caller
                     log.error("MQTT broker refused us: not retrying", broker=self.settings.url, error=str(e))
                 self._first_attempt.set()

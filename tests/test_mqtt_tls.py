@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from stream.backoff import Backoff
 from stream.mqtt_connection import MqttFatalError
+from stream.mqtt_publisher import MqttPublisher
 from stream.mqtt_settings import PASSWORD_ENV, USERNAME_ENV, BrokerSettings
 from stream.mqtt_subscriber import MqttSubscriber
 from tests.conftest import ROOT, free_port, need_broker_or_fail, wait_port
@@ -80,12 +82,16 @@ class TlsMosquitto:
         self.conf.write_text(f"per_listener_settings true\nlistener {self.port} 127.0.0.1\ncafile {pki.ca}\n"
                              f"certfile {pki.server_cert}\nkeyfile {pki.server_key}\n{auth}")
         self.conf.chmod(0o644)
+        self.start()
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +200,29 @@ async def test_subscriber_refused_credentials_raise_instead_of_retrying(pki, pas
     with pytest.raises(MqttFatalError, match="refused the connection"):
         await asyncio.wait_for(subscriber.start(), 15)
     assert subscriber.reconnects == 0
+
+
+async def test_credentials_revoked_mid_run_stop_the_retries_and_close_raises(pki):
+    """The broker restarts with a password file that no longer has our user: an operator's decision, not an outage."""
+    broker = TlsMosquitto(pki, client_certificates=False)
+    try:
+        settings = BrokerSettings("127.0.0.1", broker.port, tls=True, ca_file=pki.ca, username=USER, password=PASSWORD)
+        publisher = MqttPublisher(settings, "rev", "rev/svc/status", flush_timeout_s=5,
+                                  reconnect=Backoff(start_s=0.1, factor=2.0, max_s=0.5, jitter=0.0))
+        await publisher.start()
+        publisher.publish([{"device": "d", "window": 0, "bpm": 70.0}])
+        broker.stop()
+        other = pki.dir / "passwd-other"
+        subprocess.run(["mosquitto_passwd", "-c", "-b", str(other), "someone-else", "x"], check=True, capture_output=True)
+        other.chmod(0o644)
+        broker.conf.write_text(broker.conf.read_text().replace(str(pki.passwords), str(other)))
+        broker.start()
+        await asyncio.wait_for(publisher.failed.wait(), 15)
+        assert "not authorized" in str(publisher.fatal_error) or "bad user name" in str(publisher.fatal_error)
+        reconnects = publisher.reconnects
+        await asyncio.sleep(1.0)
+        assert publisher.reconnects == reconnects  # no more attempts
+        with pytest.raises(MqttFatalError):
+            await publisher.close()
+    finally:
+        broker.stop()

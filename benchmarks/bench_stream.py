@@ -57,13 +57,14 @@ def broker_up(port: int = 1883) -> bool:
 async def run_pipeline(recording, chunk_s: float, mqtt: bool, model: str = "spectral") -> tuple[float, object]:
     """A replay at --speed max through the one runtime (one device), optionally publishing over MQTT."""
     from stream.mqtt_publisher import MqttPublisher
+    from stream.mqtt_settings import BrokerSettings
 
     engine = InferenceEngine(model)
     source = ReplaySource(recording, speed=None, chunk_s=chunk_s)
     warm_up_runtime(engine, source.rates)
     publishers = []
     if mqtt:
-        pub = MqttPublisher("127.0.0.1", 1883, "bench", will_topic="bench/bench/status", outbox_size=1_000_000)
+        pub = MqttPublisher(BrokerSettings("127.0.0.1", 1883), "bench", "bench/bench/status", outbox_size=1_000_000)
         publishers.append(pub)
         await pub.start()
         await asyncio.wait_for(pub.connected.wait(), 5)

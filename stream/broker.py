@@ -1,30 +1,16 @@
-"""Where to publish: an explicit `mqtt://host:port`, the broker already on 127.0.0.1:1883, or an
-embedded amqtt broker started on the spot so a first run needs nothing installed."""
+"""Where to publish when no `--broker URL` says so: the broker already on 127.0.0.1:1883, or an embedded
+amqtt broker started on the spot so a first run needs nothing installed. URLs, TLS and credentials are
+`stream/mqtt_settings.py`."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-from urllib.parse import urlparse
+import socket
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1883
-
-
-class BrokerUrlError(ValueError):
-    pass
-
-
-def parse_broker_url(url: str) -> tuple[str, int]:
-    """`mqtt://host[:port]` or `host[:port]` → (host, port)."""
-    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise BrokerUrlError(f"--broker {url!r}: expected mqtt://HOST[:PORT]")
-    try:
-        port = parsed.port or DEFAULT_PORT
-    except ValueError:
-        raise BrokerUrlError(f"--broker {url!r}: port must be a number 1-65535") from None
-    return parsed.hostname, port
 
 
 async def broker_answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -42,15 +28,16 @@ async def broker_answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
 
 
 class EmbeddedBroker:
-    """An amqtt broker bound to loopback only, living as long as the `async with` block."""
+    """An anonymous amqtt broker bound to loopback only, living as long as the `async with` block."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
         self.host, self.port = host, port
         self._broker = None
 
     async def __aenter__(self) -> "EmbeddedBroker":
-        for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        for name in ("amqtt", "transitions"):  # amqtt logs a traceback of its own before raising
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        self._check_port_free()
         from amqtt.broker import Broker
 
         config = {
@@ -63,6 +50,19 @@ class EmbeddedBroker:
         except Exception as e:  # amqtt wraps bind errors in its own exception types
             raise OSError(f"cannot start the embedded MQTT broker on {self.host}:{self.port}: {e}") from None
         return self
+
+    def _check_port_free(self) -> None:
+        """Bind as the broker would, to say plainly why it cannot start (amqtt's own error is a traceback)."""
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.host, self.port))
+            except OSError as e:
+                why = "the port is taken by another program" if e.errno == errno.EADDRINUSE else (e.strerror or str(e)).lower()
+                raise OSError(
+                    f"cannot start the embedded MQTT broker on {self.host}:{self.port}: {why}; "
+                    f"use --broker mqtt://{self.host}:{self.port} for the broker already there, or --broker embedded:PORT"
+                ) from None
 
     async def __aexit__(self, *exc: object) -> None:
         if self._broker is not None:

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None, ble_backend: object | None = None) -> in
     from stream.ble.errors import BleParseError, DeviceError
     from stream.engine import ModelLoadError
     from stream.logs import configure_logging
+    from stream.mqtt_connection import MqttFatalError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None, ble_backend: object | None = None) -> in
     except UsageError as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (RecordingError, ModelLoadError, DeviceError, OSError) as e:
+    except (RecordingError, ModelLoadError, DeviceError, MqttFatalError, OSError) as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except BleParseError as e:

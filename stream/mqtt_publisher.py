@@ -1,179 +1,410 @@
-"""Publish HR messages over MQTT with aiomqtt: QoS 1, retained status + last will, reconnect with
-backoff, and a bounded outbox so messages made while the broker is away are delivered when it returns.
+"""Publish HR messages of any number of devices over MQTT: QoS 1, a retained status per device, retained
+configuration topics, a last will, reconnection with backoff, and a bounded outbox so messages made
+while the broker is away are delivered when it returns.
 
-Delivery is at-least-once: a message leaves the outbox only after the broker acknowledged it, so a
-broker that dies mid-publish may see a message twice (subscribers can de-duplicate on `window`).
+Every message `publish` accepts ends counted exactly once in the `DeliveryReport` of `close()`:
+`delivered` (the broker acknowledged it), `dropped_overflow` (the outbox was full: the oldest goes),
+or `undelivered` (still waiting or in flight, unacknowledged, when the flush timed out). A message
+lives in exactly one place until then (the queue, or the in-flight table keyed by packet id) and
+nothing of it is kept after its acknowledgement. Delivery is at-least-once: after a reconnect the
+unacknowledged messages are sent again, so a subscriber may see one twice (de-duplicate on `window`).
+
+Built on our own MQTT codec rather than a client library: see `benchmarks/bench_mqtt.py` for the
+per-message cost of each (the README's Measured table has the figures).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import socket
-from collections import deque
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass
 
-import aiomqtt
 import structlog
 
 from stream.backoff import Backoff
 from stream.message import hr_topic, status_topic
+from stream.mqtt_codec import Will, encode_length, encode_publish, encode_string
+from stream.mqtt_connection import MqttConnection, MqttConnectionError, MqttFatalError, connect
+from stream.mqtt_settings import BrokerSettings
 
 log = structlog.get_logger("ppg_stream.mqtt")
-# aiomqtt warns on every publish beyond 10 concurrent calls; we batch on purpose and log outages ourselves
-_client_logger = logging.getLogger("ppg_stream.aiomqtt")
-_client_logger.setLevel(logging.ERROR)
 
 DEFAULT_OUTBOX = 10_000
-BATCH = 256  # publishes in flight at once: aiomqtt costs ~0.25 ms per QoS-1 publish, so overlap them
+MAX_INFLIGHT = 512  # unacknowledged QoS-1 publishes at once: enough to keep a loopback broker busy
 RECONNECT = Backoff(start_s=0.2, factor=2.0, max_s=5.0, jitter=0.2)
-PUBLISH_TIMEOUT_S = 3.0
+ACK_TIMEOUT_S = 10.0  # nothing acknowledged for this long while messages are in flight: a wedged broker
+DROP_LOG_INTERVAL_S = 10.0
+KEEPALIVE_S = 30
+_TOPIC_CACHE_MAX = 65_536
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    delivered: int = 0
+    dropped_overflow: int = 0
+    undelivered: int = 0
+
+    @property
+    def accepted(self) -> int:
+        return self.delivered + self.dropped_overflow + self.undelivered
+
+    @property
+    def lost(self) -> int:
+        return self.dropped_overflow + self.undelivered
+
+    def __add__(self, other: "DeliveryReport") -> "DeliveryReport":
+        return DeliveryReport(self.delivered + other.delivered, self.dropped_overflow + other.dropped_overflow,
+                              self.undelivered + other.undelivered)
+
+
+def delivery_loss_line(report: DeliveryReport, outbox_size: int, flush_timeout_s: float) -> str:
+    """What was lost and why, in one line (the CLI prints it after `ppg-stream: error: `)."""
+    parts = []
+    if report.dropped_overflow:
+        parts.append(f"{report.dropped_overflow} dropped because the outbox was full (--outbox {outbox_size})")
+    if report.undelivered:
+        parts.append(f"{report.undelivered} not acknowledged by the MQTT broker within {flush_timeout_s:g} s")
+    return f"{report.lost} of {report.accepted} messages were not delivered: {'; '.join(parts)}"
+
+
+class _Retained:
+    """An in-flight retained publish (a status or a configuration), kept until the broker acknowledges it."""
+
+    __slots__ = ("topic", "payload")
+
+    def __init__(self, topic: str, payload: bytes) -> None:
+        self.topic, self.payload = topic, payload
 
 
 class MqttPublisher:
-    """One connection for every device of the process: HR messages go to `<prefix>/<device>/hr`, each
-    device's retained status to `<prefix>/<device>/status`, and the last will to `will_topic`."""
-
     def __init__(
         self,
-        host: str,
-        port: int,
+        settings: BrokerSettings,
         prefix: str,
         will_topic: str,
         outbox_size: int = DEFAULT_OUTBOX,
         flush_timeout_s: float = 10.0,
+        *,
+        max_inflight: int = MAX_INFLIGHT,
+        ack_timeout_s: float = ACK_TIMEOUT_S,
+        keepalive_s: int = KEEPALIVE_S,
+        reconnect: Backoff = RECONNECT,
+        client_id: str | None = None,
     ) -> None:
-        self.host, self.port = host, port
+        if outbox_size < 1:
+            raise ValueError("outbox_size must be at least 1")
+        self.settings = settings
         self.prefix = prefix
         self.will_topic = will_topic
-        self.outbox: deque[tuple[str, bytes]] = deque()
         self.outbox_size = outbox_size
         self.flush_timeout_s = flush_timeout_s
-        self.delivered = 0
-        self.overflow = 0
-        self.reconnects = 0
+        self.max_inflight = max_inflight
+        self.ack_timeout_s = ack_timeout_s
+        self.keepalive_s = keepalive_s
+        self.reconnect = reconnect
+        self.client_id = client_id or f"ppg-stream-{uuid.uuid4().hex[:12]}"
         self.connected = asyncio.Event()
-        self.statuses: dict[str, str] = {will_topic: "online"}  # retained status per topic, the last value wins
-        self._pending: deque[tuple[str, str]] = deque([(will_topic, "online")])  # status changes not yet taken
-        self._wake = asyncio.Event()
+        self.reconnects = 0  # connections lost or attempts failed (for logs and tests)
+        self.delivered = 0
+        self.dropped_overflow = 0
+        # HR messages: (fixed header + topic, payload, device) waiting; in flight by packet id (None once dropped)
+        self._queue: deque[tuple[bytes, bytes, str]] = deque()
+        self._inflight: dict[int, tuple[bytes, bytes, str] | _Retained | None] = {}
+        self._pending = 0  # HR messages accepted and not yet delivered or dropped: the outbox's fill
+        self._next_pid = 1
+        # retained topics: what each status topic should say, and retained values not yet acknowledged
+        self._status: dict[str, bytes] = {will_topic: b"online"}
+        self._retained_unsent: dict[str, bytes] = {}
+        self._hr_topics: dict[str, bytes] = {}
+        self._dropped_since_log: Counter[str] = Counter()
+        self._last_drop_log = float("-inf")
+        self._conn: MqttConnection | None = None
+        self._acked_on_connection = False
+        self._last_progress = 0.0
+        self._pump_scheduled = False
         self._closing = False
+        self._drained = asyncio.Event()
+        self._first_attempt = asyncio.Event()
+        self._fatal: MqttFatalError | None = None
+        self.failed = asyncio.Event()  # set when the broker refused us for good (see `fatal_error`): a service awaits it
         self._task: asyncio.Task | None = None
+        self._watchdog: asyncio.Task | None = None
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return self.settings.url
 
+    @property
+    def fatal_error(self) -> MqttFatalError | None:
+        """Refused credentials or certificates, mid-run as at start: no more retries after it."""
+        return self._fatal
+
+    # --- what the pipeline calls ---
     async def start(self) -> None:
+        """Begin connecting. Waits for the first attempt, so refused credentials stop the run before it starts;
+        a broker that is merely away is retried while messages wait in the outbox."""
         self._task = asyncio.create_task(self._run(), name="mqtt-publisher")
-
-    def set_status(self, device: str, status: str) -> None:
-        """Publish a device's `online`/`offline` (retained), in order, as soon as the broker takes it."""
-        topic = status_topic(self.prefix, device)
-        if self.statuses.get(topic, "offline") == status:
-            return
-        if status == "offline" and topic != self.will_topic:
-            self.statuses.pop(topic, None)  # a departed device keeps nothing here but its pending last word
-        else:
-            self.statuses[topic] = status
-        self._pending.append((topic, status))
-        if len(self._pending) > 10_000:  # a long outage with devices coming and going: keep each topic's last word
-            self._pending = deque(dict(self._pending).items())
-        self._wake.set()
+        self._watchdog = asyncio.create_task(self._watch_acks(), name="mqtt-publisher-acks")
+        await self._first_attempt.wait()
+        if self._fatal is not None:
+            await self._stop_tasks()
+            raise self._fatal
 
     def publish(self, messages: list[dict]) -> None:
-        prefix = self.prefix
-        self._enqueue([(hr_topic(prefix, m["device"]), json.dumps(m).encode()) for m in messages])
+        """Queue HR messages (of any devices) for `<prefix>/<device>/hr`, QoS 1. Never blocks."""
+        topics = self._hr_topics
+        queue = self._queue
+        for message in messages:
+            device = message["device"]
+            topic = topics.get(device)
+            if topic is None:
+                if len(topics) >= _TOPIC_CACHE_MAX:
+                    topics.clear()
+                topic = topics[device] = encode_string(hr_topic(self.prefix, device))
+            payload = json.dumps(message).encode()
+            if self._pending >= self.outbox_size:
+                self._drop_oldest()
+            length = len(topic) + 2 + len(payload)
+            head = b"\x32" + (bytes(((length & 0x7F) | 0x80, length >> 7)) if 128 <= length < 16384 else encode_length(length)) + topic
+            queue.append((head, payload, device))
+            self._pending += 1
+        self._schedule_pump()
 
-    def publish_payload(self, topic: str, payload: bytes) -> None:
-        """Any payload (raw chunks of a gateway) through the same outbox and delivery guarantees."""
-        self._enqueue([(topic, payload)])
+    def publish_payload(self, topic: str, payload: bytes, device: str = "") -> None:
+        """Any payload on any topic (a gateway's raw chunks), QoS 1, through the same outbox and accounting."""
+        if self._pending >= self.outbox_size:
+            self._drop_oldest()
+        encoded = encode_string(topic)
+        self._queue.append((b"\x32" + encode_length(len(encoded) + 2 + len(payload)) + encoded, bytes(payload), device or topic))
+        self._pending += 1
+        self._schedule_pump()
 
-    def _enqueue(self, items: list[tuple[str, bytes]]) -> None:
-        for item in items:
-            if len(self.outbox) >= self.outbox_size:
-                self.outbox.popleft()
-                self.overflow += 1
-                if self.overflow == 1 or self.overflow % 1000 == 0:
-                    log.warning("outbox full: dropping oldest messages", dropped=self.overflow, outbox=self.outbox_size)
-            self.outbox.append(item)
-        self._wake.set()
+    def set_status(self, device: str, status: str) -> None:
+        """`online`/`offline` on `<prefix>/<device>/status`, retained; the last value wins and is re-sent
+        after every reconnect (the last will may have overwritten it)."""
+        if status not in ("online", "offline"):
+            raise ValueError(f"status must be 'online' or 'offline', not {status!r}")
+        topic = status_topic(self.prefix, device)
+        self._set_retained_status(topic, status.encode())
 
-    async def close(self) -> int:
-        """Deliver what is left (up to flush_timeout_s), publish `offline`, and return the undelivered count."""
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        """A retained message (e.g. Home Assistant discovery), QoS 1, kept and re-sent across reconnects until
+        the broker acknowledges it; an empty payload clears the topic. The latest value per topic wins."""
+        self._retained_unsent[topic] = bytes(payload)
+        self._schedule_pump()
+
+    async def close(self) -> DeliveryReport:
+        """Publish `offline` on every status topic, deliver what is left within `flush_timeout_s`, and report."""
         self._closing = True
-        self._wake.set()
-        if self._task is None:
-            return len(self.outbox)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout=self.flush_timeout_s)
-        except asyncio.TimeoutError:
-            self._task.cancel()
+        for topic in list(self._status):
+            self._set_retained_status(topic, b"offline")
+        self._check_drained()
+        if self._task is not None and self._fatal is None:
             try:
-                await self._task
-            except asyncio.CancelledError:
+                await asyncio.wait_for(self._drained.wait(), self.flush_timeout_s)
+            except asyncio.TimeoutError:
                 pass
-        return len(self.outbox)
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            if self._drained.is_set():
+                conn.disconnect()  # clean: the broker discards the will, `offline` was acknowledged
+            else:
+                conn.abort("flush timed out")  # the will says `offline` for us
+        await self._stop_tasks()
+        self._log_drops(force=True)
+        report = self.report()
+        if self._fatal is not None:
+            raise self._fatal
+        return report
 
+    def report(self) -> DeliveryReport:
+        in_flight = sum(1 for entry in self._inflight.values() if isinstance(entry, tuple))
+        return DeliveryReport(self.delivered, self.dropped_overflow, len(self._queue) + in_flight)
+
+    # --- outbox ---
+    def _drop_oldest(self) -> None:
+        if self._queue:
+            device = self._queue.popleft()[2]
+        else:  # everything waiting is in flight (an outbox smaller than the window): forget the oldest
+            pid = next(p for p, entry in self._inflight.items() if isinstance(entry, tuple))
+            device = self._inflight[pid][2]  # type: ignore[index]
+            self._inflight[pid] = None  # its acknowledgement, if it comes, counts for nothing
+        self._pending -= 1
+        self.dropped_overflow += 1
+        self._dropped_since_log[device] += 1
+        self._log_drops()
+
+    def _log_drops(self, force: bool = False) -> None:
+        """At most one warning per DROP_LOG_INTERVAL_S, naming the devices that lost most since the last."""
+        if not self._dropped_since_log:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_drop_log < DROP_LOG_INTERVAL_S:
+            return
+        self._last_drop_log = now
+        worst = dict(self._dropped_since_log.most_common(5))
+        log.warning("outbox full: dropping oldest messages", dropped=self.dropped_overflow,
+                    since_last=sum(self._dropped_since_log.values()), devices=worst, outbox=self.outbox_size)
+        self._dropped_since_log.clear()
+
+    def _set_retained_status(self, topic: str, payload: bytes) -> None:
+        self._status[topic] = payload
+        self._retained_unsent[topic] = payload
+        self._schedule_pump()
+
+    # --- sending ---
+    def _schedule_pump(self) -> None:
+        """Coalesce everything published in one event-loop turn into one socket write."""
+        if not self._pump_scheduled and self._conn is not None:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            return
+        inflight, queue, retained = self._inflight, self._queue, self._retained_unsent
+        room = self.max_inflight - len(inflight)
+        if room <= 0:
+            return
+        if not inflight:
+            self._last_progress = time.monotonic()
+        out: list[bytes] = []
+        pid = self._next_pid
+        while room > 0 and (retained or queue):
+            while pid in inflight:
+                pid = pid + 1 if pid < 65535 else 1
+            if retained:
+                topic, payload = retained.popitem()
+                inflight[pid] = _Retained(topic, payload)
+                out.append(encode_publish(encode_string(topic), payload, qos=1, packet_id=pid, retain=True))
+            else:
+                entry = queue.popleft()
+                inflight[pid] = entry
+                out += (entry[0], pid.to_bytes(2, "big"), entry[1])
+            pid = pid + 1 if pid < 65535 else 1
+            room -= 1
+        self._next_pid = pid
+        if out:
+            conn.write(b"".join(out))
+
+    def _on_pubacks(self, pids: list[int]) -> None:
+        inflight, status = self._inflight, self._status
+        delivered = 0
+        for pid in pids:
+            entry = inflight.pop(pid, False)
+            if type(entry) is tuple:
+                delivered += 1
+            elif entry is False or entry is None:
+                continue  # not ours (a duplicate acknowledgement), or dropped by overflow while in flight
+            elif entry.payload == b"offline" and status.get(entry.topic) == b"offline" and entry.topic != self.will_topic:
+                del status[entry.topic]  # a device gone offline needs no re-sending: flat memory
+        self.delivered += delivered
+        self._pending -= delivered
+        self._acked_on_connection = True
+        self._last_progress = time.monotonic()
+        self._schedule_pump()
+        if self._closing:
+            self._check_drained()
+
+    def _check_drained(self) -> None:
+        if not self._queue and not self._inflight and not self._retained_unsent:
+            self._drained.set()
+
+    def _requeue_inflight(self) -> None:
+        """After a lost connection, unacknowledged messages go back to the front, in their order."""
+        hr = [entry for entry in self._inflight.values() if type(entry) is tuple]
+        for entry in self._inflight.values():
+            if isinstance(entry, _Retained) and entry.topic not in self._retained_unsent:
+                self._retained_unsent[entry.topic] = entry.payload
+        self._inflight.clear()
+        self._queue.extendleft(reversed(hr))
+
+    # --- connection lifecycle ---
     async def _run(self) -> None:
-        delays = RECONNECT.delays()
+        delays = self.reconnect.delays()
         outage_logged = False
         while True:
             try:
-                async with aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    will=aiomqtt.Will(self.will_topic, b"offline", qos=1, retain=True),
-                    timeout=PUBLISH_TIMEOUT_S,
-                    keepalive=30,
-                    max_inflight_messages=BATCH,
-                    logger=_client_logger,
-                    # small JSON messages: without NODELAY, Nagle + delayed ACKs cap us at ~30 round trips/s
-                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-                ) as client:
-                    self._pending.extend(self.statuses.items())  # a new session: say every status again
-                    await self._publish_statuses(client)
-                    if outage_logged:
-                        log.info("broker back: delivering buffered messages", broker=self.url, buffered=len(self.outbox))
-                    outage_logged = False
-                    delays = RECONNECT.delays()
-                    self.connected.set()
-                    await self._drain(client)
-                    await client.publish(self.will_topic, b"offline", qos=1, retain=True)
-                    return
-            except aiomqtt.MqttError as e:
-                self.connected.clear()
+                conn = await connect(
+                    self.settings, self.client_id, self.keepalive_s,
+                    will=Will(self.will_topic, b"offline", qos=1, retain=True),
+                    on_pubacks=self._on_pubacks,
+                )
+            except MqttFatalError as e:
+                self._fatal = e
+                self.failed.set()
+                if self._first_attempt.is_set():  # mid-run; at start, start() raises it to the caller
+                    log.error("MQTT broker refused us: not retrying", broker=self.url, error=str(e))
+                self._first_attempt.set()
+                self._drained.set()  # nothing more can be delivered: close() must not wait
+                return
+            except (OSError, asyncio.TimeoutError, MqttConnectionError) as e:
+                self._first_attempt.set()
                 self.reconnects += 1
                 if not outage_logged:
-                    log.warning("broker unreachable: buffering and retrying", broker=self.url, error=str(e), buffered=len(self.outbox))
+                    log.warning("broker unreachable: buffering and retrying", broker=self.url, error=_describe(e), buffered=self._pending)
                     outage_logged = True
                 await asyncio.sleep(next(delays))
+                continue
+            self._conn = conn
+            self._acked_on_connection = False
+            for topic, payload in self._status.items():  # the will may have said `offline` for us meanwhile
+                self._retained_unsent.setdefault(topic, payload)
+            self.connected.set()
+            self._first_attempt.set()
+            if outage_logged:
+                log.info("broker back: delivering buffered messages", broker=self.url, buffered=self._pending)
+            outage_logged = False
+            self._pump_scheduled = False
+            self._schedule_pump()
+            reason = await conn.closed
+            self._conn = None
+            self.connected.clear()
+            self._requeue_inflight()
+            if self._closing and self._drained.is_set():
+                return
+            # a connection only counts as recovery once the broker acknowledged something on it: one that
+            # accepts connections and then drops or ignores publishes keeps backing off (no reconnect storm)
+            if self._acked_on_connection:
+                delays = self.reconnect.delays()
+            self.reconnects += 1
+            log.warning("broker unreachable: buffering and retrying", broker=self.url, error=_describe(reason), buffered=self._pending)
+            outage_logged = True
+            await asyncio.sleep(next(delays))
 
-    async def _publish_statuses(self, client: aiomqtt.Client) -> None:
-        """Status changes in order, retained; one the broker does not take is sent again after reconnecting."""
-        while self._pending:
-            topic, status = self._pending[0]
-            await client.publish(topic, status.encode(), qos=1, retain=True)
-            self._pending.popleft()
-
-    async def _drain(self, client: aiomqtt.Client) -> None:
-        """Publish until closing and empty; a failed publish goes back to the front, then reconnect."""
+    async def _watch_acks(self) -> None:
+        """A broker that takes publishes and never acknowledges them is an outage too: reconnect and resend."""
+        interval = min(1.0, self.ack_timeout_s / 4)
         while True:
-            if self._pending:
-                await self._publish_statuses(client)
-                continue
-            if not self.outbox:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch = [self.outbox.popleft() for _ in range(min(BATCH, len(self.outbox)))]
-            results = await asyncio.gather(
-                *(client.publish(topic, payload, qos=1) for topic, payload in batch), return_exceptions=True
-            )
-            failed = [m for m, r in zip(batch, results) if isinstance(r, BaseException)]
-            self.delivered += len(batch) - len(failed)
-            if failed:
-                self.outbox.extendleft(reversed(failed))
-                error = next(r for r in results if isinstance(r, BaseException))
-                raise error if isinstance(error, aiomqtt.MqttError) else aiomqtt.MqttError(str(error))
+            await asyncio.sleep(interval)
+            conn = self._conn
+            if conn is not None and self._inflight and time.monotonic() - self._last_progress > self.ack_timeout_s:
+                conn.abort(f"the broker acknowledged nothing for {self.ack_timeout_s:g} s")
+
+    async def _stop_tasks(self) -> None:
+        for task in (self._task, self._watchdog):
+            if task is not None and not task.done():
+                task.cancel()
+        for task in (self._task, self._watchdog):
+            if task is not None:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            conn.abort("closed")
+        self._conn = None
+        self.connected.clear()
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "the broker closed the connection"
+    text = str(error)
+    return f"{error.__class__.__name__}: {text}" if text and not isinstance(error, MqttConnectionError) else (text or error.__class__.__name__)

@@ -103,7 +103,8 @@ async def test_broker_that_never_answers_fails_loudly_but_loses_nothing_on_stdou
     assert proc.returncode == 1
     assert stdout.decode().count('"window"') == synthetic_60s.n_windows
     last = stderr.decode().strip().splitlines()[-1]
-    assert last == f"ppg-stream: error: {synthetic_60s.n_windows} messages were not delivered: the MQTT broker did not take them within 1 s"
+    n = synthetic_60s.n_windows
+    assert last == f"ppg-stream: error: {n} of {n} messages were not delivered: {n} not acknowledged by the MQTT broker within 1 s"
 
 
 async def test_ctrl_c_ends_cleanly_with_offline_status_and_a_summary(mosquitto_1883, synthetic_60s):
@@ -126,3 +127,20 @@ async def test_ctrl_c_ends_cleanly_with_offline_status_and_a_summary(mosquitto_1
     assert '"event": "replay interrupted"' in text and "Traceback" not in text
     assert 2 <= len(collector.messages) < synthetic_60s.n_windows
     assert collector.raw[f"{prefix}/syn60/status"][-1] == b"offline"
+
+
+def test_embedded_broker_on_a_taken_port_is_one_line():
+    import socket
+
+    from tests.conftest import run_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--demo", "--speed", "max", "--broker", f"embedded:{port}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "amqtt" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (f"ppg-stream: error: cannot start the embedded MQTT broker on 127.0.0.1:{port}: the port is taken by another "
+                    f"program; use --broker mqtt://127.0.0.1:{port} for the broker already there, or --broker embedded:PORT")

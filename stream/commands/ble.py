@@ -68,13 +68,13 @@ async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
                 fields.update(w.counts(prefix=len(wearables) > 1))
             if gateway is not None:
                 fields.update(gateway.counts())
-            undelivered = await close_publishers(publishers)
+            delivery = await close_publishers(publishers)
         finally:
             for w in wearables:
                 await w.close()
             if runtime_task is not None and not runtime_task.done():
                 runtime_task.cancel()
-    return finish("BLE stream", fields, interrupted, undelivered, args.flush_timeout, interrupted_status=0)
+    return finish("BLE stream", fields, interrupted, delivery, args, interrupted_status=0)
 
 
 class Wearable:

@@ -11,7 +11,9 @@ import sys
 
 import structlog
 
-from stream.broker import DEFAULT_HOST, DEFAULT_PORT, BrokerUrlError, EmbeddedBroker, broker_answers, parse_broker_url
+from stream.broker import DEFAULT_HOST, DEFAULT_PORT, EmbeddedBroker, broker_answers
+from stream.mqtt_publisher import DeliveryReport, delivery_loss_line
+from stream.mqtt_settings import BrokerSettings, BrokerUrlError, add_broker_arguments, broker_settings_from_args
 
 log = structlog.get_logger("ppg_stream")
 
@@ -50,7 +52,7 @@ def positive_int(text: str) -> int:
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--broker", metavar="URL", help="mqtt://HOST[:PORT], or 'embedded[:PORT]' to start the built-in broker (default: auto)")
+    add_broker_arguments(p)
     p.add_argument("--topic-prefix", default="ppg", help="topic prefix (default: ppg → ppg/<device>/hr)")
     p.add_argument("--stdout", action="store_true", help="print every message as a JSON line on stdout")
     p.add_argument("--no-mqtt", action="store_true", help="do not publish over MQTT")
@@ -70,11 +72,10 @@ def check_output_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--topic-prefix {args.topic_prefix!r}: must be non-empty and contain no MQTT wildcards (# +)")
     if args.broker and args.broker.startswith("embedded"):
         embedded_port(args.broker)
-    elif args.broker:
-        try:
-            parse_broker_url(args.broker)
-        except BrokerUrlError as e:
-            raise UsageError(str(e)) from None
+    try:
+        broker_settings_from_args(args)
+    except BrokerUrlError as e:
+        raise UsageError(str(e)) from None
     if args.no_mqtt and args.broker:
         raise UsageError("--broker and --no-mqtt contradict each other")
 
@@ -91,18 +92,18 @@ def embedded_port(text: str) -> int:
     return port
 
 
-async def choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> tuple[str, int] | None:
+async def choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> BrokerSettings | None:
     """Where to publish, starting the embedded broker inside `stack` when that is the choice."""
     if args.no_mqtt:
         return None
-    if args.broker and not args.broker.startswith("embedded"):
-        host, port = parse_broker_url(args.broker)
-        if not await broker_answers(host, port):
-            log.warning("broker not answering yet: messages are buffered until it does", broker=f"mqtt://{host}:{port}")
-        return host, port
+    settings = broker_settings_from_args(args)
+    if settings is not None:
+        if not await broker_answers(settings.host, settings.port):
+            log.warning("broker not answering yet: messages are buffered until it does", broker=settings.url)
+        return settings
     if args.broker is None and await broker_answers(DEFAULT_HOST, DEFAULT_PORT):
         log.info("using the MQTT broker already running", broker=f"mqtt://{DEFAULT_HOST}:{DEFAULT_PORT}")
-        return DEFAULT_HOST, DEFAULT_PORT
+        return BrokerSettings(DEFAULT_HOST, DEFAULT_PORT)
     port = embedded_port(args.broker) if args.broker else DEFAULT_PORT
     await stack.enter_async_context(EmbeddedBroker(DEFAULT_HOST, port))
     log.info(
@@ -110,7 +111,7 @@ async def choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitSta
         broker=f"mqtt://{DEFAULT_HOST}:{port}",
         subscribe=f"mosquitto_sub -h {DEFAULT_HOST} -p {port} -t '{args.topic_prefix}/#' -v",
     )
-    return DEFAULT_HOST, port
+    return BrokerSettings(DEFAULT_HOST, port)
 
 
 async def start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExitStack, will_topic: str, stdout: bool | None = None) -> list:
@@ -121,7 +122,7 @@ async def start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExit
     publishers: list = []
     target = await choose_broker(args, stack)
     if target is not None:
-        publishers.append(MqttPublisher(*target, prefix=args.topic_prefix, will_topic=will_topic, outbox_size=args.outbox, flush_timeout_s=args.flush_timeout))
+        publishers.append(MqttPublisher(target, args.topic_prefix, will_topic, args.outbox, args.flush_timeout))
     if args.stdout if stdout is None else stdout:
         publishers.append(StdoutPublisher())
     for publisher in publishers:
@@ -129,11 +130,14 @@ async def start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExit
     return publishers
 
 
-async def close_publishers(publishers: list) -> int:
-    undelivered = 0
+async def close_publishers(publishers: list) -> DeliveryReport | None:
+    """Flush and stop every publisher; the MQTT delivery report (None without MQTT)."""
+    report = None
     for publisher in publishers:
-        undelivered += await publisher.close()
-    return undelivered
+        result = await publisher.close()
+        if isinstance(result, DeliveryReport):
+            report = result if report is None else report + result
+    return report
 
 
 async def until_done_or_interrupted(work) -> tuple[object, bool]:
@@ -158,10 +162,12 @@ async def until_done_or_interrupted(work) -> tuple[object, bool]:
                 loop.remove_signal_handler(sig)
 
 
-def finish(what: str, fields: dict, interrupted: bool, undelivered: int, flush_timeout_s: float, interrupted_status: int = EXIT_INTERRUPTED) -> int:
-    fields["undelivered"] = undelivered
+def finish(what: str, fields: dict, interrupted: bool, delivery: DeliveryReport | None, args: argparse.Namespace, interrupted_status: int = EXIT_INTERRUPTED) -> int:
+    """The final log line and the exit status: 1 if any message was lost (dropped or undelivered)."""
+    if delivery is not None:
+        fields.update(delivered=delivery.delivered, dropped_overflow=delivery.dropped_overflow, undelivered=delivery.undelivered)
     log.info(f"{what} interrupted" if interrupted else f"{what} finished", **fields)
-    if undelivered:
-        print(f"ppg-stream: error: {undelivered} messages were not delivered: the MQTT broker did not take them within {flush_timeout_s:g} s", file=sys.stderr)
+    if delivery is not None and delivery.lost:
+        print(f"ppg-stream: error: {delivery_loss_line(delivery, args.outbox, args.flush_timeout)}", file=sys.stderr)
         return EXIT_UNDELIVERED
     return interrupted_status if interrupted else 0

@@ -189,5 +189,5 @@ async def run_replay(args: argparse.Namespace) -> int:
             fields = {"devices": len(devices), "wall_s": round(time.perf_counter() - t_start, 3)}
         if gateway is not None:
             fields.update(gateway.counts())
-        undelivered = await close_publishers(publishers)
-    return finish("replay", fields, interrupted, undelivered, args.flush_timeout)
+        delivery = await close_publishers(publishers)
+    return finish("replay", fields, interrupted, delivery, args)

@@ -89,12 +89,12 @@ async def run(args: argparse.Namespace) -> int:
     warm_up_runtime(engine, {"ppg": 64.0, "acc": 32.0})
     async with contextlib.AsyncExitStack() as stack:
         publishers = await start_publishers(args, stack, service_status_topic(args.topic_prefix, service))
-        mqtt = next(p for p in publishers if hasattr(p, "host"))
+        mqtt = next(p for p in publishers if hasattr(p, "settings"))
         runtime = Runtime(engine, publishers, RuntimeConfig(
             budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking, max_devices=args.max_devices, queue_chunks=args.queue_chunks,
         ))
         ingest = RawIngest(runtime, args.topic_prefix)
-        subscriber = MqttSubscriber(mqtt.host, mqtt.port, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos, client_id=f"ppg-stream-{service}")
+        subscriber = MqttSubscriber(mqtt.settings, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos, client_id=f"ppg-stream-{service}")
         if args.metrics_port is not None:
             from stream.metrics import serve_metrics
 
@@ -105,17 +105,33 @@ async def run(args: argparse.Namespace) -> int:
                  idle_timeout_s=args.idle_timeout, max_devices=args.max_devices)
 
         async def service_loop() -> None:
-            await asyncio.gather(subscriber.run(), _idle_sweeper(runtime, args.idle_timeout), _stats_logger(runtime, ingest, args.stats_interval))
+            await subscriber.start()
+            stack.push_async_callback(subscriber.close)
+            await asyncio.gather(_announce(subscriber), _idle_sweeper(runtime, args.idle_timeout),
+                                 _stats_logger(runtime, ingest, args.stats_interval), _until_refused(subscriber, mqtt))
 
         _, interrupted = await until_done_or_interrupted(service_loop())
+        await subscriber.close()
         for device in list(runtime.table.devices):
             runtime.finish_device(device)
         runtime.stop()
         await runtime_task
         fields = {**runtime.summary(time.perf_counter() - t_start).as_log_fields(), **ingest.counts(), "mqtt_messages": subscriber.received}
         fields.pop("mae_bpm", None), fields.pop("mae_untracked_bpm", None)
-        undelivered = await close_publishers(publishers)
-    return finish("serve", fields, interrupted, undelivered, args.flush_timeout)
+        delivery = await close_publishers(publishers)
+    return finish("serve", fields, interrupted, delivery, args)
+
+
+async def _announce(subscriber) -> None:
+    await subscriber.subscribed.wait()
+    log.info("subscribed", topic=subscriber.topic_filter, broker=subscriber.settings.url)
+
+
+async def _until_refused(subscriber, publisher) -> None:
+    """The broker refused our credentials mid-run: stop (the error ends the run as one line)."""
+    await asyncio.wait([asyncio.ensure_future(subscriber.failed.wait()), asyncio.ensure_future(publisher.failed.wait())],
+                       return_when=asyncio.FIRST_COMPLETED)
+    raise subscriber.fatal_error or publisher.fatal_error
 
 
 async def _idle_sweeper(runtime, idle_timeout_s: float) -> None:

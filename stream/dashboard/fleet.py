@@ -221,7 +221,7 @@ class Fleet:
                 del state.fresh[: len(state.fresh) - self.history_points]
 
     def _accept_key(self, state: DeviceState, r: HrReading) -> bool:
-        """Window bookkeeping; False for a duplicate or for a late arrival (counted, not displayed)."""
+        """Window bookkeeping; False for a duplicate (ignored) or a late arrival (counted, not displayed)."""
         key = r.key
         if key is None:
             return True
@@ -243,6 +243,7 @@ class Fleet:
             state._seen |= 1 << back
             if state._first_key is not None and key > state._first_key:
                 state.missed -= 1  # it was counted as missed when the window after it came
+            state.messages += 1
             state.late += r.late
         else:
             state.duplicates += 1

@@ -68,24 +68,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 then, 2 if the dashboard cannot listen."""
     broker_host, broker_port = args.broker
-    try:
-        async with Dashboard(args.host, args.port, broker_host, broker_port, args.topic_prefix, max_devices=args.max_devices):
-            await _until_signal()
-    except DashboardError as e:
-        print(f"ppg-stream: error: {e.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):  # before starting: a signal during start-up still ends the run cleanly
+        try:
+            async with Dashboard(args.host, args.port, broker_host, broker_port, args.topic_prefix, max_devices=args.max_devices):
+                await stop.wait()
+        except DashboardError as e:
+            print(f"ppg-stream: error: {e.strerror}", file=sys.stderr)
+            return EXIT_USAGE
     return 0
 
 
-async def _until_signal() -> None:
-    stop = asyncio.Event()
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event):
     loop = asyncio.get_running_loop()
+    installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
     try:
-        await stop.wait()
+        yield
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -18,6 +18,7 @@ _client_logger = logging.getLogger("ppg_stream.dashboard.aiomqtt")
 _client_logger.setLevel(logging.ERROR)
 
 RECONNECT = Backoff(start_s=0.2, factor=2.0, max_s=5.0, jitter=0.2)
+DISCONNECT_TIMEOUT_S = 2.0
 MAX_QUEUED_MESSAGES = 20_000  # aiomqtt drops (and we count nothing) past this: bounded memory if we stall
 
 
@@ -52,6 +53,7 @@ class BrokerSubscription:
                     identifier=identifier,
                     clean_session=True,  # a live view: nothing to catch up on after an outage
                     keepalive=30,
+                    timeout=DISCONNECT_TIMEOUT_S,  # also bounds the goodbye at shutdown (aiomqtt waits 10 s)
                     max_queued_incoming_messages=MAX_QUEUED_MESSAGES,
                     logger=_client_logger,
                 ) as client:

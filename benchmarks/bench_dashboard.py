@@ -191,7 +191,7 @@ async def run(args: argparse.Namespace) -> None:
                 await page.add_init_script(PROBE)
                 t = time.monotonic()
                 await page.goto(url)
-                await page.wait_for_function(f"() => document.querySelectorAll('article.card').length === {args.devices}", timeout=60_000)
+                await page.wait_for_function(f"() => document.getElementById('summary').textContent.startsWith('{args.devices} devices')", timeout=60_000)
                 load_s = time.monotonic() - t
                 if args.screenshot:
                     await shoot(page, client, prefix, fleet, Path(args.screenshot))

@@ -1,7 +1,10 @@
 // ppg-stream dashboard: one card per device, fed by Server-Sent Events from /events.
-// Smooth with hundreds of devices: events only update the model; the DOM and the charts are touched
-// once per animation frame, charts only for cards on screen, sorting at most once a second; every
-// device keeps at most HISTORY points.
+//
+// Smooth with hundreds of devices: events only update the model (at most HISTORY points a device);
+// the page is drawn once per animation frame; only the cards on screen exist in the DOM (a pool of
+// elements re-bound to devices as the view scrolls or re-sorts), so a re-sort or an update costs the
+// same for 10 devices as for 2000; a card's text and chart are redrawn only when its device changed;
+// sorting by a live value happens at most once a second.
 "use strict";
 
 const HISTORY = 150;          // points per device (5 min at the 2 s hop), as the server keeps
@@ -10,6 +13,7 @@ const GAP_S = 10;             // a jump in time longer than this breaks the line
 const STALE_S = 10;           // online, but nothing for this long: the number is dimmed
 const SORT_EVERY_MS = 1000;
 const TICK_MS = 1000;         // "last seen" texts and the summary
+const CARD_MIN_W = 260, CARD_H = 216, GAP = 12, OVERSCAN_ROWS = 1;  // CARD_H matches .card's height
 
 const cardsEl = document.getElementById("cards");
 const template = document.getElementById("card-template");
@@ -19,94 +23,81 @@ const emptyEl = document.getElementById("empty");
 const filterEl = document.getElementById("filter");
 const sortEl = document.getElementById("sort");
 
-const cards = new Map();      // device id -> Card
-const dirtyText = new Set();  // cards whose text changed since the last frame
-const onScreen = new Set();   // cards intersecting the viewport
+const devices = new Map();    // device id -> Device (the model)
+let view = [];                // devices passing the filter, in display order
+let viewStale = true;         // the order may have changed (values moved)
+let viewInvalid = true;       // membership, filter or sort key changed: rebuild now
+let lastSortAt = -Infinity;
+let sortTimer = null;
 let meta = {};
 let frameRequested = false;
-let orderDirty = true;
-let lastSortAt = 0;
 let streamUp = false;
-let sortTimer = null;
 
-class Card {
+class Device {
   constructor(id) {
     this.id = id;
+    this.d = {};
+    this.seenAt = null;       // local clock (ms) of the last HR message
+    this.t = []; this.bpm = []; this.band = [];
+    this.version = 0;         // bumped by every change: a bound card re-renders when it differs
+    this.chartVersion = 0;    // bumped when points change
+    this.card = null;         // the Card showing it, if on screen
+  }
+}
+
+class Card {
+  constructor() {
     this.el = template.content.firstElementChild.cloneNode(true);
-    this.el.dataset.device = id;
     this.q = {};
     for (const name of ["name", "status", "bpm", "conf-meter", "conf-text", "model", "late", "missed", "seen"]) {
       this.q[name] = this.el.querySelector("." + name);
     }
-    this.q.name.textContent = id;
-    this.q.name.title = id;
     this.canvas = this.el.querySelector("canvas");
     this.ctx = this.canvas.getContext("2d");
-    this.d = {};
-    this.seenAt = null;     // local clock (ms) of the last HR message
-    this.t = []; this.bpm = []; this.band = [];
-    this.chartDirty = true;
-    this.shownText = {};
+    this.device = null;
+    this.version = -1; this.chartVersion = -1;
+    this.x = null; this.y = null; this.w = null;
+    this.shown = {};
+    this.el.hidden = true;
+    cardsEl.appendChild(this.el);
   }
 }
+const pool = [];              // every Card element made so far (about a screenful)
 
-const visibility = new IntersectionObserver((entries) => {
-  for (const entry of entries) {
-    const card = cards.get(entry.target.dataset.device);
-    if (!card) continue;
-    if (entry.isIntersecting) { onScreen.add(card); if (card.chartDirty) requestFrame(); }
-    else onScreen.delete(card);
-  }
-}, { rootMargin: "200px" });
-
-function cardFor(id) {
-  let card = cards.get(id);
-  if (!card) {
-    card = new Card(id);
-    cards.set(id, card);
-    applyFilter(card);
-    cardsEl.appendChild(card.el);
-    visibility.observe(card.el);
-    orderDirty = true;
-  }
-  return card;
-}
-
-function removeCard(id) {
-  const card = cards.get(id);
-  if (!card) return;
-  visibility.unobserve(card.el);
-  card.el.remove();
-  cards.delete(id);
-  onScreen.delete(card);
-  dirtyText.delete(card);
-}
+// --- the model ---------------------------------------------------------------------------------
 
 function apply(rec, receivedAt) {
-  if (rec.removed) { removeCard(rec.id); return; }
-  const card = cardFor(rec.id);
-  card.d = rec;
-  card.seenAt = rec.age == null ? null : receivedAt - rec.age * 1000;
-  if (rec.reset) { card.t.length = 0; card.bpm.length = 0; card.band.length = 0; card.chartDirty = true; }
-  for (const [t, bpm, band] of rec.pts) {
-    const n = card.t.length;
-    if (n && t <= card.t[n - 1]) continue;  // already have it (a snapshot and an update can overlap)
-    card.t.push(t); card.bpm.push(bpm); card.band.push(band);
-    card.chartDirty = true;
+  if (rec.removed) {
+    const gone = devices.get(rec.id);
+    if (gone) { unbind(gone); devices.delete(rec.id); viewInvalid = true; }
+    return;
   }
-  const extra = card.t.length - HISTORY;
-  if (extra > 0) { card.t.splice(0, extra); card.bpm.splice(0, extra); card.band.splice(0, extra); }
-  dirtyText.add(card);
-  orderDirty = true;
+  let dev = devices.get(rec.id);
+  if (!dev) { dev = new Device(rec.id); devices.set(rec.id, dev); viewInvalid = true; }
+  if (dev.d.model !== rec.model && filterEl.value) viewInvalid = true;  // the filter also matches models
+  dev.d = rec;
+  dev.seenAt = rec.age == null ? null : receivedAt - rec.age * 1000;
+  if (rec.reset) { dev.t.length = 0; dev.bpm.length = 0; dev.band.length = 0; dev.chartVersion++; }
+  for (const [t, bpm, band] of rec.pts) {
+    const n = dev.t.length;
+    if (n && t <= dev.t[n - 1]) continue;  // already have it (a snapshot and an update can overlap)
+    dev.t.push(t); dev.bpm.push(bpm); dev.band.push(band);
+    dev.chartVersion++;
+  }
+  const extra = dev.t.length - HISTORY;
+  if (extra > 0) { dev.t.splice(0, extra); dev.bpm.splice(0, extra); dev.band.splice(0, extra); }
+  dev.version++;
+  viewStale = true;
 }
 
 function onSnapshot(event) {
   const msg = JSON.parse(event.data);
   const receivedAt = Date.now();
   const present = new Set(msg.devices.map((rec) => rec.id));
-  for (const id of [...cards.keys()]) if (!present.has(id)) removeCard(id);
+  for (const [id, dev] of devices) if (!present.has(id)) { unbind(dev); devices.delete(id); }
   for (const rec of msg.devices) apply(rec, receivedAt);
   meta = msg.meta;
+  viewInvalid = true;
   requestFrame();
 }
 
@@ -118,51 +109,123 @@ function onUpdate(event) {
   requestFrame();
 }
 
+// --- the view: filter, sort, and the cards on screen -----------------------------------------------
+
+const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const num = (v, missing) => (v == null ? missing : v);
+const SORTS = {
+  "id": byId,
+  "hr-desc": (a, b) => num(b.d.bpm, -1) - num(a.d.bpm, -1) || byId(a, b),
+  "hr-asc": (a, b) => num(a.d.bpm, 1e9) - num(b.d.bpm, 1e9) || byId(a, b),
+  "conf-asc": (a, b) => num(a.d.conf, 2) - num(b.d.conf, 2) || byId(a, b),
+  "status": (a, b) => (b.d.status === "offline") - (a.d.status === "offline") || byId(a, b),
+  "missed-desc": (a, b) => num(b.d.missed, 0) - num(a.d.missed, 0) || byId(a, b),
+  "seen-desc": (a, b) => num(b.seenAt, 0) - num(a.seenAt, 0) || byId(a, b),
+};
+
+function matches(dev, text) {
+  return !text || dev.id.toLowerCase().includes(text) || (dev.d.model || "").toLowerCase().includes(text);
+}
+
+function rebuildView(now) {
+  const text = filterEl.value.trim().toLowerCase();
+  view = [...devices.values()].filter((dev) => matches(dev, text)).sort(SORTS[sortEl.value] || byId);
+  viewInvalid = viewStale = false;
+  lastSortAt = now;
+}
+
+function unbind(dev) {
+  const card = dev.card;
+  if (!card) return;
+  card.device = null;
+  card.el.hidden = true;
+  delete card.el.dataset.device;
+  dev.card = null;
+}
+
+function layout() {
+  const width = cardsEl.clientWidth;
+  const cols = Math.max(1, Math.floor((width + GAP) / (CARD_MIN_W + GAP)));
+  const cardW = Math.floor((width - (cols - 1) * GAP) / cols);
+  const rows = Math.ceil(view.length / cols);
+  cardsEl.style.height = `${rows > 0 ? rows * (CARD_H + GAP) - GAP : 0}px`;
+  const top = cardsEl.getBoundingClientRect().top;  // relative to the viewport
+  const firstRow = Math.max(0, Math.floor(-top / (CARD_H + GAP)) - OVERSCAN_ROWS);
+  const lastRow = Math.min(rows - 1, Math.floor((window.innerHeight - top) / (CARD_H + GAP)) + OVERSCAN_ROWS);
+  const first = firstRow * cols, last = Math.min(view.length - 1, (lastRow + 1) * cols - 1);
+  return { cols, cardW, first, last };
+}
+
+function renderCards() {
+  const { cols, cardW, first, last } = layout();
+  const wanted = new Set();
+  for (let i = first; i <= last; i++) wanted.add(view[i]);
+  for (const card of pool) if (card.device && !wanted.has(card.device)) unbind(card.device);
+  const free = pool.filter((card) => !card.device);
+  for (let i = first; i <= last; i++) {
+    const dev = view[i];
+    let card = dev.card;
+    if (!card) {
+      card = free.pop() || (pool.push(new Card()), pool[pool.length - 1]);
+      card.device = dev; dev.card = card;
+      card.version = card.chartVersion = -1;
+      card.shown = {};
+      card.el.dataset.device = dev.id;
+      card.el.hidden = false;
+    }
+    const x = (i % cols) * (cardW + GAP), y = Math.floor(i / cols) * (CARD_H + GAP);
+    if (card.x !== x || card.y !== y) { card.x = x; card.y = y; card.el.style.transform = `translate(${x}px, ${y}px)`; }
+    if (card.w !== cardW) { card.w = cardW; card.el.style.width = `${cardW}px`; card.chartVersion = -1; }
+    if (card.version !== dev.version) { renderText(card, dev); card.version = dev.version; }
+    if (card.chartVersion !== dev.chartVersion) { drawChart(card, dev); card.chartVersion = dev.chartVersion; }
+  }
+}
+
+// --- one frame ------------------------------------------------------------------------------------
+
 function requestFrame() {
   if (!frameRequested) { frameRequested = true; requestAnimationFrame(frame); }
 }
 
-function frame() {
+function frame(now) {
   frameRequested = false;
-  for (const card of dirtyText) renderText(card);
-  dirtyText.clear();
-  for (const card of onScreen) if (card.chartDirty) drawChart(card);
-  const now = performance.now();
-  if (orderDirty && now - lastSortAt >= SORT_EVERY_MS) { applyOrder(); lastSortAt = now; }
-  else if (orderDirty && sortTimer === null) {
+  if (viewInvalid || (viewStale && now - lastSortAt >= SORT_EVERY_MS)) rebuildView(now);
+  else if (viewStale && sortTimer === null) {
     sortTimer = setTimeout(() => { sortTimer = null; requestFrame(); }, SORT_EVERY_MS - (now - lastSortAt));
   }
+  renderCards();
   renderSummary();
 }
 
+// --- a card's text -----------------------------------------------------------------------------------
+
 function setText(card, key, text) {
-  if (card.shownText[key] !== text) { card.shownText[key] = text; card.q[key].textContent = text; }
+  if (card.shown[key] !== text) { card.shown[key] = text; card.q[key].textContent = text; }
 }
 
-function renderText(card) {
-  const d = card.d;
+function renderText(card, dev) {
+  const d = dev.d;
   const status = d.status || "unknown";
+  setText(card, "name", dev.id);
+  card.q.name.title = dev.id;
   card.el.classList.toggle("offline", status === "offline");
   card.q.status.className = "status " + status;
   setText(card, "status", status);
   setText(card, "bpm", d.bpm == null ? "–" : String(Math.round(d.bpm)));
   card.q.bpm.title = d.bpm == null ? "" : `${d.bpm} bpm`;
-  if (d.conf == null) {
-    card.q["conf-meter"].hidden = true;
-    setText(card, "conf-text", d.source === "device" ? "the device's own HR" : "");
-  } else {
-    card.q["conf-meter"].hidden = false;
+  card.q["conf-meter"].hidden = d.conf == null;
+  if (d.conf == null) setText(card, "conf-text", d.source === "device" ? "the device's own HR" : "");
+  else {
     card.q["conf-meter"].value = d.conf;
     setText(card, "conf-text", `confidence ${Math.round(d.conf * 100)} %`);
   }
   setText(card, "model", d.model || "–");
   card.q.model.title = d.model || "";
-  setText(card, "late", String(d.late));
-  setText(card, "missed", String(d.missed));
+  setText(card, "late", String(d.late ?? 0));
+  setText(card, "missed", String(d.missed ?? 0));
   card.q.late.classList.toggle("warn", d.late > 0);
   card.q.missed.classList.toggle("warn", d.missed > 0);
-  renderSeen(card, Date.now());
-  if (filterEl.value) applyFilter(card);  // the model may have arrived after the card
+  renderSeen(card, dev, Date.now());
 }
 
 function ago(ms) {
@@ -172,19 +235,18 @@ function ago(ms) {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min ago`;
 }
 
-function renderSeen(card, now) {
-  const offline = card.d.status === "offline";
+function renderSeen(card, dev, now) {
+  const offline = dev.d.status === "offline";
   let text;
-  if (card.seenAt == null) text = offline ? "offline · not seen since the dashboard started" : "no heart rate yet";
-  else text = (offline ? "offline · last seen " : "updated ") + ago(now - card.seenAt);
+  if (dev.seenAt == null) text = offline ? "offline · not seen since the dashboard started" : "no heart rate yet";
+  else text = (offline ? "offline · last seen " : "updated ") + ago(now - dev.seenAt);
   setText(card, "seen", text);
-  card.el.classList.toggle("stale", !offline && card.seenAt != null && now - card.seenAt > STALE_S * 1000);
+  card.el.classList.toggle("stale", !offline && dev.seenAt != null && now - dev.seenAt > STALE_S * 1000);
 }
 
-// --- chart: HR line with its confidence band, last CHART_SPAN_S of stream time -------------------
+// --- a card's chart: HR line with its confidence band, last CHART_SPAN_S of stream time ----------------
 
-function drawChart(card) {
-  card.chartDirty = false;
+function drawChart(card, dev) {
   const canvas = card.canvas, g = card.ctx;
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
@@ -194,15 +256,15 @@ function drawChart(card) {
   }
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, w, h);
-  const n = card.t.length;
+  const n = dev.t.length;
   if (!n) return;
-  const tEnd = card.t[n - 1], tStart = tEnd - CHART_SPAN_S;
+  const tEnd = dev.t[n - 1], tStart = tEnd - CHART_SPAN_S;
   let first = 0;
-  while (first < n - 1 && card.t[first] < tStart) first++;
+  while (first < n - 1 && dev.t[first] < tStart) first++;
   let lo = Infinity, hi = -Infinity;
   for (let i = first; i < n; i++) {
-    const b = card.band[i] || 0;
-    lo = Math.min(lo, card.bpm[i] - b); hi = Math.max(hi, card.bpm[i] + b);
+    const b = dev.band[i] || 0;
+    lo = Math.min(lo, dev.bpm[i] - b); hi = Math.max(hi, dev.bpm[i] + b);
   }
   if (hi - lo < 20) { const mid = (hi + lo) / 2; lo = mid - 10; hi = mid + 10; }
   lo = Math.floor(lo / 5) * 5; hi = Math.ceil(hi / 5) * 5;
@@ -220,83 +282,61 @@ function drawChart(card) {
   const runs = [];
   let start = first;
   for (let i = first + 1; i <= n; i++) {
-    if (i === n || card.t[i] - card.t[i - 1] > GAP_S) { runs.push([start, i]); start = i; }
+    if (i === n || dev.t[i] - dev.t[i - 1] > GAP_S) { runs.push([start, i]); start = i; }
   }
   g.fillStyle = "rgba(214, 41, 79, 0.16)";
   for (const [a, b] of runs) {
-    if (card.band[a] == null) continue;
+    if (dev.band[a] == null) continue;
     g.beginPath();
-    for (let i = a; i < b; i++) g.lineTo(x(card.t[i]), y(card.bpm[i] + (card.band[i] || 0)));
-    for (let i = b - 1; i >= a; i--) g.lineTo(x(card.t[i]), y(card.bpm[i] - (card.band[i] || 0)));
+    for (let i = a; i < b; i++) g.lineTo(x(dev.t[i]), y(dev.bpm[i] + (dev.band[i] || 0)));
+    for (let i = b - 1; i >= a; i--) g.lineTo(x(dev.t[i]), y(dev.bpm[i] - (dev.band[i] || 0)));
     g.closePath(); g.fill();
   }
   g.strokeStyle = "#d6294f"; g.lineWidth = 1.6; g.lineJoin = "round";
   for (const [a, b] of runs) {
     g.beginPath();
-    for (let i = a; i < b; i++) g.lineTo(x(card.t[i]), y(card.bpm[i]));
-    if (b - a === 1) g.arc(x(card.t[a]), y(card.bpm[a]), 1.5, 0, 2 * Math.PI);
+    for (let i = a; i < b; i++) g.lineTo(x(dev.t[i]), y(dev.bpm[i]));
+    if (b - a === 1) g.arc(x(dev.t[a]), y(dev.bpm[a]), 1.5, 0, 2 * Math.PI);
     g.stroke();
   }
 }
 
-// --- sorting and filtering ------------------------------------------------------------------------
+// --- controls, summary, banner, clock ---------------------------------------------------------------
 
-const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-const num = (v, missing) => (v == null ? missing : v);
-const SORTS = {
-  "id": byId,
-  "hr-desc": (a, b) => num(b.d.bpm, -1) - num(a.d.bpm, -1) || byId(a, b),
-  "hr-asc": (a, b) => num(a.d.bpm, 1e9) - num(b.d.bpm, 1e9) || byId(a, b),
-  "conf-asc": (a, b) => num(a.d.conf, 2) - num(b.d.conf, 2) || byId(a, b),
-  "status": (a, b) => (b.d.status === "offline") - (a.d.status === "offline") || byId(a, b),
-  "missed-desc": (a, b) => num(b.d.missed, 0) - num(a.d.missed, 0) || byId(a, b),
-  "seen-desc": (a, b) => num(b.seenAt, 0) - num(a.seenAt, 0) || byId(a, b),
-};
-
-function applyOrder() {
-  orderDirty = false;
-  const sorted = [...cards.values()].sort(SORTS[sortEl.value] || byId);
-  sorted.forEach((card, i) => { if (card.order !== i) { card.order = i; card.el.style.order = i; } });
-}
-
-function applyFilter(card) {
-  const text = filterEl.value.trim().toLowerCase();
-  const match = !text || card.id.toLowerCase().includes(text) || (card.d.model || "").toLowerCase().includes(text);
-  card.el.hidden = !match;
-}
-
-filterEl.addEventListener("input", () => { for (const card of cards.values()) applyFilter(card); renderSummary(); });
-sortEl.addEventListener("change", () => { orderDirty = true; lastSortAt = 0; requestFrame(); });
-
-// --- summary, banner, clock -----------------------------------------------------------------------
+filterEl.addEventListener("input", () => { viewInvalid = true; window.scrollTo(0, 0); requestFrame(); });
+sortEl.addEventListener("change", () => { viewInvalid = true; requestFrame(); });
+window.addEventListener("scroll", requestFrame, { passive: true });
+window.addEventListener("resize", requestFrame);
 
 function renderSummary() {
-  let shown = 0;
-  for (const card of cards.values()) if (!card.el.hidden) shown++;
-  const parts = [`${cards.size} devices`];
-  if (shown !== cards.size) parts.push(`${shown} shown`);
+  const parts = [`${devices.size} devices`];
+  if (view.length !== devices.size) parts.push(`${view.length} shown`);
   if (meta.online != null) parts.push(`${meta.online} online`, `${meta.offline} offline`);
   if (meta.rate != null) parts.push(`${meta.rate} msg/s`);
   const broker = meta.broker ? `${meta.broker} ${meta.broker_state}` : "";
-  summaryEl.textContent = parts.join(" · ") + (broker ? " · " : "");
-  if (broker) {
-    const span = document.createElement("span");
-    span.textContent = broker;
-    if (meta.broker_state !== "connected") span.className = "bad";
-    summaryEl.appendChild(span);
+  const text = parts.join(" · ") + (broker ? " · " : "");
+  if (summaryEl.dataset.text !== text + broker) {
+    summaryEl.dataset.text = text + broker;
+    summaryEl.textContent = text;
+    if (broker) {
+      const span = document.createElement("span");
+      span.textContent = broker;
+      if (meta.broker_state !== "connected") span.className = "bad";
+      summaryEl.appendChild(span);
+    }
   }
   document.getElementById("prefix").textContent = (meta.prefix || "ppg") + "/+/hr";
-  emptyEl.hidden = cards.size > 0;
+  emptyEl.hidden = devices.size > 0;
   let problem = "";
   if (!streamUp) problem = "Lost the connection to the dashboard server: reconnecting…";
   else if (meta.broker_state && meta.broker_state !== "connected") problem = `The MQTT broker ${meta.broker} is not answering: retrying. The cards show the last values received.`;
   bannerEl.hidden = !problem;
-  bannerEl.textContent = problem;
+  if (bannerEl.textContent !== problem) bannerEl.textContent = problem;
 }
 
 setInterval(() => {
   const now = Date.now();
-  for (const card of onScreen) renderSeen(card, now);
+  for (const card of pool) if (card.device) renderSeen(card, card.device, now);
   renderSummary();
 }, TICK_MS);
 

@@ -66,7 +66,8 @@ class BrokerSubscription:
                     outage_logged = False
                     delays = RECONNECT.delays()
                     async for message in client.messages:
-                        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
+                        raw = message.payload
+                        payload = bytes(raw) if isinstance(raw, (bytes, bytearray)) else str(raw if raw is not None else "").encode()
                         self.on_message(message.topic.value, payload)
             except aiomqtt.MqttError as e:
                 self.on_state("disconnected")

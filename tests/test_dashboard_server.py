@@ -232,3 +232,24 @@ async def test_logs_the_url_it_listens_on(mosquitto_1883):
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+async def test_shows_a_real_replay_end_to_end(mosquitto_1883):
+    """The pipeline publishes, the dashboard only listens: every window arrives, none counted missed,
+    and the card turns offline when the replay ends."""
+    prefix = unique_prefix()
+    dash = start_dashboard(prefix)
+    try:
+        replay = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stream.cli", "--demo", "--speed", "max", "--topic-prefix", prefix, "--stdout",
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(replay.communicate(), 120)
+        assert replay.returncode == 0
+        published = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        card = await wait_for_device(dash.url, "demo", lambda d: d["status"] == "offline" and d["n"] == len(published), timeout_s=10)
+        assert card["missed"] == 0 and card["model"] == published[-1]["model"]
+        assert card["bpm"] == published[-1]["bpm"] and card["late"] == sum(m["late"] for m in published)
+        assert len(card["pts"]) == min(len(published), 150)
+    finally:
+        dash.stop()
+        await clear_retained(prefix, ["demo"])

@@ -195,10 +195,11 @@ async def test_embedded_in_another_event_loop(mosquitto_1883):
     prefix = unique_prefix()
     async with Dashboard("127.0.0.1", 0, *mosquitto_1883, prefix, max_devices=20) as dash:
         assert dash.port != 0 and dash.url == f"http://127.0.0.1:{dash.port}/"
-        with pytest.raises(DashboardError, match="address already in use"):
+        with pytest.raises(DashboardError, match="address already in use") as taken:
             async with Dashboard("127.0.0.1", dash.port, *mosquitto_1883, prefix):
                 pass
-        await asyncio.sleep(0.3)  # subscribed
+        assert str(taken.value) == f"dashboard: cannot listen on 127.0.0.1:{dash.port}: address already in use"
+        assert await dash.ready(timeout_s=5)
         await publish([(f"{prefix}/d{i}/hr", hr_payload(f"d{i}", 0, 60.0 + i)) for i in range(50)])
         deadline = time.monotonic() + 5
         while (snap := await get_json(dash.url + "api/devices"))["meta"]["received"] < 50:
@@ -253,3 +254,22 @@ async def test_shows_a_real_replay_end_to_end(mosquitto_1883):
     finally:
         dash.stop()
         await clear_retained(prefix, ["demo"])
+
+
+async def test_ready_says_whether_the_broker_answers(private_mosquitto):
+    private_mosquitto.stop()
+    async with Dashboard("127.0.0.1", 0, "127.0.0.1", private_mosquitto.port, unique_prefix()) as dash:
+        assert not await dash.ready(timeout_s=0.5)  # no broker: the command goes on, the dashboard retries
+        private_mosquitto.start()
+        assert await dash.ready(timeout_s=10)
+
+
+def test_stops_cleanly_even_while_still_subscribing(mosquitto_1883):
+    """SIGTERM right after start-up lands while the MQTT subscription is being set up: the process
+    still ends at once with status 0 (a cancellation lost inside aiomqtt is repeated)."""
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-m", "stream.dashboard", "--port", "0", "--log-json", "--topic-prefix", unique_prefix()],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert json.loads(proc.stderr.readline())["event"] == "dashboard running"
+        proc.terminate()
+        assert proc.wait(timeout=5) == 0

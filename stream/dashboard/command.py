@@ -74,7 +74,7 @@ async def run(args: argparse.Namespace) -> int:
             async with Dashboard(args.host, args.port, broker_host, broker_port, args.topic_prefix, max_devices=args.max_devices):
                 await stop.wait()
         except DashboardError as e:
-            print(f"ppg-stream: error: {e.strerror}", file=sys.stderr)
+            print(f"ppg-stream: error: {e}", file=sys.stderr)
             return EXIT_USAGE
     return 0
 

@@ -6,7 +6,6 @@ everything from the broker, as any other subscriber would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import time
@@ -29,6 +28,9 @@ SHUTDOWN_TIMEOUT_S = 1.0
 class DashboardError(OSError):
     """The dashboard cannot start (e.g. its port is taken): one line for the user."""
 
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
 
 class Dashboard:
     def __init__(
@@ -50,6 +52,7 @@ class Dashboard:
         self.hub = EventHub()
         self.subscription = BrokerSubscription(broker_host, broker_port, prefix, self._on_message, self._on_broker_state)
         self.broker_state = "connecting"
+        self._subscribed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self._rate_count = 0
@@ -89,11 +92,7 @@ class Dashboard:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(self._tasks)
         self._tasks = []
         self.hub.close_all()
         if self._runner is not None:
@@ -106,6 +105,20 @@ class Dashboard:
 
     def _on_broker_state(self, state: str) -> None:
         self.broker_state = state
+        if state == "connected":
+            self._subscribed.set()
+        else:
+            self._subscribed.clear()
+
+    async def ready(self, timeout_s: float = 2.0) -> bool:
+        """Wait until subscribed (True), or give up after `timeout_s` (False: the broker is not there yet,
+        and the dashboard keeps retrying). A streaming command awaits this before publishing its first
+        window, so the dashboard sees the stream from its start."""
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
     def meta(self) -> dict:
         return {
@@ -140,3 +153,18 @@ class Dashboard:
             if changes is not None:
                 parts.append(f'"devices":{changes}')
             self.hub.publish("update", "{" + ",".join(parts) + "}")
+
+
+async def _cancel(tasks: list[asyncio.Task], attempts: int = 10) -> None:
+    """Cancel and wait. On Python 3.11, asyncio.wait_for (inside aiomqtt's subscribe) can swallow a
+    cancellation that lands as its operation completes; the task then runs on, so cancel again."""
+    pending = set(tasks)
+    for _ in range(attempts):
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+        if not pending:
+            break
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("dashboard task failed", task=task.get_name(), error=repr(task.exception()))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import structlog
 
 from stream.backoff import Backoff
+from stream.tasks import cancel_and_wait
 from stream.message import hr_topic, status_topic
 from stream.mqtt_codec import Will, encode_length, encode_publish, encode_string
 from stream.mqtt_connection import MqttConnection, MqttConnectionError, MqttFatalError, connect
@@ -387,15 +388,7 @@ class MqttPublisher:
                 conn.abort(f"the broker acknowledged nothing for {self.ack_timeout_s:g} s")
 
     async def _stop_tasks(self) -> None:
-        for task in (self._task, self._watchdog):
-            if task is not None and not task.done():
-                task.cancel()
-        for task in (self._task, self._watchdog):
-            if task is not None:
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+        await cancel_and_wait(self._task, self._watchdog)
         conn = self._conn
         if conn is not None and conn.is_open:
             conn.abort("closed")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import structlog
 
 from stream.backoff import Backoff
+from stream.tasks import cancel_and_wait
 from stream.mqtt_codec import SUBACK_FAILURE, Publish, encode_subscribe
 from stream.mqtt_connection import MqttConnection, MqttConnectionError, MqttFatalError, connect
 from stream.mqtt_publisher import KEEPALIVE_S, RECONNECT, _describe
@@ -79,12 +80,7 @@ class MqttSubscriber:
             raise self._fatal
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         conn = self._conn
         if conn is not None and conn.is_open:
             conn.disconnect()

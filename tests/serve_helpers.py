@@ -52,10 +52,10 @@ def raw_payloads(recording: Recording, prefix: str, device: str, chunk_s: float 
     return out
 
 
-async def publish_all(items: list[tuple[str, bytes]], qos: int = 1) -> None:
+async def publish_all(items: list[tuple[str, bytes]], qos: int = 1, retain: bool = False) -> None:
     async with aiomqtt.Client("127.0.0.1", 1883, max_inflight_messages=200) as client:
         for topic, payload in items:
-            await client.publish(topic, payload, qos=qos)
+            await client.publish(topic, payload, qos=qos, retain=retain)
 
 
 @dataclass

@@ -44,7 +44,9 @@ async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
     devices = [device_id(args.device_id or ble_device_id(a)) for a in args.ble]
     t_start = time.perf_counter()
     async with contextlib.AsyncExitStack() as stack:
-        publishers = await start_publishers(args, stack, process_will(args.topic_prefix, devices, model_runs, "ble"))
+        will = process_will(args.topic_prefix, devices, model_runs, "ble")
+        publishers = await start_publishers(args, stack, will, engine.spec.label if engine else None,
+                                            None if will.endswith(f"/{devices[0]}/status") else will)
         runtime = Runtime(engine, publishers, RuntimeConfig(budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking)) if engine else None
         gateway = None
         if args.publish_raw:

@@ -61,6 +61,18 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-json", action="store_true", help="logs as JSON lines on stderr")
 
 
+def add_consumer_arguments(p: argparse.ArgumentParser) -> None:
+    """The consumers the card names, next to a streaming command: the dashboard and Home Assistant."""
+    from stream.dashboard.command import port_arg
+
+    p.add_argument("--dashboard", nargs="?", const=8080, type=port_arg, default=None, metavar="PORT",
+                   help="also serve the live dashboard on http://127.0.0.1:PORT/ (default 8080; it reads the broker like any subscriber)")
+    p.add_argument("--ha-discovery", nargs="?", const="homeassistant", default=None, metavar="PREFIX",
+                   help="publish Home Assistant MQTT discovery configs for every device (discovery prefix, default homeassistant)")
+    p.add_argument("--ha-remove-on-leave", action="store_true",
+                   help="with --ha-discovery: remove a device's entity when it leaves (default: it shows as unavailable)")
+
+
 def add_model_arguments(p: argparse.ArgumentParser, default_budget_ms: float) -> None:
     p.add_argument("--model", default="student", metavar="PATH", help="ONNX model following the model contract, or a built-in: student (the shipped distilled model, default) or spectral (non-learned)")
     p.add_argument("--budget-ms", type=positive_float, default=default_budget_ms, metavar="MS", help=f"per-window latency budget; windows over it are flagged late (default {default_budget_ms:g})")
@@ -78,6 +90,15 @@ def check_output_args(args: argparse.Namespace) -> None:
         raise UsageError(str(e)) from None
     if args.no_mqtt and args.broker:
         raise UsageError("--broker and --no-mqtt contradict each other")
+    if getattr(args, "dashboard", None) is not None and args.no_mqtt:
+        raise UsageError("--dashboard reads the MQTT broker: it cannot be combined with --no-mqtt")
+    if getattr(args, "ha_discovery", None) is not None:
+        if args.no_mqtt:
+            raise UsageError("--ha-discovery publishes over MQTT: it cannot be combined with --no-mqtt")
+        if any(c in args.ha_discovery for c in "#+") or not args.ha_discovery.strip("/"):
+            raise UsageError(f"--ha-discovery {args.ha_discovery!r}: a non-empty topic prefix without MQTT wildcards (# +)")
+    elif getattr(args, "ha_remove_on_leave", False):
+        raise UsageError("--ha-remove-on-leave applies to --ha-discovery only")
 
 
 def embedded_port(text: str) -> int:
@@ -114,15 +135,30 @@ async def choose_broker(args: argparse.Namespace, stack: contextlib.AsyncExitSta
     return BrokerSettings(DEFAULT_HOST, port)
 
 
-async def start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExitStack, will_topic: str, stdout: bool | None = None) -> list:
-    """The MQTT publisher (last will on `will_topic`) and/or stdout, started."""
+async def start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExitStack, will_topic: str,
+                           model_label: str | None = None, service_topic: str | None = None, stdout: bool | None = None) -> list:
+    """The MQTT publisher (last will on `will_topic`) and/or stdout, started; with `--dashboard` the
+    dashboard is subscribed before anything is published, and with `--ha-discovery` every device's
+    config is published when it first comes online (`service_topic`: the process's own status, which
+    Home Assistant then also requires for availability)."""
     from stream.mqtt_publisher import MqttPublisher
     from stream.publisher import StdoutPublisher
 
     publishers: list = []
     target = await choose_broker(args, stack)
+    if target is not None and getattr(args, "dashboard", None) is not None:
+        from stream.dashboard.dashboard import Dashboard
+
+        dashboard = await stack.enter_async_context(Dashboard("127.0.0.1", args.dashboard, prefix=args.topic_prefix, broker=target))
+        await dashboard.ready(5.0)
     if target is not None:
-        publishers.append(MqttPublisher(target, args.topic_prefix, will_topic, args.outbox, args.flush_timeout))
+        mqtt = MqttPublisher(target, args.topic_prefix, will_topic, args.outbox, args.flush_timeout)
+        publishers.append(mqtt)
+        if getattr(args, "ha_discovery", None) is not None:
+            from stream.ha_announcer import HaAnnouncer
+
+            publishers.append(HaAnnouncer(mqtt, args.topic_prefix, args.ha_discovery, model_label or "device",
+                                          service_topic, remove_on_leave=args.ha_remove_on_leave))
     if args.stdout if stdout is None else stdout:
         publishers.append(StdoutPublisher())
     for publisher in publishers:

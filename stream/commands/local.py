@@ -19,6 +19,7 @@ import structlog
 from stream.commands.common import (
     Parser,
     UsageError,
+    add_consumer_arguments,
     add_model_arguments,
     add_output_arguments,
     check_output_args,
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gateway: forward raw PPG+ACC on <prefix>/<device>/raw for `ppg-stream serve` (only: no HR here, the default; also: HR too)")
     add_model_arguments(p, DEFAULT_BUDGET_MS)
     add_output_arguments(p)
+    add_consumer_arguments(p)
     return p
 
 
@@ -99,6 +101,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--scan-timeout applies to --ble only")
     if args.publish_raw and args.no_mqtt:
         raise UsageError("--publish-raw forwards over MQTT: it cannot be combined with --no-mqtt")
+    if args.publish_raw == "only" and args.ha_discovery is not None:
+        raise UsageError("--ha-discovery announces this process's heart rate, but --publish-raw only publishes none (use --publish-raw also, or --ha-discovery on serve)")
     check_output_args(args)
 
 
@@ -163,7 +167,8 @@ async def run_replay(args: argparse.Namespace) -> int:
     # the last will: the device's status when this process publishes its HR; a gateway has its own
     will = process_will(args.topic_prefix, [d for d, _ in devices], model_runs, "replay")
     async with contextlib.AsyncExitStack() as stack:
-        publishers = await start_publishers(args, stack, will)
+        publishers = await start_publishers(args, stack, will, engine.spec.label if engine else None,
+                                            None if will.endswith(f"/{devices[0][0]}/status") else will)
         runtime = None
         if engine is not None:
             runtime = Runtime(engine, [p for p in publishers], RuntimeConfig(budget_ms=args.budget_ms, speed=args.speed, tracking=not args.no_tracking))

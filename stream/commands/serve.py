@@ -21,6 +21,7 @@ import structlog
 from stream.commands.common import (
     Parser,
     UsageError,
+    add_consumer_arguments,
     add_model_arguments,
     add_output_arguments,
     check_output_args,
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
     add_model_arguments(p, DEFAULT_BUDGET_MS)
     add_output_arguments(p)
+    add_consumer_arguments(p)
     return p
 
 
@@ -88,8 +90,9 @@ async def run(args: argparse.Namespace) -> int:
     engine = InferenceEngine(args.model)
     warm_up_runtime(engine, {"ppg": 64.0, "acc": 32.0})
     async with contextlib.AsyncExitStack() as stack:
-        publishers = await start_publishers(args, stack, service_status_topic(args.topic_prefix, service))
-        mqtt = next(p for p in publishers if hasattr(p, "settings"))
+        service_topic = service_status_topic(args.topic_prefix, service)
+        publishers = await start_publishers(args, stack, service_topic, engine.spec.label, service_topic)
+        mqtt = next(p for p in publishers if hasattr(p, "settings") and hasattr(p, "publish_retained"))
         runtime = Runtime(engine, publishers, RuntimeConfig(
             budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking, max_devices=args.max_devices, queue_chunks=args.queue_chunks,
         ))

@@ -9,6 +9,9 @@ import errno
 import logging
 import socket
 
+from stream.tasks import cancel_and_wait
+
+SHUTDOWN_TIMEOUT_S = 3.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1883
 
@@ -65,8 +68,18 @@ class EmbeddedBroker:
                 ) from None
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._broker is not None:
-            try:
-                await self._broker.shutdown()
-            except Exception:  # shutting down a broker with clients mid-flight must not mask the run's result
-                pass
+        if self._broker is None:
+            return
+        shutdown = asyncio.ensure_future(self._broker.shutdown())
+        await asyncio.wait([shutdown], timeout=SHUTDOWN_TIMEOUT_S)
+        # amqtt's client handlers use asyncio.wait_for, which on Python 3.11 can swallow the cancellation
+        # the shutdown sends while a subscriber is still connected: cancel its tasks until they are gone,
+        # or the process would never exit
+        await cancel_and_wait(shutdown, *(t for t in asyncio.all_tasks() if _is_amqtt_task(t)))
+        if shutdown.done() and not shutdown.cancelled():
+            shutdown.exception()  # a broker with clients mid-flight failing to stop must not mask the run's result
+
+
+def _is_amqtt_task(task: asyncio.Task) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and "/amqtt/" in code.co_filename

@@ -217,7 +217,7 @@ async def _run_ble(args: argparse.Namespace, backend: object | None) -> int:
                 pipeline = Pipeline(stream, engine, [], PipelineConfig(device=device, budget_ms=args.budget_ms, tracking=not args.no_tracking))
                 publishers = pipeline.publishers
                 work = pipeline.run()
-                summarise = lambda: {**pipeline.summary(time.perf_counter() - t_start).as_log_fields(), "disconnections": stream.disconnections, "malformed_frames": stream.parse_errors}  # noqa: E731
+                summarise = lambda: {**pipeline.summary(time.perf_counter() - t_start).as_log_fields(), **stream.summary_fields()}  # noqa: E731
             await _start_publishers(args, stack, device, publishers)
             conn.on_status = lambda status: [p.set_status(status) for p in publishers if hasattr(p, "set_status")]
             log.info("BLE stream running: Ctrl-C stops the device and exits", device=device, model=engine.spec.label if not isinstance(stream, HeartRateRelay) else "device")

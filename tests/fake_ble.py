@@ -65,7 +65,7 @@ class ScriptedDevice:
 
     def settings_response(self, measurement: int) -> bytes:
         if measurement == PPG:  # 55 Hz (or the advertised rate), 22-bit, 4 channels
-            rate = int(self.ppg_advertised_hz or 55)
+            rate = int(55 if self.ppg_advertised_hz is None else self.ppg_advertised_hz)
             return bytes([0x00, 0x01]) + rate.to_bytes(2, "little") + bytes([0x01, 0x01, 0x16, 0x00, 0x04, 0x01, 0x04])
         # ACC: 52 Hz, 16-bit, ranges 2/4/8/16 g, 3 channels
         return bytes([0x00, 0x01, 0x34, 0x00, 0x01, 0x01, 0x10, 0x00, 0x02, 0x04, 0x02, 0x00, 0x04, 0x00, 0x08, 0x00, 0x10, 0x00, 0x04, 0x01, 0x03])

@@ -171,6 +171,15 @@ def test_a_ppg_frame_type_nobody_decodes_is_refused_once_clearly(capsys):
     assert "write 03 01" in device.log and device.log[-1] == "disconnect"  # streams stopped, link closed
 
 
+def test_a_device_that_offers_no_sample_rate_is_one_clear_line(capsys):
+    device, _ = verity_device(duration_s=10.0, seed=2, ppg_advertised_hz=0)
+    rc = cli.main(["--ble", ADDRESS, "--no-mqtt"], ble_backend=FakeBackend(device, time_scale=10.0))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "Traceback" not in "\n".join(err)
+    assert err[-1] == "ppg-stream: error: the device offered no sample rate for PPG: its samples cannot be placed in time"
+    assert not any(e.startswith("write 02") for e in device.log) and device.log[-1] == "disconnect"  # refused before starting
+
+
 @pytest.mark.network
 async def test_heart_rate_service_only_device_is_passed_through(mosquitto_1883):
     device = ScriptedDevice(address=ADDRESS, name="Strap", pmd=False, hrs=True, duration_s=15.0, hr_bpm=72.0)

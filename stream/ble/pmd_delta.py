@@ -7,6 +7,8 @@ each is added to the previous sample. As in the SDK:
 - the reference is sign-extended at `resolution` bits, and samples are 32-bit integers (sums wrap);
 - a block of width 0 carries no samples at all (its sample count is ignored);
 - anything that does not fit (truncated reference, block header or block) spoils the whole frame.
+One deliberate difference: a 1-bit delta of `1` is −1 (two's complement); the SDK's Android decoder
+builds its sign mask from Int.MAX_VALUE and reads it as 2³¹−1.
 """
 
 from __future__ import annotations

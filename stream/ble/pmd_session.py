@@ -17,7 +17,7 @@ from stream.ble.backend import BleClient
 from stream.ble.errors import BleParseError, DeviceError
 from stream.ble.pmd_control import (
     ControlResponse,
-    Measurement,
+    measurement_name,
     Setting,
     get_settings_command,
     is_control_response,
@@ -116,6 +116,9 @@ class PmdControl:
     async def start(self, measurement: int) -> StreamSettings:
         mtu = getattr(self.client, "mtu_size", PMD_MIN_MTU)
         chosen = choose_settings(await self.settings(measurement))
+        rate = chosen.get(Setting.SAMPLE_RATE)
+        if not rate:  # refused before starting: a stream without a rate cannot be placed in time
+            raise DeviceError(f"the device offered no sample rate for {measurement_name(measurement)}: its samples cannot be placed in time")
         try:
             response = await self.request(start_command(measurement, chosen))
         except DeviceError as e:
@@ -124,9 +127,6 @@ class PmdControl:
             raise
         granted = parse_settings(response.params) if response.params else {}
         factor = granted.get(Setting.FACTOR, [1.0])[0]
-        rate = chosen.get(Setting.SAMPLE_RATE)
-        if not rate:
-            raise DeviceError(f"the device offered no sample rate for {Measurement(measurement).name}: its samples cannot be placed in time")
         return StreamSettings(measurement, float(rate), float(factor), chosen)
 
     async def stop(self, measurement: int) -> None:

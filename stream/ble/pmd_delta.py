@@ -32,8 +32,8 @@ def decode_delta(payload: bytes, channels: int, resolution_bits: int) -> np.ndar
     ref_len = channels * width
     if len(payload) < ref_len:
         raise BleParseError(f"delta frame: {len(payload)} bytes, shorter than its reference sample ({ref_len})")
-    reference = sign_extend(unsigned_le(payload[:ref_len], width), resolution_bits)
-    steps = [reference.reshape(1, channels)]
+    reference = [_sign_extend_int(int.from_bytes(payload[k : k + width], "little"), resolution_bits) for k in range(0, ref_len, width)]
+    steps = [np.array([reference], dtype=np.int64)]
     i = ref_len
     while i < len(payload):
         if i + 2 > len(payload):
@@ -66,9 +66,14 @@ def signed_le(raw: bytes, width: int) -> np.ndarray:
 
 
 def sign_extend(value: np.ndarray, bits: int) -> np.ndarray:
-    value = value & ((np.int64(1) << bits) - 1)
+    """Two's complement of the low `bits` bits: (v XOR sign) − sign."""
     sign = np.int64(1) << (bits - 1)
-    return np.where(value >= sign, value - (sign << 1), value)
+    return ((value & ((sign << 1) - 1)) ^ sign) - sign
+
+
+def _sign_extend_int(value: int, bits: int) -> int:
+    sign = 1 << (bits - 1)
+    return ((value & ((sign << 1) - 1)) ^ sign) - sign
 
 
 def wrap_int32(value: np.ndarray) -> np.ndarray:

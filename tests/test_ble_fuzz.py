@@ -13,13 +13,17 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.ble.connection import DATA, BleConnection, Event
 from stream.ble.errors import BleParseError, DeviceError
 from stream.ble.heart_rate import parse_heart_rate
-from stream.ble.pmd_control import parse_control_response, parse_device_message, parse_features, parse_settings, raise_for_error
+from stream.ble.pmd_control import Measurement, parse_control_response, parse_device_message, parse_features, parse_settings, raise_for_error
 from stream.ble.pmd_delta import decode_delta
 from stream.ble.pmd_frames import FRAME_LAYOUTS, decode_frame, parse_frame_header
+from stream.ble.pmd_session import StreamSettings
 from stream.ble.pmd_signals import carries_signal, signal_of
+from stream.ble.pmd_source import DATA_TAG, PmdSource
 from stream.ble.pmd_time import FrameTiming, sdk_sample_times
+from tests.fake_ble import FakeBackend, ScriptedDevice
 
 BUDGET = settings(max_examples=200, deadline=None, derandomize=True)
 TS = (7_000_000_000).to_bytes(8, "little")
@@ -118,3 +122,29 @@ def test_any_frame_sequence_gets_times_or_a_parse_error(frames, nominal):
             continue
         assert len(t) == n and t[-1] == float(timestamp) and np.all(np.diff(t) >= 0)
         assert math.isfinite(timing.period_ns) and timing.period_ns > 0
+
+
+@BUDGET
+@given(
+    frames=st.lists(
+        st.tuples(st.sampled_from(sorted(FRAME_LAYOUTS)), st.integers(0, 2**64 - 1), st.binary(max_size=120)),
+        max_size=8,
+    )
+)
+def test_any_frames_through_the_pmd_source_give_chunks_or_are_counted(frames):
+    """The consumer's whole path (decode, FACTOR, timing, clock, signals) on arbitrary frames: a chunk, a
+    counted malformed frame, or (an undecodable PPG type before any PPG) the one-line refusal; nothing else."""
+    source = _fuzz_source()
+    for i, ((measurement, frame_type, compressed), ts, body) in enumerate(frames):
+        data = bytes([measurement]) + ts.to_bytes(8, "little") + bytes([frame_type | (0x80 if compressed else 0)]) + body
+        chunk = source._event_to_chunk(Event(DATA, DATA_TAG, data, 100.0 + i, 100.0 + i))
+        if chunk is not None:
+            assert len(chunk.t) == len(chunk.x) and np.all(np.isfinite(chunk.t)) and np.all(np.diff(chunk.t) >= 0)
+
+
+def _fuzz_source() -> PmdSource:
+    conn = BleConnection(FakeBackend(ScriptedDevice()), "A0:9E:1A:00:11:22")
+    source = PmdSource(conn, "fuzz", frozenset({Measurement.PPG, Measurement.ACC}))
+    source.streams = {Measurement.PPG: StreamSettings(1, 55.0, 0.5, {}), Measurement.ACC: StreamSettings(2, 52.0, 2.44e-4, {})}
+    source.timing = {Measurement.PPG: FrameTiming(55.0), Measurement.ACC: FrameTiming(52.0)}
+    return source

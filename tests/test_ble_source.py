@@ -204,3 +204,21 @@ async def test_silence_restarts_the_measurement_then_reconnects(cure):
     assert len([c for c in backend.clients if c.subscriptions]) == (2 if cure == "reconnect" else 1)
     t, _ = _span(chunks, PPG)
     assert t[-1] > 20.0  # HR input flows again
+
+
+async def test_a_restart_the_device_answers_already_running_gets_a_stop_and_a_fresh_start():
+    from stream.ble.pmd_session import PmdControl
+
+    device = _device(10.0)
+    backend = FakeBackend(device, time_scale=20.0)
+    conn = BleConnection(backend, ADDRESS)
+    await conn.find(1.0)
+    client = await conn.connect(lambda c: asyncio.sleep(0))
+    control = PmdControl(client)
+    await control.subscribe()
+    await control.start(Measurement.PPG)
+    settings = await control.restart(Measurement.PPG, stop_first=False)  # the stream is still running on the device
+    writes = [e for e in device.log if e.startswith("write 0")]
+    assert [w[:11] for w in writes] == ["write 01 01", "write 02 01", "write 01 01", "write 02 01", "write 03 01", "write 01 01", "write 02 01"]
+    assert settings.sample_rate_hz == 55.0
+    await conn.close()

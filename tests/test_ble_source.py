@@ -141,7 +141,7 @@ def _device(duration_s: float, **kw) -> ScriptedDevice:
     return ScriptedDevice(address=ADDRESS, ppg_counts=ppg, acc_mg=acc, duration_s=duration_s, **kw)
 
 
-async def _stream(device: ScriptedDevice, until_s: float, time_scale: float = 20.0):
+async def _stream(device: ScriptedDevice, until_s: float, time_scale: float = 5.0):
     """Run the real connection + PMD source against the device until device time `until_s`."""
     configure_logging()  # to this test's captured stderr
     backend = FakeBackend(device, time_scale=time_scale)
@@ -168,14 +168,14 @@ def _span(chunks, group: str) -> tuple[np.ndarray, np.ndarray]:
 
 async def test_acc_delta_type_0_streams_end_to_end():
     factor = float(np.float32(2.44e-4))
-    source, chunks, _ = await _stream(_device(12.0, acc_delta_type0=True, acc_factor=factor), until_s=10.0)
+    source, chunks, _ = await _stream(_device(8.0, acc_delta_type0=True, acc_factor=factor), until_s=6.0)
     acc = np.concatenate([c.x for c in chunks if c.group == ACC])
-    assert source.parse_errors == 0 and len(acc) > 8 * 52
+    assert source.parse_errors == 0 and len(acc) > 4 * 52
     np.testing.assert_allclose(acc[:, 0], 1.0, atol=0.002)  # 1000 mG → 1 g through 16-bit counts × FACTOR
 
 
 async def test_a_device_slower_than_advertised_gets_its_real_rate_and_times(capsys):
-    source, chunks, _ = await _stream(_device(12.0, ppg_advertised_hz=135), until_s=10.0)
+    source, chunks, _ = await _stream(_device(8.0, ppg_advertised_hz=135), until_s=6.0)
     assert source.rates[PPG] == pytest.approx(55.0, rel=0.01) and source.rates[ACC] == 52.0
     t, dt = _span(chunks, PPG)
     # spaced at the real 1/55 s, not packed at 1/135 s (the host clock's alignment may nudge a frame join)
@@ -185,25 +185,26 @@ async def test_a_device_slower_than_advertised_gets_its_real_rate_and_times(caps
 
 
 async def test_a_stop_from_the_device_restarts_the_stream():
-    device = _device(14.0, device_stop_at_s=5.0)
-    source, chunks, _ = await _stream(device, until_s=12.0)
+    device = _device(9.0, device_stop_at_s=3.0)
+    source, chunks, backend = await _stream(device, until_s=7.0)
     assert source.device_stops == 1 and "device stop" in device.log
-    starts = [e for e in device.log if e.startswith("write 02 01")]
-    assert len(starts) == 2  # started, stopped by the device, started again on the same connection
+    after_stop = device.log[device.log.index("device stop") :]
+    assert any(e.startswith("write 02 01") for e in after_stop)  # started again...
+    assert len([c for c in backend.clients if c.subscriptions]) == 1  # ...on the same connection
     t, dt = _span(chunks, PPG)
-    assert t[-1] > 10.0 and dt.max() < 1.0  # data again within a second of device time
+    assert t[-1] > 6.0 and dt.max() < 1.0  # data again within a second of device time
 
 
 @pytest.mark.parametrize("cure", ["restart", "reconnect"])
 async def test_silence_restarts_the_measurement_then_reconnects(cure):
-    device = _device(26.0, stall_at_s=5.0, stall_cured_by=cure)
-    source, chunks, backend = await _stream(device, until_s=24.0)
+    device = _device(16.0, stall_at_s=3.0, stall_cured_by=cure)
+    source, chunks, backend = await _stream(device, until_s=14.0)
     assert f"stall cured by {cure}" in device.log
     assert source.silence_restarts >= 1
     assert (source.silence_reconnects >= 1) == (cure == "reconnect")
     assert len([c for c in backend.clients if c.subscriptions]) == (2 if cure == "reconnect" else 1)
     t, _ = _span(chunks, PPG)
-    assert t[-1] > 20.0  # HR input flows again
+    assert t[-1] > 12.0  # HR input flows again
 
 
 async def test_a_restart_the_device_answers_already_running_gets_a_stop_and_a_fresh_start():

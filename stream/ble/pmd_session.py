@@ -17,10 +17,10 @@ from stream.ble.backend import BleClient
 from stream.ble.errors import BleParseError, DeviceError
 from stream.ble.pmd_control import (
     ControlResponse,
-    measurement_name,
     Setting,
     get_settings_command,
     is_control_response,
+    measurement_name,
     parse_control_response,
     parse_features,
     parse_settings,

@@ -5,7 +5,8 @@ Android and iOS), decoded by ppg-stream to the values the SDK's tests expect.
 Where the two SDKs disagree, Android is followed and the test says so. Where ppg-stream deliberately differs
 (a malformed frame is refused whole instead of half-decoded, as iOS does), the test asserts our behaviour and
 says why. One vector is not used: the old Android `pmd/PpgDataTest.kt` raw type 4 case describes a gain layout
-the SDK has since replaced (its current `model/PpgDataTest.kt` and decoder are what we follow).
+the SDK has since replaced (its current `model/PpgDataTest.kt` and decoder are what we follow); that old file's
+other vectors are the same bytes as the current ones.
 """
 
 from __future__ import annotations
@@ -378,6 +379,8 @@ def test_settings_with_range_milliunit():
     assert s[Setting.RANGE_MILLIUNIT] == [-1.0, 255.0]  # Android reads it signed
     assert [int(v) & 0xFFFFFFFF for v in s[Setting.RANGE_MILLIUNIT]] == [0xFFFFFFFF, 0xFF]  # iOS unsigned: same bits
     assert s[Setting.RESOLUTION] == [14.0]
+    # iOS: serialized back, one value each, it is 10 bytes (4-byte RANGE_MILLIUNIT, 2-byte RESOLUTION)
+    assert len(start_command(Measurement.PPG, {k: int(max(v)) for k, v in s.items()})[2:]) == 10
 
 
 def test_settings_one_byte_short_is_an_error():

@@ -231,9 +231,10 @@ def bench_ble_decode(minutes: float) -> None:
     """Polar PMD decoding cost: raw vs delta-compressed frames, parse alone and parse → stream chunk."""
     from stream.ble.connection import BleConnection
     from stream.ble.pmd_control import Measurement
-    from stream.ble.pmd_frames import parse_frame
+    from stream.ble.pmd_frames import decode_frame
     from stream.ble.pmd_session import StreamSettings
     from stream.ble.pmd_source import PmdSource
+    from stream.ble.pmd_time import FrameTiming
     from tests.fake_ble import FakeBackend, ScriptedDevice
     from tests.pmd_encode import encode_compressed, encode_raw
 
@@ -245,13 +246,14 @@ def bench_ble_decode(minutes: float) -> None:
         frames = [encode(1, 0, 7_000_000_000 + (i + 1) * 509_090_909, base[i * per_frame : (i + 1) * per_frame].tolist(), 3) for i in range(n_frames)]
         t = time.perf_counter()
         for f in frames:
-            parse_frame(f)
+            decode_frame(f, 0.5)
         parse_s = time.perf_counter() - t
         source = PmdSource(BleConnection(FakeBackend(ScriptedDevice()), "x"), "bench", frozenset({Measurement.PPG}))
-        source.streams = {Measurement.PPG: StreamSettings(1, 55.0, 1.0, {})}
+        source.streams = {Measurement.PPG: StreamSettings(1, 55.0, 0.5, {})}
+        source.timing = {Measurement.PPG: FrameTiming(55.0)}
         t = time.perf_counter()
         for i, f in enumerate(frames):
-            source.frame_to_chunk(parse_frame(f), arrival_s=(i + 1) * 0.509 + 0.01)
+            source.frame_to_chunk(decode_frame(f, 0.5), arrival_s=(i + 1) * 0.509 + 0.01)
         chunk_s = time.perf_counter() - t
         signal_s = n_frames * per_frame / 55.0
         rows.append([name, n_frames, round(sum(map(len, frames)) / n_frames), round(parse_s / n_frames * 1e6, 1),

@@ -30,15 +30,19 @@ def pack_lsb_first(values: list[int], bits: int) -> bytes:
     return acc.to_bytes(math.ceil(n / 8), "little") if n else b""
 
 
+MIN_DELTA_BITS = 2  # the SDK reads a 0-bit block as no samples, and a 1-bit delta of -1 as 2**31 - 1
+
+
 def encode_compressed(
     measurement: int, frame_type: int, timestamp_ns: int, samples: list[list[int]], width: int, block: int = 16, min_bits: int = 0
 ) -> bytes:
-    """Reference sample raw, then blocks of up to `block` samples of deltas at the smallest width that fits."""
+    """Reference sample raw (`width` bytes a value), then blocks of up to `block` samples of deltas at
+    the smallest width that fits (never under 2 bits, so the SDK would decode the same samples)."""
     body = b"".join(int(v).to_bytes(width, "little", signed=True) for v in samples[0])
     deltas = [[b - a for a, b in zip(prev, cur)] for prev, cur in zip(samples, samples[1:])]
     for i in range(0, len(deltas), block):
         rows = deltas[i : i + block]
         flat = [v for row in rows for v in row]
-        bits = max(signed_bits_needed(flat), min_bits)
+        bits = max(signed_bits_needed(flat), min_bits, MIN_DELTA_BITS)
         body += bytes([bits, len(rows)]) + pack_lsb_first(flat, bits)
     return header(measurement, timestamp_ns, frame_type | 0x80) + body

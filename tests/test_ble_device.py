@@ -103,6 +103,84 @@ async def test_polar_stream_to_mqtt_with_a_disconnect_in_the_middle(mosquitto_18
     assert "malformed PMD frame skipped" in err and "stream resumes after a gap" in err and "Traceback" not in err
 
 
+def _mae(messages: list[dict], labels: np.ndarray) -> float:
+    return float(np.mean([abs(m["bpm"] - labels[m["window"]]) for m in messages]))
+
+
+@pytest.mark.network
+async def test_verity_sense_firmware_with_acc_delta_type_0_and_55_hz_ppg_sold_as_135(mosquitto_1883, capsys):
+    """What Verity Sense firmware 1.1.5-2.0.x sends: ACC as delta frames of type 0x80 (16-bit reference, G × FACTOR)
+    and PPG at 55 Hz while its settings offer 135 Hz only. Before issue 8: every ACC frame malformed, no HR at all."""
+    factor = float(np.float32(2.44e-4))
+    device, labels = verity_device(duration_s=60.0, seed=33, acc_delta_type0=True, acc_factor=factor, ppg_advertised_hz=135)
+    backend = FakeBackend(device, time_scale=5.0)
+    prefix = f"bleacc{os.getpid()}"
+    collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
+    try:
+        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix], collector)
+        await asyncio.sleep(0.3)
+    finally:
+        await collector.stop()
+    assert rc == 0
+    messages = [m for m in collector.messages if m["device"] == DEVICE]
+    assert len(messages) >= 18, len(messages)  # 60 s: windows 0..26, the first ready after 8 s
+    assert _mae(messages, labels) < 5.0, f"MAE {_mae(messages, labels):.2f} bpm against the recording's truth"
+    assert any(e.startswith("write 02 01 00 01 87 00") for e in device.log)  # it asked for the only rate offered, 135 Hz
+    err = capsys.readouterr().err
+    assert "malformed PMD frame" not in err and "Traceback" not in err
+    assert err.count("streams at another rate than it advertised") == 1 and "real_hz=55.0" in err
+    assert "malformed_frames=0" in err
+
+
+@pytest.mark.network
+async def test_a_stop_from_the_device_and_a_silent_stall_are_survived(mosquitto_1883, capsys):
+    """The device stops both streams on its own at 20 s (it says so on the control point), and at 44 s goes silent
+    until a new connection: the stream is restarted, then (silence again after a restart) reconnected."""
+    device, labels = verity_device(duration_s=84.0, seed=44, device_stop_at_s=20.0, stall_at_s=44.0, stall_cured_by="reconnect")
+    backend = FakeBackend(device, time_scale=5.0)
+    prefix = f"blestop{os.getpid()}"
+    collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
+    try:
+        rc = await _run_cli_until_device_finishes(backend, ["--ble", ADDRESS, "--topic-prefix", prefix], collector)
+        await asyncio.sleep(0.3)
+    finally:
+        await collector.stop()
+    assert rc == 0
+    messages = [m for m in collector.messages if m["device"] == DEVICE]
+    windows = np.array([m["window"] for m in messages])
+    t0 = backend.stream_start
+    reconnected = backend.clients[-1].connected_at - t0
+    # heart rate before the device's stop, between its stop and the stall, and after the reconnect
+    assert (2 * windows + 8 <= 20.0).sum() >= 4
+    assert ((2 * windows >= 21.0) & (2 * windows + 8 <= 44.0)).sum() >= 4
+    assert (2 * windows >= reconnected).sum() >= 8
+    assert _mae(messages, labels) < 5.0
+    status = [p.decode() for p in collector.raw.get(f"{prefix}/{DEVICE}/status", [])]
+    assert "online" in status[status.index("offline") :]  # offline while reconnecting, then back
+    err = capsys.readouterr().err
+    assert "the device stopped streaming on its own" in err and "no data from the device: restarting the measurement" in err
+    assert "still no data after restarting the measurement: reconnecting" in err
+    assert "device_stops=1" in err and "silence_reconnects=1" in err and "Traceback" not in err
+
+
+def test_a_ppg_frame_type_nobody_decodes_is_refused_once_clearly(capsys):
+    device, _ = verity_device(duration_s=10.0, seed=2, ppg_frame_type=3)
+    rc = cli.main(["--ble", ADDRESS, "--no-mqtt"], ble_backend=FakeBackend(device, time_scale=10.0))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1] == f"ppg-stream: error: {ADDRESS} streams PPG as frame type 3 (delta-compressed), which neither Polar's SDK nor ppg-stream decodes: not a supported wearable"
+    assert "write 03 01" in device.log and device.log[-1] == "disconnect"  # streams stopped, link closed
+
+
+def test_a_device_that_offers_no_sample_rate_is_one_clear_line(capsys):
+    device, _ = verity_device(duration_s=10.0, seed=2, ppg_advertised_hz=0)
+    rc = cli.main(["--ble", ADDRESS, "--no-mqtt"], ble_backend=FakeBackend(device, time_scale=10.0))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "Traceback" not in "\n".join(err)
+    assert err[-1] == "ppg-stream: error: the device offered no sample rate for PPG: its samples cannot be placed in time"
+    assert not any(e.startswith("write 02") for e in device.log) and device.log[-1] == "disconnect"  # refused before starting
+
+
 @pytest.mark.network
 async def test_heart_rate_service_only_device_is_passed_through(mosquitto_1883):
     device = ScriptedDevice(address=ADDRESS, name="Strap", pmd=False, hrs=True, duration_s=15.0, hr_bpm=72.0)

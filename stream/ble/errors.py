@@ -8,4 +8,9 @@ class BleParseError(ValueError):
 
 
 class DeviceError(Exception):
-    """The device, or the Bluetooth stack, refused: one line a user can act on."""
+    """The device, or the Bluetooth stack, refused: one line a user can act on. `code`: the PMD error
+    code when the device answered one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code

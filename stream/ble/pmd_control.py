@@ -2,7 +2,8 @@
 
 Pure functions over bytes (no radio): what is written to and read from `PMD_CONTROL`.
 Command layout: `[op, measurement type, (setting id, count, value…)…]`; response layout:
-`[0xF0, op, measurement type, error code, more frames, parameters…]`.
+`[0xF0, op, measurement type, error code, more frames, parameters…]`. The device also writes there on
+its own: `[0x01, measurement types…]` says it stopped those online streams.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from stream.ble.errors import BleParseError, DeviceError
 
 FEATURES_HEADER = 0x0F
 RESPONSE_HEADER = 0xF0
+ONLINE_MEASUREMENT_STOPPED = 0x01  # device → host: these online streams were stopped by the device
 
 
 class Measurement(IntEnum):
@@ -24,6 +26,10 @@ class Measurement(IntEnum):
     PPI = 3
     GYRO = 5
     MAG = 6
+    SDK_MODE = 9
+    LOCATION = 10
+    PRESSURE = 11
+    TEMPERATURE = 12
 
 
 class Op(IntEnum):
@@ -63,10 +69,11 @@ ERROR_MESSAGES = {
     7: "the device does not support the requested resolution",
     8: "the device does not support the requested sample rate",
     9: "the device does not support the requested range",
-    10: "the Bluetooth link's MTU is too small for the measurement (ask for at least 232 bytes)",
+    10: "the Bluetooth link's MTU is too small for streaming (Polar devices need 232 bytes, the OH1 140)",
     11: "the device does not support the requested number of channels",
     12: "the device is in a state where it cannot do this (e.g. already streaming to another app)",
     13: "the device is on its charger: take it off the charger to measure",
+    14: "the device's storage is full",
 }
 
 
@@ -87,10 +94,13 @@ def stop_command(measurement: int) -> bytes:
 
 
 def start_command(measurement: int, settings: dict[int, int]) -> bytes:
-    """`[0x02, type, (id, 1, value)…]`; values uint16 LE, CHANNELS one byte."""
+    """`[0x02, type, (id, 1, value)…]`, each value LE in its setting's width (CHANNELS one byte,
+    RANGE_MILLIUNIT four, the rest two). FACTOR is the device's answer, never sent (as in the SDK)."""
     out = bytearray([Op.START, measurement])
     for setting_id, value in settings.items():
-        width = 1 if setting_id == Setting.CHANNELS else 2
+        if setting_id in (Setting.FACTOR, Setting.SECURITY):
+            continue
+        width = SETTING_VALUE_BYTES.get(setting_id, 2)
         if not 0 <= value < 1 << (8 * width):
             raise ValueError(f"setting {setting_id} value {value} does not fit in {width} byte(s)")
         out += bytes([setting_id, 1]) + int(value).to_bytes(width, "little")
@@ -111,25 +121,51 @@ class ControlResponse:
 
     def error_message(self) -> str:
         what = ERROR_MESSAGES.get(self.error, f"unknown error code {self.error}")
-        return f"{_op_name(self.op)} {_measurement_name(self.measurement)}: {what}"
+        return f"{_op_name(self.op)} {measurement_name(self.measurement)}: {what}"
+
+
+@dataclass(frozen=True)
+class MeasurementStopped:
+    """The device stopped these online streams on its own (e.g. taken off the wrist, low battery)."""
+
+    measurements: tuple[int, ...]
+
+
+def is_control_response(data: bytes) -> bool:
+    return len(data) > 0 and data[0] == RESPONSE_HEADER
 
 
 def parse_control_response(data: bytes) -> ControlResponse:
+    """As the SDK: an error answer has no "more" flag and no parameters, whatever bytes follow."""
     if len(data) < 4 or data[0] != RESPONSE_HEADER:
         raise BleParseError(f"PMD response: expected 0xF0 op type error…, got {bytes(data).hex(' ') or 'nothing'}")
+    if data[3] != 0:
+        return ControlResponse(op=data[1], measurement=data[2], error=data[3], more_frames=False)
     more = bool(data[4]) if len(data) > 4 else False
-    return ControlResponse(op=data[1], measurement=data[2], error=data[3], more_frames=more, params=bytes(data[5:]))
+    return ControlResponse(op=data[1], measurement=data[2], error=0, more_frames=more, params=bytes(data[5:]))
+
+
+def parse_device_message(data: bytes) -> MeasurementStopped:
+    """What the device writes on the control point unasked: `[0x01, types…]` (online streams stopped)."""
+    data = bytes(data)
+    if not data or data[0] != ONLINE_MEASUREMENT_STOPPED:
+        raise BleParseError(f"PMD control point: unknown message from the device: {data.hex(' ') or 'nothing'}")
+    return MeasurementStopped(tuple(data[1:]))
 
 
 def raise_for_error(response: ControlResponse) -> None:
     """Device error codes (MTU, in charger, not supported…) become one clear DeviceError line."""
     if not response.ok:
-        raise DeviceError(response.error_message())
+        raise DeviceError(response.error_message(), code=response.error)
 
 
 def parse_settings(params: bytes) -> dict[int, list[float]]:
-    """`(id, count, value×count)…` from a settings or start response. FACTOR is float32 LE, the rest unsigned."""
+    """`(id, count, value×count)…` from a settings or start response. FACTOR is float32 LE,
+    RANGE_MILLIUNIT a signed int32 (as the SDK reads it), the rest unsigned. As in the SDK, one byte
+    or less is no settings at all."""
     settings: dict[int, list[float]] = {}
+    if len(params) <= 1:
+        return settings
     i = 0
     while i < len(params):
         if i + 2 > len(params):
@@ -148,6 +184,8 @@ def parse_settings(params: bytes) -> dict[int, list[float]]:
             continue
         if setting_id == Setting.FACTOR:
             values = [struct.unpack_from("<f", raw, j * 4)[0] for j in range(count)]
+        elif setting_id == Setting.RANGE_MILLIUNIT:
+            values = [float(v) for v in struct.unpack_from(f"<{count}i", raw)]
         else:
             values = [float(int.from_bytes(raw[j * width : (j + 1) * width], "little")) for j in range(count)]
         settings[setting_id] = values
@@ -162,7 +200,7 @@ def _op_name(op: int) -> str:
         return f"op {op:#04x}"
 
 
-def _measurement_name(measurement: int) -> str:
+def measurement_name(measurement: int) -> str:
     try:
         return Measurement(measurement).name
     except ValueError:

@@ -2,20 +2,25 @@
 
 A command is written with response; the device answers with an indication on the same characteristic
 (possibly over several frames when `more_frames` is set), which is matched to the command by op and type.
+What the device writes there unasked (`[0x01, types…]`: it stopped those streams) goes to
+`on_device_message` instead, so the stream's consumer hears of it in order with the data.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stream.ble.backend import BleClient
 from stream.ble.errors import BleParseError, DeviceError
 from stream.ble.pmd_control import (
     ControlResponse,
-    Measurement,
     Setting,
     get_settings_command,
+    is_control_response,
+    measurement_name,
     parse_control_response,
     parse_features,
     parse_settings,
@@ -26,6 +31,7 @@ from stream.ble.pmd_control import (
 from stream.ble.uuids import PMD_CONTROL, PMD_MIN_MTU
 
 RESPONSE_TIMEOUT_S = 5.0
+ALREADY_IN_STATE = 6
 MIN_RATE_HZ = 50.0  # headroom over the model's 25 Hz grid for the causal band-pass and the resampler
 PREFERRED_ACC_RANGE_G = 8  # walking and running stay well inside ±8 g
 
@@ -59,13 +65,22 @@ def choose_settings(available: dict[int, list[float]]) -> dict[int, int]:
 class PmdControl:
     """Request/response over the control point of one connected client."""
 
-    def __init__(self, client: BleClient, timeout_s: float = RESPONSE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        client: BleClient,
+        timeout_s: float = RESPONSE_TIMEOUT_S,
+        on_device_message: Callable[[Any, bytearray], None] | None = None,
+    ) -> None:
         self.client = client
         self.timeout_s = timeout_s
+        self.on_device_message = on_device_message
         self._responses: asyncio.Queue[bytes] = asyncio.Queue()
 
-    def on_indication(self, _sender: object, data: bytearray) -> None:
-        self._responses.put_nowait(bytes(data))
+    def on_indication(self, sender: object, data: bytearray) -> None:
+        if is_control_response(data):
+            self._responses.put_nowait(bytes(data))
+        elif self.on_device_message is not None:
+            self.on_device_message(sender, data)
 
     async def subscribe(self) -> None:
         await self.client.start_notify(PMD_CONTROL, self.on_indication)
@@ -101,18 +116,34 @@ class PmdControl:
     async def start(self, measurement: int) -> StreamSettings:
         mtu = getattr(self.client, "mtu_size", PMD_MIN_MTU)
         chosen = choose_settings(await self.settings(measurement))
+        rate = chosen.get(Setting.SAMPLE_RATE)
+        if not rate:  # refused before starting: a stream without a rate cannot be placed in time
+            raise DeviceError(f"the device offered no sample rate for {measurement_name(measurement)}: its samples cannot be placed in time")
         try:
             response = await self.request(start_command(measurement, chosen))
         except DeviceError as e:
             if mtu < PMD_MIN_MTU:
-                raise DeviceError(f"{e} (link MTU is {mtu} bytes)") from None
+                raise DeviceError(f"{e} (link MTU is {mtu} bytes)", code=e.code) from None
             raise
         granted = parse_settings(response.params) if response.params else {}
         factor = granted.get(Setting.FACTOR, [1.0])[0]
-        rate = chosen.get(Setting.SAMPLE_RATE)
-        if not rate:
-            raise DeviceError(f"the device offered no sample rate for {Measurement(measurement).name}")
         return StreamSettings(measurement, float(rate), float(factor), chosen)
 
     async def stop(self, measurement: int) -> None:
         await self.request(stop_command(measurement))
+
+    async def restart(self, measurement: int, stop_first: bool) -> StreamSettings:
+        """Start a stream again; `stop_first` for one that went silent but may still count as running.
+        A device that says the stream is already running gets a stop and a fresh start."""
+        if stop_first:
+            try:
+                await self.stop(measurement)
+            except DeviceError:
+                pass  # already stopped: what we wanted
+        try:
+            return await self.start(measurement)
+        except DeviceError as e:
+            if e.code != ALREADY_IN_STATE:
+                raise
+        await self.stop(measurement)
+        return await self.start(measurement)

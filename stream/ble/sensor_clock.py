@@ -1,11 +1,9 @@
-"""From the sensor's frame timestamps to per-sample times on the host's stream clock.
+"""From sensor time to the host's stream clock.
 
-A PMD frame carries the sensor time of its LAST sample only. Samples are spread evenly between the
-previous frame's timestamp and this one's, so the real rate (often below the requested one) is what
-the resampler sees. The sensor clock may never have been set, so it is aligned to the host clock at
-the first frame; after that the offset follows the lower envelope of (arrival − sensor time): it drops
-at once when a frame arrives sooner than predicted, and rises at most `max_slew` s/s (clock drift),
-so radio latency jitter does not move the time axis.
+The sensor clock may never have been set, so it is aligned to the host clock at the first frame;
+after that the offset follows the lower envelope of (arrival − sensor time): it drops at once when a
+frame arrives sooner than predicted, and rises at most `max_slew` s/s (clock drift), so radio latency
+jitter does not move the time axis. Where each sample sits in sensor time is `pmd_time.py`'s job.
 """
 
 from __future__ import annotations
@@ -13,18 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 NS = 1e-9
-MAX_STRETCH = 1.25  # real rates are within a few % of the requested one: more means lost frames
-
-
-def spread_sample_times(prev_last_ns: int | None, last_ns: int, n: int, nominal_hz: float) -> np.ndarray:
-    """Sensor times (ns, float) of a frame's `n` samples, the last at `last_ns`."""
-    nominal_ns = 1e9 / nominal_hz
-    span = None if prev_last_ns is None else last_ns - prev_last_ns
-    if span is None or not n * nominal_ns / MAX_STRETCH <= span <= n * nominal_ns * MAX_STRETCH:
-        step = nominal_ns  # first frame, lost frames, or a clock jump: trust the nominal rate
-    else:
-        step = span / n
-    return last_ns - step * np.arange(n - 1, -1, -1, dtype=np.float64)
 
 
 class SensorClock:

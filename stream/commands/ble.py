@@ -137,5 +137,5 @@ class Wearable:
         if isinstance(self.stream, HeartRateRelay):
             fields = self.stream.summary().as_log_fields()
         else:
-            fields = {"disconnections": self.stream.disconnections, "malformed_frames": self.stream.parse_errors}
+            fields = self.stream.summary_fields()
         return {f"{self.device}.{k}" if prefix else k: v for k, v in fields.items()}

@@ -280,3 +280,61 @@ async def test_a_link_lost_during_set_up_is_retried_once_not_twice():
     stale = conn.events.get_nowait()
     assert len(tries) == 2 and stale.kind == "disconnected" and not conn.is_current(stale)
     assert conn.client is tries[1] and tries[1].is_connected
+
+
+class _TwoWearables:
+    """Two scripted wearables behind one bleak-shaped back end (each keeps its own clock and script)."""
+
+    def __init__(self, backends: list[FakeBackend]) -> None:
+        self.backends = {b.device.address.lower(): b for b in backends}
+        self.time_scale = backends[0].time_scale
+        self.transient_errors = backends[0].transient_errors
+
+    async def discover(self, timeout_s: float):
+        return [a for b in self.backends.values() for a in (await b.discover(timeout_s))[:1]]
+
+    async def find(self, address: str, timeout_s: float):
+        backend = self.backends.get(address.lower())
+        return await backend.find(address, timeout_s) if backend else None
+
+    def client(self, device, disconnected):
+        return self.backends[device.address.lower()].client(device, disconnected)
+
+    def now(self) -> float:  # the host clock the connections read (both scripts start within milliseconds)
+        return next(iter(self.backends.values())).now()
+
+    async def after_connect(self, client) -> None:
+        return None
+
+
+@pytest.mark.network
+async def test_two_wearables_in_one_process(mosquitto_1883):
+    backends, labels = [], {}
+    for address, seed in (("A0:9E:1A:00:00:01", 51), ("A0:9E:1A:00:00:02", 52)):
+        device, truth = verity_device(duration_s=40.0, seed=seed)
+        device.address = address
+        backends.append(FakeBackend(device, time_scale=5.0))
+        labels[ble_device_id(address)] = truth
+    backend = _TwoWearables(backends)
+    prefix = f"ble2test{os.getpid()}"
+    collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
+    try:
+        args = local.build_parser().parse_args(["--ble", backends[0].device.address, "--ble", backends[1].device.address, "--topic-prefix", prefix])
+        local.check_args(args)
+        configure_logging()
+        task = asyncio.create_task(local.run(args, backend))
+        finished = asyncio.ensure_future(asyncio.gather(*(b.device.finished.wait() for b in backends)))
+        await asyncio.wait([task, finished], timeout=90, return_when=asyncio.FIRST_COMPLETED)
+        assert finished.done(), f"the CLI ended before the devices' scripts did: {task.result() if task.done() else 'timeout'}"
+        os.kill(os.getpid(), signal.SIGINT)
+        rc = await asyncio.wait_for(task, 30)
+        await asyncio.sleep(0.3)
+    finally:
+        await collector.stop()
+    assert rc == 0
+    for device, truth in labels.items():
+        messages = [m for m in collector.messages if m["device"] == device]
+        assert len(messages) >= 10, device
+        assert _mae(messages, truth) < 5.0, device
+        assert collector.raw[f"{prefix}/{device}/status"][-1] == b"offline"
+    assert collector.raw[f"{prefix}/_service/ble-{ble_device_id(backends[0].device.address)}/status"][-1] == b"offline"

@@ -14,7 +14,7 @@ import structlog
 
 from stream.broker import DEFAULT_HOST, DEFAULT_PORT, BrokerUrlError, EmbeddedBroker, broker_answers, parse_broker_url
 from stream.logs import configure_logging
-from stream.message import device_id
+from stream.message import DeviceIdError, device_id, topic_prefix_problem
 from stream.pipeline import DEFAULT_BUDGET_MS, Pipeline, PipelineConfig
 
 log = structlog.get_logger("ppg_stream")
@@ -60,13 +60,27 @@ def positive_float(text: str) -> float:
     return value
 
 
+SPEED_RANGE = (0.01, 1e6)
+CHUNK_S_RANGE = (0.1, 3600.0)  # a replay is cut into chunks up front: a tiny chunk means millions of them
+
+
 def speed_arg(text: str) -> float | None:
     if text.lower() == "max":
         return None
     try:
-        return positive_float(text)
+        value = positive_float(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a positive number (1 = real time) or 'max'") from None
+        value = 0.0
+    if not SPEED_RANGE[0] <= value <= SPEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a number from {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:,.0f} (1 = real time) or 'max'")
+    return value
+
+
+def chunk_seconds(text: str) -> float:
+    value = positive_float(text)
+    if not CHUNK_S_RANGE[0] <= value <= CHUNK_S_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"expected {CHUNK_S_RANGE[0]:g}-{CHUNK_S_RANGE[1]:g} seconds, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--ble", metavar="ADDRESS|scan", help="a BLE wearable by address (Ctrl-C stops it), or 'scan' to list devices nearby")
     p.add_argument("--scan-timeout", type=positive_float, default=None, metavar="S", help="BLE: how long to scan (default 5 for 'scan', 10 to find an address)")
     p.add_argument("--speed", type=speed_arg, default=1.0, metavar="N|max", help="replay speed: 1 = real time (default), N times faster, or max")
-    p.add_argument("--chunk-s", type=positive_float, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 32 at max)")
+    p.add_argument("--chunk-s", type=chunk_seconds, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 32 at max)")
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST[:PORT], or 'embedded[:PORT]' to start the built-in broker (default: auto)")
     p.add_argument("--topic-prefix", default="ppg", help="topic prefix (default: ppg → ppg/<device>/hr)")
     p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject)")
@@ -101,8 +115,14 @@ def _check_args(args: argparse.Namespace) -> None:
                 raise UsageError(f"--{option.replace('_', '-')} applies to replays only: a BLE device streams in real time")
     elif args.scan_timeout is not None:
         raise UsageError("--scan-timeout applies to --ble only")
-    if any(c in args.topic_prefix for c in "#+") or not args.topic_prefix.strip("/"):
-        raise UsageError(f"--topic-prefix {args.topic_prefix!r}: must be non-empty and contain no MQTT wildcards (# +)")
+    problem = topic_prefix_problem(args.topic_prefix)
+    if problem:
+        raise UsageError(f"--topic-prefix {args.topic_prefix!r:.60}: {problem}")
+    if args.device_id is not None:
+        try:
+            device_id(args.device_id)
+        except DeviceIdError as e:
+            raise UsageError(f"--device-id: {e}") from None
     if args.outbox < 1:
         raise UsageError("--outbox must be at least 1")
     if args.broker and args.broker.startswith("embedded"):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from replay.limits import check_allocation, check_sample_count, regular_file_size
-from replay.recording import Recording, RecordingError, uniform_times
+from replay.recording import MAX_SUBJECT_CHARS, Recording, RecordingError, subject_name, uniform_times
 from replay.safe_pickle import safe_load
 
 FS_BVP = 64.0
@@ -25,7 +25,6 @@ ACC_UNITS_PER_G = 64.0
 # peak memory while unpickling, per byte of file: protocol 2 keeps each array's latin-1 text and its
 # bytes in the pickle memo until the end, beside the array itself
 UNPICKLE_BYTES_PER_FILE_BYTE = 3
-MAX_SUBJECT_CHARS = 200
 
 
 def read_dalia(path: str | Path) -> Recording:
@@ -56,6 +55,7 @@ def dalia_from_dict(data: Any, where: str) -> Recording:
     subject = data["subject"]
     if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_CHARS:
         raise RecordingError(f"{where}: 'subject' must be a name of 1-{MAX_SUBJECT_CHARS} characters, got {_kind(subject)}")
+    subject = subject_name(subject)
     bvp = _array(wrist["BVP"], where, "signal['wrist']['BVP']")
     if bvp.ndim == 1:
         bvp = bvp[:, None]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.limits import check_allocation, check_sample_count, regular_file_size
+from replay.limits import check_allocation, check_sample_count, reader_budget_bytes, regular_file_size
 from replay.mat_guard import check_compressed_variables
 from replay.recording import Recording, RecordingError, subject_name, uniform_times
 
@@ -77,6 +77,8 @@ def read_mat_variable(path: Path, name: str, check_shape) -> np.ndarray:
             f"{path}: a MATLAB v7.3 file (HDF5 inside), which this reader does not take; save it as v7: "
             f"in MATLAB or Octave, load('{path.name}'); save('{path.stem}_v7.mat', '{name}', '-v7')"
         )
+    if major == 1:
+        check_compressed_variables(path, {name}, reader_budget_bytes())
     try:
         with warnings.catch_warnings():  # scipy warns on odd headers; the error below is the one line
             warnings.simplefilter("ignore")
@@ -91,9 +93,7 @@ def read_mat_variable(path: Path, name: str, check_shape) -> np.ndarray:
     check_shape(path, shape)
     elements = math.prod(shape)
     check_allocation(3 * 8 * elements, f"'{name}' {shape}", str(path))
-    if major == 1:
-        check_compressed_variables(path, {name: 16 * elements + 65_536})  # complex doubles + headers at most
-    else:
+    if major == 0:
         check_allocation(2 * size, "this MATLAB v4 file", str(path))
     try:
         with warnings.catch_warnings():

@@ -109,7 +109,7 @@ def _shape(value: Any) -> tuple[int, ...]:
     if not isinstance(value, tuple) or len(value) > MAX_NDIM:
         raise _malformed(f"array shape must be a tuple of at most {MAX_NDIM} sizes")
     if not all(_plain_int(d) and 0 <= d <= MAX_DIM for d in value):
-        raise _malformed("array shape has a size that is negative, not an integer, or above {MAX_DIM}")
+        raise _malformed(f"array shape has a size that is negative, not an integer, or above {MAX_DIM}")
     return value
 
 
@@ -126,9 +126,10 @@ def _array_from(data: Any, dtype: np.dtype, shape: tuple[int, ...], fortran: boo
     if count * dtype.itemsize != len(buffer):
         raise _malformed(f"array of shape {shape} and dtype {dtype} needs {count * dtype.itemsize:,} bytes, the pickle carries {len(buffer):,}")
     order = "F" if fortran else "C"
+    native = dtype.newbyteorder("=")  # as numpy itself unpickles: in this machine's byte order
     if count == 0:
-        return np.empty(shape, dtype=dtype, order=order)
-    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape, order=order).copy(order="K")
+        return np.empty(shape, dtype=native, order=order)
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape, order=order).astype(native, order="K")
 
 
 # --- the callables a file may name (GLOBAL / STACK_GLOBAL), each checking its own arguments ---

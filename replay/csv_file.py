@@ -54,10 +54,10 @@ def _bounded_lines(f: TextIO, path: Path) -> Iterator[str]:
         if not line:
             return
         number += 1
-        if len(line) > MAX_CSV_LINE_CHARS:
-            raise RecordingError(f"{path}: line {number} is longer than {MAX_CSV_LINE_CHARS:,} characters: not a recording CSV")
         if "\x00" in line:
             raise RecordingError(f"{path}: line {number} holds a NUL byte: a binary file, not CSV text")
+        if len(line) > MAX_CSV_LINE_CHARS:
+            raise RecordingError(f"{path}: line {number} is longer than {MAX_CSV_LINE_CHARS:,} characters: not a recording CSV")
         yield line
 
 

@@ -157,7 +157,7 @@ class ModelSpec:
             except (ValueError, OverflowError):
                 raise ModelContractError(f"model metadata '{key}' is not a number: {text[:40]!r}") from None
             if not np.isfinite(value) or value <= 0:
-                raise ModelContractError(f"model metadata '{key}' must be positive, got {value}")
+                raise ModelContractError(f"model metadata '{key}' must be a positive finite number, got {value}")
             return value
 
         def parsed(key: str):

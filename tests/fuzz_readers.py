@@ -325,7 +325,8 @@ def run(target: str, examples: int, fixed_seed: int) -> None:
     else:
         raise SystemExit(f"unknown target {target!r}")
     seed(fixed_seed)(fuzz)()  # a fixed seed: the same examples on every run
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as f:  # VmHWM: this process only (ru_maxrss counts the parent it was forked from)
+        peak_mib = int(next(line.split()[1] for line in f if line.startswith("VmHWM:"))) / 1024
     print(f"fuzz {target}: {examples} examples, peak RSS {peak_mib:.0f} MiB")
 
 

@@ -6,7 +6,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import time
 
 import numpy as np
 import onnx
@@ -65,9 +64,6 @@ HOSTILE_PICKLES = {
     "MemoryError, _reconstruct shape 10^12": _pickle_ops(_NDARRAY_SHAPE_1E12),
     "LookupError in _codecs.encode": _pickle_ops(_global("_codecs", "encode") + _text("x") + _text("nope") + P.TUPLE2 + P.REDUCE),
     "SyntaxError in numpy.dtype(',f')": _pickle_ops(_global("numpy", "dtype") + _text(",f") + P.TUPLE1 + P.REDUCE),
-    "ValueError in numpy scalar": _pickle_ops(_global("numpy.core.multiarray", "scalar") + _F8 + P.SHORT_BINBYTES + b"\x03abc" + P.TUPLE2 + P.REDUCE),
-    "TypeError in _reconstruct": _pickle_ops(_global("numpy.core.multiarray", "_reconstruct") + _global("numpy", "dtype")
-                                             + P.MARK + P.BININT1 + b"\0" + P.TUPLE + _text("b") + P.TUPLE3 + P.REDUCE),
 }
 
 
@@ -119,7 +115,6 @@ def _model(**changes: str) -> bytes:
         (("t.csv", b"t,ppg\n" + b"".join(b"%d,1\n" % (20 * i) for i in range(99))), ["--replay", "{}"], ["is t in milliseconds?"]),
         (("t.csv", b"t,ppg\n" + b"".join(b"%de-300,1\n" % i for i in range(99))), ["--replay", "{}"], ["gives 1e+300 Hz; ppg-stream takes 8-10000 Hz"]),
         (("t.csv", b"t,ppg\n0,1\n0.02," + b"1" * 131_073 + b"\n"), ["--replay", "{}"], ["line 3 is longer than 65,536 characters"]),
-        (("t.csv", b't,ppg\n0,"' + (b"x" * 999 + b"\n") * 132 + b'"\n'), ["--replay", "{}"], ["field larger than field limit (131072)"]),
         (("s.mat", _mat({"sig": "text"})), ["--replay", "{}"], ["'sig' is text, expected a matrix of numbers"]),
         (("s.mat", _mat({"sig": np.array([[np.zeros(2), "x"]], dtype=object)})), ["--replay", "{}"], ["'sig' is a cell array"]),
         (("s.mat", _mat({"sig": {"a": np.zeros((6, 9))}})), ["--replay", "{}"], ["'sig' is a struct"]),
@@ -169,23 +164,27 @@ def test_ble_without_a_bluetooth_stack_is_one_line():
         _assert_one_line_error(result, "Bluetooth")
 
 
-def _run_cli_measured(*args: str, timeout: float = 120) -> tuple[CliResult, float]:
-    """The CLI as a user runs it, and its own peak RSS in MiB (from wait4, not pytest's children at large)."""
-    with open(os.devnull, "rb") as stdin, __import__("tempfile").TemporaryFile() as out, __import__("tempfile").TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "stream.cli", *args], stdin=stdin, stdout=out, stderr=err, cwd=ROOT)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise TimeoutError(f"ppg-stream {args} ran past {timeout} s")
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return CliResult(proc.returncode, out.read().decode(), err.read().decode()), usage.ru_maxrss / 1024
+# `ppg-stream ARGS` exactly as a user runs it, which on exit writes its own peak RSS (VmHWM: this
+# process's memory only; ru_maxrss would include the pytest process it was forked from)
+_MEASURED_CLI = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        kib = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["PPG_TEST_PEAK_RSS"], "w") as out:
+        out.write(kib)
+atexit.register(_peak)
+sys.argv = ["ppg-stream", *sys.argv[1:]]
+runpy.run_module("stream.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def _run_cli_measured(tmp_path, *args: str) -> tuple[CliResult, float]:
+    """The CLI's result and its peak RSS in MiB."""
+    peak_file = tmp_path / "peak_rss"
+    proc = subprocess.run([sys.executable, "-c", _MEASURED_CLI, *args], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PPG_TEST_PEAK_RSS": str(peak_file)})
+    return CliResult(proc.returncode, proc.stdout, proc.stderr), int(peak_file.read_text()) / 1024
 
 
 def test_unbounded_csv_inputs_end_in_one_line_with_bounded_memory(tmp_path):
@@ -198,9 +197,9 @@ def test_unbounded_csv_inputs_end_in_one_line_with_bounded_memory(tmp_path):
     with headed.open("wb") as f:
         f.write(b"t,ppg\n0,1\n")
         f.truncate(2 << 30)
-    baseline, baseline_rss = _run_cli_measured("--replay", str(tmp_path / "missing.csv"), "--no-mqtt")
+    baseline, baseline_rss = _run_cli_measured(tmp_path, "--replay", str(tmp_path / "missing.csv"), "--no-mqtt")
     _assert_one_line_error(baseline, "no such file")
     for path, fragment in ((tmp_path / "zero.csv"), "is a device, pipe or socket"), (sparse, "line 1 holds a NUL byte"), (headed, "line 3 holds a NUL byte"):
-        result, rss = _run_cli_measured("--replay", str(path), "--no-mqtt")
+        result, rss = _run_cli_measured(tmp_path, "--replay", str(path), "--no-mqtt")
         _assert_one_line_error(result, fragment)
         assert rss < baseline_rss + 64, f"{path.name}: {rss:.0f} MiB against {baseline_rss:.0f} MiB for a missing file"

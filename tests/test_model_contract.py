@@ -112,3 +112,45 @@ def test_every_admitted_model_and_source_rate_gives_a_stable_filter(fs, lo, widt
     pre = StreamPreprocessor(spec, {PPG: source_fs})  # the real path a stream takes
     n = int(source_fs * 2)
     pre.push(Chunk(PPG, np.arange(n) / source_fs, np.ones((n, 1))))
+
+
+def _onnx_model(input_type, input_shape, output_shape):
+    """Sum over time: a model with the contract's metadata and the given input/output signature."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    spec = spectral_spec()
+    cast = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT)]
+    nodes = cast + [
+        helper.make_node("ReduceSum", ["xf", "axes"], ["s"], keepdims=0),
+        helper.make_node("MatMul", ["s", "w"], ["y"]),
+    ]
+    w = onnx.numpy_helper.from_array(np.zeros((4, 181), dtype=np.float32), "w")
+    axes = onnx.numpy_helper.from_array(np.array([2], dtype=np.int64), "axes")
+    graph = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", input_type, input_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)], initializer=[w, axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    helper.set_model_props(model, spec.to_metadata())
+    return model
+
+
+def test_model_files_that_cannot_run_under_the_contract(tmp_path):
+    import onnx
+    from onnx import TensorProto
+
+    from stream.engine import InferenceEngine, ModelLoadError
+
+    onnx.save(_onnx_model(TensorProto.FLOAT, ["N", 4, 200], ["N", 181]), tmp_path / "ok.onnx")
+    assert InferenceEngine(tmp_path / "ok.onnx").run(np.ones((3, 4, 200), dtype=np.float32)).shape == (3, 181)
+    onnx.save(_onnx_model(TensorProto.FLOAT, [1, 4, 200], [1, 181]), tmp_path / "fixed.onnx")
+    with pytest.raises(ModelLoadError, match="input batch dimension is fixed at 1; the contract needs it dynamic"):
+        InferenceEngine(tmp_path / "fixed.onnx")
+    onnx.save(_onnx_model(TensorProto.INT64, ["N", 4, 200], ["N", 181]), tmp_path / "int.onnx")
+    with pytest.raises(ModelLoadError, match=r"needs a float32 input and float output, got tensor\(int64\)"):
+        InferenceEngine(tmp_path / "int.onnx")
+    with pytest.raises(ModelLoadError, match="not a regular file"):
+        InferenceEngine(tmp_path)
+    (tmp_path / "zero.onnx").symlink_to("/dev/zero")
+    with pytest.raises(ModelLoadError, match="not a regular file"):
+        InferenceEngine(tmp_path / "zero.onnx")

@@ -365,3 +365,33 @@ def test_recording_invariants(changes, message):
     fields = {"subject": "x", "ppg": np.zeros((2, 1)), "t_ppg": np.array([0.0, 0.02]), "fs_ppg": 50.0, **changes}
     with pytest.raises(RecordingError, match=message):
         Recording(**fields)
+
+
+def test_running_out_of_memory_while_reading_is_still_one_line(tmp_path):
+    """The readers bound what a file may ask for, but a machine can be short of memory anyway."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "big.csv"
+    with path.open("w") as f:
+        f.write("t,ppg\n")
+        f.writelines(f"{i / 50:.2f},{i % 7}\n" for i in range(1_500_000))
+    code = textwrap.dedent(
+        f"""
+        import resource
+        from replay import RecordingError, load_recording
+        with open("/proc/self/status") as f:
+            used = int(next(line.split()[1] for line in f if line.startswith("VmSize:"))) * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (used + (16 << 20), resource.RLIM_INFINITY))  # 16 MiB more: not enough
+        try:
+            load_recording({str(path)!r})
+        except RecordingError as e:
+            print(e)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{path}: does not fit in the memory available"

@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.ble is not None:
-        if not args.ble.strip() or any(c.isspace() for c in args.ble):
-            raise UsageError(f"--ble {args.ble!r}: expected a device address such as AA:BB:CC:DD:EE:FF, or 'scan'")
+        if not args.ble.strip() or any(c.isspace() for c in args.ble) or len(args.ble) > 64:
+            raise UsageError(f"--ble {args.ble!r:.80}: expected a device address such as AA:BB:CC:DD:EE:FF, or 'scan'")
         for option, default in (("speed", 1.0), ("chunk_s", None)):
             if getattr(args, option) != default:
                 raise UsageError(f"--{option.replace('_', '-')} applies to replays only: a BLE device streams in real time")

@@ -136,6 +136,7 @@ def _model(**changes: str) -> bytes:
         (None, ["--demo", "--topic-prefix", "$SYS"], ["must not start with '$'"]),
         (None, ["--demo", "--speed", "1e-300"], ["invalid speed '1e-300': a number from 0.01 to 1,000,000"]),
         (None, ["--demo", "--chunk-s", "1e-300"], ["--chunk-s", "expected 0.1-3600 seconds"]),
+        (None, ["--ble", "A" * 5000], ["expected a device address"]),  # its id would not fit a topic
     ],
 )
 def test_bad_files_and_flags(tmp_path, setup, args, fragments):

@@ -5,7 +5,8 @@
 
 A variable's class and dimensions are read from the file's headers first (scipy's `whosmat`), so
 text, cells, structs and oversized matrices are refused before anything is loaded; compressed
-variables are checked for how far they really inflate (`replay.mat_guard`).
+variables are checked for how far they really inflate, and data elements for a type scipy can read
+(`replay.mat_guard`), before scipy sees the file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from replay.limits import check_allocation, check_sample_count, reader_budget_bytes, regular_file_size
-from replay.mat_guard import check_compressed_variables
+from replay.mat_guard import check_variables
 from replay.recording import Recording, RecordingError, subject_name, uniform_times
 
 FS = 125.0
@@ -78,7 +79,7 @@ def read_mat_variable(path: Path, name: str, check_shape) -> np.ndarray:
             f"in MATLAB or Octave, load('{path.name}'); save('{path.stem}_v7.mat', '{name}', '-v7')"
         )
     if major == 1:
-        check_compressed_variables(path, {name}, reader_budget_bytes())
+        check_variables(path, {name}, reader_budget_bytes())
     try:
         with warnings.catch_warnings():  # scipy warns on odd headers; the error below is the one line
             warnings.simplefilter("ignore")

@@ -13,6 +13,7 @@ from replay.csv_file import write_csv
 from replay.dalia import write_dalia
 from replay.safe_pickle import UnsafePickleError, safe_loads
 from replay.synthetic import synthesize
+from tests.mat_files import sig_file
 
 
 def _dalia_file(tmp_path, duration_s=40.0, with_chest=True):
@@ -257,32 +258,11 @@ def test_mat_v73_says_what_it_is_and_how_to_convert(tmp_path):
         load_recording(tmp_path / "DATA_01.mat")
 
 
-def _compressed_sig_element(data_bytes: int, dims=(6, 100)) -> bytes:
-    """A zlib-compressed miMATRIX 'sig' whose data element declares `data_bytes` of zeros."""
-    import struct
-    import zlib
-
-    body = struct.pack("<II", 6, 8) + struct.pack("<II", 6, 0)  # array flags: double
-    body += struct.pack("<II", 5, 8) + struct.pack("<ii", *dims)
-    body += struct.pack("<HH", 1, 3) + b"sig\x00"  # small data element: type miINT8, 3 bytes: the name
-    body += struct.pack("<II", 9, data_bytes)
-    inflater = zlib.compressobj(9)
-    parts = [inflater.compress(struct.pack("<II", 14, len(body) + data_bytes) + body)]
-    chunk = bytes(1 << 20)
-    for _ in range(data_bytes >> 20):
-        parts.append(inflater.compress(chunk))
-    parts.append(inflater.compress(bytes(data_bytes & ((1 << 20) - 1))))
-    parts.append(inflater.flush())
-    compressed = b"".join(parts)
-    header = b"MATLAB 5.0 MAT-file".ljust(116) + b"\x00" * 8 + b"\x00\x01" + b"IM"
-    return header + struct.pack("<II", 15, len(compressed)) + compressed
-
-
 def test_mat_compressed_variable_that_inflates_beyond_its_dimensions_is_refused(tmp_path):
-    small = _compressed_sig_element(6 * 100 * 8)
+    small = sig_file()
     (tmp_path / "ok.mat").write_bytes(small)
     assert load_recording(tmp_path / "ok.mat").ppg.shape == (100, 2)  # the hand-made layout is what scipy reads
-    bomb = _compressed_sig_element(64 << 20)  # 64 MiB of zeros in a file of about 64 KiB
+    bomb = sig_file(data_bytes=64 << 20)  # 64 MiB of zeros in a file of about 64 KiB
     assert len(bomb) < 100_000
     (tmp_path / "bomb.mat").write_bytes(bomb)
     tracemalloc.start()
@@ -293,6 +273,33 @@ def test_mat_compressed_variable_that_inflates_beyond_its_dimensions_is_refused(
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20  # inflated in bounded steps and thrown away, never held
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("real_type, imag_type, part", [(45321, None, "real data of unknown type 45321"), (9, 250, "imaginary data of unknown type 250")])
+def test_mat_data_of_an_unknown_type_is_refused_before_scipy_crashes_on_it(tmp_path, compress, real_type, imag_type, part):
+    """Found by fuzzing: scipy indexes its type table with the file's type code unchecked (a bus error)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    good = tmp_path / "good.mat"
+    good.write_bytes(sig_file(compress=compress, imag_type=None if imag_type is None else 9))
+    path = tmp_path / "bad.mat"
+    path.write_bytes(sig_file(compress=compress, real_type=real_type, imag_type=imag_type))
+    code = f"""
+from replay import RecordingError, load_recording
+for path in ({str(good)!r}, {str(path)!r}):
+    try:
+        print(load_recording(path).ppg.shape)
+    except RecordingError as e:
+        print(e)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    good_says = "(100, 2)" if imag_type is None else f"{good}: 'sig' is complex; a recording holds real numbers"
+    assert result.stdout.strip().splitlines() == [good_says, f"{path}: variable 'sig' has {part}: a corrupt file"]
 
 
 def test_mat_declaring_a_billion_samples_is_refused_before_loading(tmp_path):

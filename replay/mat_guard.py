@@ -26,6 +26,7 @@ MI_MATRIX, MI_COMPRESSED = 14, 15
 NUMERIC_ELEMENT_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13})  # miINT8 ... miDOUBLE, miINT64, miUINT64
 NUMERIC_CLASSES = range(6, 16)  # mxDOUBLE_CLASS ... mxUINT64_CLASS
 COMPLEX_FLAG = 0x0800
+MX_OPAQUE_CLASS = 17
 HEAD_BYTES = 4096
 READ_BYTES = 1 << 16
 INFLATE_STEP = 1 << 20
@@ -42,9 +43,11 @@ class _Matrix:
         self.name, self.dims, self.numeric, self.is_complex, self.real_at = "", (), False, False, 0
         if not self.is_matrix:
             return
-        _, flags, pos = _sub_element(head, 8, order)
-        flags_word = struct.unpack_from(order + "I", flags, 0)[0] if len(flags) >= 4 else 0
-        _, dims_bytes, pos = _sub_element(head, pos, order)
+        # like scipy: the array flags' own tag is skipped unread, their first word is class and flags
+        flags_word = struct.unpack_from(order + "I", head, 16)[0]
+        if (flags_word & 0xFF) == MX_OPAQUE_CLASS:
+            return  # no dimensions or name (a function workspace): not data this reader takes
+        _, dims_bytes, pos = _sub_element(head, 24, order)
         _, name, pos = _sub_element(head, pos, order)
         self.name = name.decode("ascii", "replace")
         self.dims = tuple(max(d, 0) for d in struct.unpack(f"{order}{len(dims_bytes) // 4}i", dims_bytes[: len(dims_bytes) // 4 * 4]))

@@ -18,7 +18,6 @@ import os
 import pickle
 import resource
 import struct
-import sys
 import tempfile
 from pathlib import Path
 
@@ -81,9 +80,9 @@ def _mat_seeds() -> list[bytes]:
     buffer = io.BytesIO()
     savemat(buffer, {"sig": rng.normal(size=(5, 30)).astype(np.float32), "name": "x"}, do_compression=True)
     out.append(buffer.getvalue())
-    from tests.mat_files import sig_file
+    from tests.mat_files import FUZZ_CRASH_COMPLEX_TYPE0, sig_file
 
-    return out + [sig_file(dims=(6, 20)), sig_file(dims=(5, 20), imag_type=9), sig_file(dims=(6, 20), compress=False, imag_type=9)]
+    return out + [FUZZ_CRASH_COMPLEX_TYPE0, sig_file(dims=(6, 20)), sig_file(dims=(5, 20), imag_type=9), sig_file(dims=(6, 20), compress=False, imag_type=9)]
 
 
 # ---------------------------------------------------------------- strategies

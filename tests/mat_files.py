@@ -29,3 +29,12 @@ def sig_file(dims=(6, 100), data_bytes=None, real_type=9, imag_type=None, compre
     out += [deflater.compress(bytes(data_bytes & ((1 << 20) - 1)) + tail), deflater.flush()]
     compressed = b"".join(out)
     return header + struct.pack("<II", 15, len(compressed)) + compressed
+
+
+# Found by coverage-guided fuzzing (atheris): a 'sig' whose array-flags tag is garbage (scipy skips it
+# unread), flagged complex, with a real part of type 0: scipy's reader crashed on it (SIGSEGV).
+FUZZ_CRASH_COMPLEX_TYPE0 = (
+    b"MATLAB 5.0 MAT-file".ljust(46) + b"\xff\xff\xff\xff" + b" " * 66 + b"\x00" * 8 + b"\x00\x01IM"
+    + bytes.fromhex("0e000000b8070000" "0600f70008000000" "0608000000000000" "0500000008000000" "0600000014000000" "0100030073696700")
+    + b"\x00" * 21
+)

@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 from scipy.io import savemat
 
 from models.spectral import build_spectral_model
 from tests.conftest import ROOT, CliResult, run_cli
 from tests.fuzz_readers import CRASH_PICKLE
-from tests.mat_files import sig_file
+from tests.mat_files import FUZZ_CRASH_COMPLEX_TYPE0, sig_file
 from tests.models_for_tests import with_metadata
 
 P = pickle
@@ -121,6 +120,7 @@ def _model(**changes: str) -> bytes:
         (("s.mat", _mat({"sig": {"a": np.zeros((6, 9))}})), ["--replay", "{}"], ["'sig' is a struct"]),
         (("s.mat", _mat({"sig": np.ones((6, 99)) * 1j})), ["--replay", "{}"], ["'sig' is complex"]),
         (("s.mat", sig_file(real_type=45321, compress=False)), ["--replay", "{}"], ["variable 'sig' has real data of unknown type 45321"]),
+        (("s.mat", FUZZ_CRASH_COMPLEX_TYPE0), ["--replay", "{}"], ["variable 'sig' has real data of unknown type 0"]),
         (("s.mat", sig_file(data_bytes=64 << 20)), ["--replay", "{}"], ["variable 'sig' inflates to more than 75,136 bytes"]),
         (("s.mat", _V73), ["--replay", "{}"], ["a MATLAB v7.3 file (HDF5 inside)", "save('s_v7.mat', 'sig', '-v7')"]),
         (("S1.pkl", pickle.dumps({"signal": {"wrist": {"BVP": np.ones((700, 1)) * 1j}}, "label": np.zeros(2), "subject": "S1"})),

@@ -13,7 +13,7 @@ from replay.csv_file import write_csv
 from replay.dalia import write_dalia
 from replay.safe_pickle import UnsafePickleError, safe_loads
 from replay.synthetic import synthesize
-from tests.mat_files import sig_file
+from tests.mat_files import FUZZ_CRASH_COMPLEX_TYPE0, sig_file
 
 
 def _dalia_file(tmp_path, duration_s=40.0, with_chest=True):
@@ -300,6 +300,20 @@ for path in ({str(good)!r}, {str(path)!r}):
     assert result.returncode == 0, result.stderr[-2000:]
     good_says = "(100, 2)" if imag_type is None else f"{good}: 'sig' is complex; a recording holds real numbers"
     assert result.stdout.strip().splitlines() == [good_says, f"{path}: variable 'sig' has {part}: a corrupt file"]
+
+
+def test_mat_the_fuzzer_crashed_scipy_with_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = tmp_path / "crash.mat"
+    path.write_bytes(FUZZ_CRASH_COMPLEX_TYPE0)
+    code = f"from replay import RecordingError, load_recording\ntry:\n    load_recording({str(path)!r})\nexcept RecordingError as e:\n    print(e)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == f"{path}: variable 'sig' has real data of unknown type 0: a corrupt file"
 
 
 def test_mat_declaring_a_billion_samples_is_refused_before_loading(tmp_path):

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from replay.recording import Recording, RecordingError, uniform_times
+from replay.limits import check_allocation, check_sample_count, regular_file_size
+from replay.recording import MAX_SUBJECT_CHARS, Recording, RecordingError, subject_name, uniform_times
 from replay.safe_pickle import safe_load
 
 FS_BVP = 64.0
@@ -21,18 +22,23 @@ FS_ACC = 32.0
 FS_WRIST_SLOW = 4.0
 FS_CHEST = 700.0
 ACC_UNITS_PER_G = 64.0
+# peak memory while unpickling, per byte of file: protocol 2 keeps each array's latin-1 text and its
+# bytes in the pickle memo until the end, beside the array itself
+UNPICKLE_BYTES_PER_FILE_BYTE = 3
 
 
 def read_dalia(path: str | Path) -> Recording:
     """Load a DaLiA pickle through the restricted unpickler; wrist BVP + ACC (converted to g) + labels."""
     path = Path(path)
+    size = regular_file_size(path)
+    check_allocation(UNPICKLE_BYTES_PER_FILE_BYTE * size, "unpickling this file", str(path))
     try:
         with path.open("rb") as f:
-            data = safe_load(f)
+            data = safe_load(f, size)
     except pickle.UnpicklingError as e:
         raise RecordingError(f"{path}: not a loadable PPG-DaLiA pickle ({e})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, ImportError) as e:
-        raise RecordingError(f"{path}: not a PPG-DaLiA pickle (corrupt or truncated: {type(e).__name__})") from None
+    except OSError as e:
+        raise RecordingError(f"{path}: cannot read ({e.strerror or e})") from None
     return dalia_from_dict(data, str(path))
 
 
@@ -46,6 +52,10 @@ def dalia_from_dict(data: Any, where: str) -> Recording:
     wrist = data["signal"].get("wrist") if isinstance(data["signal"], dict) else None
     if not isinstance(wrist, dict) or "BVP" not in wrist:
         raise RecordingError(f"{where}: not a PPG-DaLiA pickle (missing signal['wrist']['BVP'])")
+    subject = data["subject"]
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_CHARS:
+        raise RecordingError(f"{where}: 'subject' must be a name of 1-{MAX_SUBJECT_CHARS} characters, got {_kind(subject)}")
+    subject = subject_name(subject)
     bvp = _array(wrist["BVP"], where, "signal['wrist']['BVP']")
     if bvp.ndim == 1:
         bvp = bvp[:, None]
@@ -60,7 +70,7 @@ def dalia_from_dict(data: Any, where: str) -> Recording:
         t_acc = uniform_times(acc.shape[0], FS_ACC)
     labels = _array(data["label"], where, "label").reshape(-1)
     return Recording(
-        subject=str(data["subject"]),
+        subject=subject,
         ppg=bvp,
         t_ppg=uniform_times(bvp.shape[0], FS_BVP),
         fs_ppg=FS_BVP,
@@ -75,7 +85,16 @@ def dalia_from_dict(data: Any, where: str) -> Recording:
 def _array(value: Any, where: str, name: str) -> np.ndarray:
     if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.number):
         raise RecordingError(f"{where}: {name} is not a numeric array")
+    if np.iscomplexobj(value):
+        raise RecordingError(f"{where}: {name} is complex ({value.dtype}); a recording holds real numbers")
+    check_sample_count(value.shape[0] if value.ndim else 1, f"{where}: {name}")
     return value.astype(np.float64, copy=False)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return f"{len(value)} characters" if value.strip() else "an empty name"
+    return f"a {type(value).__name__}"
 
 
 def write_dalia(

@@ -10,7 +10,16 @@ FORMATS = ".pkl (PPG-DaLiA), .mat (IEEE SPC 2015), .csv (t,ppg[,acc_x,acc_y,acc_
 
 
 def load_recording(path: str | Path) -> Recording:
+    """Read any supported recording; every failure is one RecordingError line (a last net for memory too:
+    the readers bound what they allocate, but the machine may be short of it anyway)."""
     path = Path(path)
+    try:
+        return _load(path)
+    except MemoryError:
+        raise RecordingError(f"{path}: does not fit in the memory available") from None
+
+
+def _load(path: Path) -> Recording:
     if not path.exists():
         raise RecordingError(f"{path}: no such file")
     if path.is_dir():

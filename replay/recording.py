@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stream.model_spec import source_rate_problem
+
 
 class RecordingError(ValueError):
     """A file is not the recording it claims to be; the message is one line a user can act on."""
@@ -13,6 +15,9 @@ class RecordingError(ValueError):
 
 WINDOW_S = 8.0
 HOP_S = 2.0
+MAX_SAMPLES = 100_000_000  # per channel group: a day at over 1 kHz
+MAX_DURATION_S = 86_400.0  # a replay is cut into chunks up front: a day is the longest it plans for
+MAX_SUBJECT_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,12 @@ class Recording:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        where = self.source or self.subject
+        if not isinstance(self.subject, str) or not self.subject or len(self.subject) > MAX_SUBJECT_CHARS:
+            raise RecordingError(f"{where}: the subject must be a name of 1-{MAX_SUBJECT_CHARS} characters (use subject_name)")
+        for name, x in (("PPG", self.ppg), ("accelerometer", self.acc)):
+            if x is not None and (np.iscomplexobj(x) or not np.issubdtype(x.dtype, np.floating)):
+                raise RecordingError(f"{where}: {name} must hold real numbers, got {x.dtype}")
         if self.ppg.ndim != 2 or self.ppg.shape[0] != self.t_ppg.shape[0]:
             raise RecordingError(f"{self.subject}: PPG has shape {self.ppg.shape} but {self.t_ppg.shape[0]} timestamps")
         if self.acc is not None:
@@ -42,6 +53,15 @@ class Recording:
                 raise RecordingError(f"{self.subject}: accelerometer must be (n, 3), got {self.acc.shape}")
             if self.acc.shape[0] != self.t_acc.shape[0]:
                 raise RecordingError(f"{self.subject}: accelerometer has {self.acc.shape[0]} samples but {self.t_acc.shape[0]} timestamps")
+        streams = [("PPG", self.fs_ppg, self.t_ppg)] + ([("accelerometer", self.fs_acc, self.t_acc)] if self.acc is not None else [])
+        for name, fs, t in streams:
+            problem = source_rate_problem(fs)
+            if problem:
+                raise RecordingError(f"{where}: {name} {problem}")
+            if t.shape[0] > MAX_SAMPLES:
+                raise RecordingError(f"{where}: {name} has {t.shape[0]:,} samples, more than the {MAX_SAMPLES:,} a recording may have; split the file")
+            if t.shape[0] and not (np.isfinite(t[0]) and np.isfinite(t[-1]) and 0 <= t[-1] - t[0] <= MAX_DURATION_S):
+                raise RecordingError(f"{where}: {name} spans {float(t[-1] - t[0]):.6g} s; a recording may span at most {MAX_DURATION_S:.0f} s (24 h): split the file")
 
     @property
     def duration_s(self) -> float:
@@ -50,6 +70,13 @@ class Recording:
     @property
     def has_acc(self) -> bool:
         return self.acc is not None
+
+
+def subject_name(text: str, fallback: str = "recording") -> str:
+    """A recording's name that can always become a device id: bytes of a file name that are not UTF-8
+    become U+FFFD, surrounding space goes, and it is cut to MAX_SUBJECT_CHARS."""
+    text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text).strip()
+    return text[:MAX_SUBJECT_CHARS] or fallback
 
 
 def uniform_times(n: int, fs: float) -> np.ndarray:

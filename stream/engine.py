@@ -10,6 +10,7 @@ import onnxruntime as ort
 from stream.model_spec import ModelContractError, ModelSpec
 
 BUILTIN_MODELS = ("student", "spectral")
+MAX_MODEL_BYTES = 2**31 - 1  # protobuf's limit for one message: a larger .onnx cannot be a valid model
 SHIPPED_STUDENT = Path(__file__).resolve().parent.parent / "models" / "student.onnx"
 
 
@@ -38,9 +39,17 @@ def model_bytes(model: str | Path) -> bytes:
 
         return build_spectral_model().SerializeToString()
     path = SHIPPED_STUDENT if str(model) == "student" else Path(model)
-    if not path.is_file():
+    if not path.exists():
         raise ModelLoadError(f"{path}: no such model file (or use a built-in: {', '.join(BUILTIN_MODELS)})")
-    return path.read_bytes()
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: not a regular file (a directory, device or pipe); expected an .onnx model")
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise ModelLoadError(f"{path}: {size:,} bytes is larger than an ONNX model can be (2 GiB)")
+        return path.read_bytes()
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 class InferenceEngine:
@@ -58,10 +67,14 @@ class InferenceEngine:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelLoadError(f"{model}: the contract needs exactly one input [N, C, T] and one output [N, K]")
+        if inputs[0].type != "tensor(float)" or outputs[0].type not in ("tensor(float)", "tensor(double)"):
+            raise ModelLoadError(f"{model}: the contract needs a float32 input and float output, got {inputs[0].type} -> {outputs[0].type}")
         shape = inputs[0].shape
         expect = [len(self.spec.channels), self.spec.window_samples]
         if len(shape) != 3 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expect)):
             raise ModelLoadError(f"{model}: input shape {shape} does not match metadata [N, {expect[0]}, {expect[1]}]")
+        if isinstance(shape[0], int):
+            raise ModelLoadError(f"{model}: input batch dimension is fixed at {shape[0]}; the contract needs it dynamic (windows are batched)")
         out_shape = outputs[0].shape
         if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != len(self.spec.bins_bpm)):
             raise ModelLoadError(f"{model}: output shape {out_shape} does not match {len(self.spec.bins_bpm)} bins in metadata")

@@ -9,6 +9,7 @@ Keys (all strings; lists and dicts as JSON):
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,9 +18,38 @@ CONTRACT_VERSION = "1"
 KNOWN_CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
 NORMALIZATIONS = ("zscore", "none")
 
+# Sane ranges. Each bound keeps a model that passes from costing unbounded memory or time
+# (a hop of 1e-9 s would emit the same window forever) and keeps every admitted source rate able to
+# realise the band-pass: sources are band-passed at their own rate with the upper edge capped at
+# 0.45·rate, so the lower edge must stay below 0.45 × MIN_SOURCE_FS_HZ.
+MIN_SOURCE_FS_HZ = 8.0  # below this a PPG cannot carry heart rates up to 210 bpm (3.5 Hz)
+MAX_SOURCE_FS_HZ = 10_000.0
+FS_RANGE_HZ = (8.0, 1000.0)  # the model's input rate
+WINDOW_RANGE_S = (1.0, 60.0)  # the preprocessor's ring holds 256 s: windows stay well inside it
+MIN_HOP_S = 0.1  # at most 10 windows per second per stream
+BANDPASS_LO_RANGE_HZ = (0.01, 3.0)
+BANDPASS_ORDER_RANGE = (1, 10)
+BINS_RANGE_BPM = (1.0, 600.0)
+MAX_BINS = 4096
+MAX_LABEL_CHARS = 100  # name and version: they go into every message
+
 
 class ModelContractError(ValueError):
     """A model's metadata does not follow the contract; the message names the key."""
+
+
+def source_rate_problem(fs: float) -> str | None:
+    """Why a source's sampling rate cannot be band-passed and resampled, or None if it can."""
+    if not isinstance(fs, numbers.Real):
+        return f"sampling rate {fs!r:.40} is not a number"
+    if not MIN_SOURCE_FS_HZ <= fs <= MAX_SOURCE_FS_HZ:
+        return f"sampling rate {float(fs):.6g} Hz is outside {MIN_SOURCE_FS_HZ:g}-{MAX_SOURCE_FS_HZ:g} Hz"
+    return None
+
+
+def _whole_samples(seconds: float, fs: float) -> bool:
+    n = seconds * fs
+    return n >= 1 and abs(n - round(n)) <= 1e-6 * max(1.0, n)
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,44 @@ class ModelSpec:
         meta.update({k: str(v) for k, v in self.extra.items()})
         return meta
 
+    def __post_init__(self) -> None:
+        """Every spec, parsed or built in code, is within the sane ranges (see module constants)."""
+        lo_fs, hi_fs = FS_RANGE_HZ
+        if not lo_fs <= self.fs <= hi_fs:
+            raise ModelContractError(f"model metadata 'fs' must be {lo_fs:g}-{hi_fs:g} Hz, got {self.fs:g}")
+        lo_w, hi_w = WINDOW_RANGE_S
+        if not lo_w <= self.window_s <= hi_w:
+            raise ModelContractError(f"model metadata 'window_s' must be {lo_w:g}-{hi_w:g} s, got {self.window_s:g}")
+        if not MIN_HOP_S <= self.hop_s <= self.window_s:
+            raise ModelContractError(f"model metadata 'hop_s' must be {MIN_HOP_S:g} s up to window_s ({self.window_s:g} s), got {self.hop_s:g}")
+        for key, seconds in (("window_s", self.window_s), ("hop_s", self.hop_s)):
+            if not _whole_samples(seconds, self.fs):
+                raise ModelContractError(f"model metadata '{key}' ({seconds:g} s) must be a whole number of samples at fs {self.fs:g} Hz")
+        if self.channels not in (("ppg",), KNOWN_CHANNELS):
+            raise ModelContractError(f"model metadata 'channels' must be [\"ppg\"] or [\"ppg\",\"acc_x\",\"acc_y\",\"acc_z\"], got {list(self.channels)}")
+        bins = self.bins_bpm
+        if (bins.ndim != 1 or not 2 <= bins.size <= MAX_BINS or not np.all(np.isfinite(bins)) or not np.all(np.diff(bins) > 0)
+                or not BINS_RANGE_BPM[0] <= bins[0] <= bins[-1] <= BINS_RANGE_BPM[1]):
+            raise ModelContractError(
+                f"model metadata 'bins_bpm' must be an increasing list of 2-{MAX_BINS} bin centres within {BINS_RANGE_BPM[0]:g}-{BINS_RANGE_BPM[1]:g} bpm"
+            )
+        lo, hi = self.bandpass_hz
+        if not (BANDPASS_LO_RANGE_HZ[0] <= lo <= BANDPASS_LO_RANGE_HZ[1] and lo < hi < self.fs / 2):
+            raise ModelContractError(
+                f"model band-pass {lo:g}-{hi:g} Hz must start at {BANDPASS_LO_RANGE_HZ[0]:g}-{BANDPASS_LO_RANGE_HZ[1]:g} Hz "
+                f"and end above that, below fs/2 = {self.fs / 2:g} Hz"
+            )
+        if not BANDPASS_ORDER_RANGE[0] <= self.bandpass_order <= BANDPASS_ORDER_RANGE[1]:
+            raise ModelContractError(f"model metadata 'preprocess' bandpass_order must be {BANDPASS_ORDER_RANGE[0]}-{BANDPASS_ORDER_RANGE[1]}, got {self.bandpass_order}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ModelContractError(f"model metadata normalize must be one of {NORMALIZATIONS}, got {self.normalize!r:.40}")
+        acc_normalize = self.extra.get("acc_normalize", self.normalize)
+        if acc_normalize not in NORMALIZATIONS:
+            raise ModelContractError(f"model metadata 'acc_normalize' must be one of {NORMALIZATIONS}, got {acc_normalize!r:.40}")
+        for key, text in (("name", self.name), ("version", self.version)):
+            if not text or len(text) > MAX_LABEL_CHARS or not text.isprintable():
+                raise ModelContractError(f"model metadata '{key}' must be 1-{MAX_LABEL_CHARS} printable characters")
+
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "ModelSpec":
         """Parse and validate metadata_props; every failure names the key at fault."""
@@ -86,46 +154,53 @@ class ModelSpec:
             text = need(key)
             try:
                 value = float(text)
-            except ValueError:
-                raise ModelContractError(f"model metadata '{key}' is not a number: {meta[key]!r}") from None
+            except (ValueError, OverflowError):
+                raise ModelContractError(f"model metadata '{key}' is not a number: {text[:40]!r}") from None
             if not np.isfinite(value) or value <= 0:
-                raise ModelContractError(f"model metadata '{key}' must be positive, got {value}")
+                raise ModelContractError(f"model metadata '{key}' must be a positive finite number, got {value}")
             return value
 
         def parsed(key: str):
             try:
                 return json.loads(need(key))
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; so is a 5000-digit integer
                 raise ModelContractError(f"model metadata '{key}' is not valid JSON") from None
 
+        def real(value, key: str) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise ModelContractError(f"model metadata '{key}' must hold finite numbers, got {type(value).__name__}")
+            return float(value)
+
         if meta.get("ppg_stream.contract", CONTRACT_VERSION) != CONTRACT_VERSION:
-            raise ModelContractError(f"model follows contract {meta['ppg_stream.contract']!r}; this runtime reads {CONTRACT_VERSION!r}")
-        channels = tuple(parsed("channels"))
-        if not channels or channels[0] != "ppg" or any(c not in KNOWN_CHANNELS for c in channels) or len(channels) not in (1, 4):
-            raise ModelContractError(f"model metadata 'channels' must be [\"ppg\"] or [\"ppg\",\"acc_x\",\"acc_y\",\"acc_z\"], got {list(channels)}")
-        bins = np.asarray(parsed("bins_bpm"), dtype=np.float64)
-        if bins.ndim != 1 or bins.size < 2 or not np.all(np.diff(bins) > 0):
-            raise ModelContractError("model metadata 'bins_bpm' must be an increasing list of at least two bin centres")
+            raise ModelContractError(f"model follows contract {meta['ppg_stream.contract'][:20]!r}; this runtime reads {CONTRACT_VERSION!r}")
+        channels = parsed("channels")
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            raise ModelContractError(f"model metadata 'channels' must be a JSON list of channel names, got {type(channels).__name__}")
+        bins = parsed("bins_bpm")
+        if not isinstance(bins, list) or len(bins) > MAX_BINS:
+            raise ModelContractError(f"model metadata 'bins_bpm' must be a JSON list of at most {MAX_BINS} numbers")
+        bins = np.array([real(b, "bins_bpm") for b in bins], dtype=np.float64)
         pre = parsed("preprocess")
-        try:
-            lo, hi = (float(v) for v in pre["bandpass_hz"])
-            order = int(pre.get("bandpass_order", 4))
-            normalize = str(pre.get("normalize", "zscore"))
-        except (KeyError, TypeError, ValueError):
-            raise ModelContractError("model metadata 'preprocess' needs bandpass_hz [lo, hi], bandpass_order, normalize") from None
-        fs = number("fs")
-        if not 0 < lo < hi < fs / 2:
-            raise ModelContractError(f"model band-pass {lo}-{hi} Hz must lie inside 0-{fs / 2} Hz")
-        if normalize not in NORMALIZATIONS:
-            raise ModelContractError(f"model metadata normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        if not isinstance(pre, dict):
+            raise ModelContractError("model metadata 'preprocess' must be a JSON object with bandpass_hz [lo, hi], bandpass_order, normalize")
+        band = pre.get("bandpass_hz")
+        if not isinstance(band, list) or len(band) != 2:
+            raise ModelContractError("model metadata 'preprocess' needs bandpass_hz [lo, hi]")
+        lo, hi = (real(v, "preprocess") for v in band)
+        order = pre.get("bandpass_order", 4)
+        if isinstance(order, bool) or not isinstance(order, int):
+            raise ModelContractError(f"model metadata 'preprocess' bandpass_order must be an integer, got {type(order).__name__}")
+        normalize = pre.get("normalize", "zscore")
+        if not isinstance(normalize, str):
+            raise ModelContractError("model metadata 'preprocess' normalize must be a string")
         known = {"ppg_stream.contract", "name", "version", "fs", "window_s", "hop_s", "channels", "bins_bpm", "preprocess", "training_data", "description"}
         return cls(
             name=meta.get("name", "unnamed"),
             version=meta.get("version", "0"),
-            fs=fs,
+            fs=number("fs"),
             window_s=number("window_s"),
             hop_s=number("hop_s"),
-            channels=channels,
+            channels=tuple(channels),
             bins_bpm=bins,
             bandpass_hz=(lo, hi),
             bandpass_order=order,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import structlog
 
-from stream.message import is_topic_safe_device_id
+from stream.message import is_device_id
+from stream.model_spec import source_rate_problem
 from stream.raw_chunk import RawChunk, RawChunkError, decode_raw_chunk
 from stream.runtime import Runtime
 from stream.throttle import Throttle
@@ -39,7 +40,7 @@ class RawIngest:
         if head or not sep or not rest.endswith("/raw"):
             return None
         device = rest[: -len("/raw")]
-        return device if is_topic_safe_device_id(device) else None
+        return device if is_device_id(device) else None
 
     def on_message(self, topic: str, payload: bytes, received: float) -> None:
         """One MQTT message; returns quickly, never raises for anything a sender can put in it."""
@@ -52,6 +53,10 @@ class RawIngest:
             raw = decode_raw_chunk(payload)
         except RawChunkError as e:
             self._reject(topic, str(e))
+            return
+        problem = source_rate_problem(raw.rate_hz)
+        if problem:
+            self._reject(topic, problem)
             return
         self.chunks += 1
         runtime = self.runtime

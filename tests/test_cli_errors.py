@@ -1,11 +1,23 @@
 """User mistakes get one clear line on stderr and a non-zero exit, never a traceback."""
 
+import io
 import os
 import pickle
+import struct
+import subprocess
+import sys
 
+import numpy as np
 import pytest
+from scipy.io import savemat
 
-from tests.conftest import run_cli
+from models.spectral import build_spectral_model
+from tests.conftest import ROOT, CliResult, run_cli
+from tests.fuzz_readers import CRASH_PICKLE
+from tests.mat_files import FUZZ_CRASH_COMPLEX_TYPE0, sig_file
+from tests.models_for_tests import with_metadata
+
+P = pickle
 
 
 def _assert_one_line_error(result, *fragments):
@@ -21,6 +33,59 @@ def _assert_one_line_error(result, *fragments):
 class _Evil:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
+
+
+def _pickle_ops(*ops: bytes, protocol: int = 2) -> bytes:
+    return P.PROTO + bytes([protocol]) + b"".join(ops) + P.STOP
+
+
+def _global(module: str, name: str) -> bytes:
+    return P.GLOBAL + f"{module}\n{name}\n".encode()
+
+
+def _text(s: str) -> bytes:
+    return P.SHORT_BINUNICODE + bytes([len(s.encode())]) + s.encode()
+
+
+_F8 = _global("numpy", "dtype") + _text("f8") + P.TUPLE1 + P.REDUCE
+_NDARRAY_SHAPE_1E12 = (
+    _global("numpy.core.multiarray", "_reconstruct") + _global("numpy", "ndarray") + P.MARK + P.BININT1 + b"\0" + P.TUPLE + _text("b")
+    + P.TUPLE3 + P.REDUCE + P.MARK + P.BININT1 + b"\1" + P.MARK + P.LONG1 + b"\x06" + (10**12).to_bytes(6, "little") + P.TUPLE
+    + _F8 + P.NEWFALSE + P.SHORT_BINBYTES + b"\0" + P.TUPLE + P.BUILD
+)
+# What each did to the previous unpickler, all now one line and exit 2:
+HOSTILE_PICKLES = {
+    "segfault in dtype.__setstate__": CRASH_PICKLE,
+    "SystemError in dtype.__setstate__": (b"\x80\x00cnumpy\ndtype\n(\x8c\x02U2tR(J\x01\x00\x00\x00\x8c\x01|(NNNt(NNNt(NNNt"
+                                          b"J\xff\xff\xff\xffJ\x00\x00\x00\x80J\x00\x00\x00\x00Ntb."),
+    "MemoryError, BINBYTES8 2^62": _pickle_ops(P.BINBYTES8 + struct.pack("<Q", 2**62), protocol=4),
+    "OverflowError, BINBYTES8 2^64-1": _pickle_ops(P.BINBYTES8 + struct.pack("<Q", 2**64 - 1), protocol=4),
+    "FRAME 2^60": _pickle_ops(P.FRAME + struct.pack("<Q", 2**60) + P.NONE, protocol=4),
+    "MemoryError, _reconstruct shape 10^12": _pickle_ops(_NDARRAY_SHAPE_1E12),
+    "LookupError in _codecs.encode": _pickle_ops(_global("_codecs", "encode") + _text("x") + _text("nope") + P.TUPLE2 + P.REDUCE),
+    "SyntaxError in numpy.dtype(',f')": _pickle_ops(_global("numpy", "dtype") + _text(",f") + P.TUPLE1 + P.REDUCE),
+}
+
+
+@pytest.mark.parametrize("what", sorted(HOSTILE_PICKLES))
+def test_hostile_pickles_are_one_line(tmp_path, what):
+    path = tmp_path / "S1.pkl"
+    path.write_bytes(HOSTILE_PICKLES[what])
+    _assert_one_line_error(run_cli("--replay", str(path), "--no-mqtt"), f"{path}: not a loadable PPG-DaLiA pickle")
+
+
+def _mat(variables: dict) -> bytes:
+    buffer = io.BytesIO()
+    savemat(buffer, variables)
+    return buffer.getvalue()
+
+
+_V73 = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116) + b"\x00" * 8 + b"\x00\x02IM"
+        + b"\x00" * 384 + b"\x89HDF\r\n\x1a\n")
+
+
+def _model(**changes: str) -> bytes:
+    return with_metadata(build_spectral_model(), **changes).SerializeToString()
 
 
 @pytest.mark.parametrize(
@@ -45,6 +110,36 @@ class _Evil:
         (None, [], ["one of the arguments --replay --demo --ble is required"]),
         (None, ["--demo", "--replay", "x.pkl"], ["not allowed with argument"]),
         (None, ["--demo", "--bogus"], ["unrecognized arguments: --bogus"]),
+        # issue 9: files that are not what they claim
+        (("t.csv", b"t,ppg\n0,\ninf,"), ["--replay", "{}"], ["line 3: timestamp inf is not finite"]),
+        (("t.csv", b"t,ppg\n" + b"".join(b"%d,1\n" % (20 * i) for i in range(99))), ["--replay", "{}"], ["is t in milliseconds?"]),
+        (("t.csv", b"t,ppg\n" + b"".join(b"%de-300,1\n" % i for i in range(99))), ["--replay", "{}"], ["gives 1e+300 Hz; ppg-stream takes 8-10000 Hz"]),
+        (("t.csv", b"t,ppg\n0,1\n0.02," + b"1" * 131_073 + b"\n"), ["--replay", "{}"], ["line 3 is longer than 65,536 characters"]),
+        (("s.mat", _mat({"sig": "text"})), ["--replay", "{}"], ["'sig' is text, expected a matrix of numbers"]),
+        (("s.mat", _mat({"sig": np.array([[np.zeros(2), "x"]], dtype=object)})), ["--replay", "{}"], ["'sig' is a cell array"]),
+        (("s.mat", _mat({"sig": {"a": np.zeros((6, 9))}})), ["--replay", "{}"], ["'sig' is a struct"]),
+        (("s.mat", _mat({"sig": np.ones((6, 99)) * 1j})), ["--replay", "{}"], ["'sig' is complex"]),
+        (("s.mat", sig_file(real_type=45321, compress=False)), ["--replay", "{}"], ["variable 'sig' has real data of unknown type 45321"]),
+        (("s.mat", FUZZ_CRASH_COMPLEX_TYPE0), ["--replay", "{}"], ["variable 'sig' has real data of unknown type 0"]),
+        (("s.mat", sig_file(data_bytes=64 << 20)), ["--replay", "{}"], ["variable 'sig' inflates to more than 75,136 bytes"]),
+        (("s.mat", _V73), ["--replay", "{}"], ["a MATLAB v7.3 file (HDF5 inside)", "save('s_v7.mat', 'sig', '-v7')"]),
+        (("S1.pkl", pickle.dumps({"signal": {"wrist": {"BVP": np.ones((700, 1)) * 1j}}, "label": np.zeros(2), "subject": "S1"})),
+         ["--replay", "{}"], ["signal['wrist']['BVP'] is complex (complex128); a recording holds real numbers"]),
+        # model metadata outside the contract's ranges
+        (("m.onnx", _model(bins_bpm='["a", "b"]')), ["--demo", "--model", "{}"], ["'bins_bpm' must hold finite numbers, got str"]),
+        (("m.onnx", _model(channels='"ppg"')), ["--demo", "--model", "{}"], ["'channels' must be a JSON list of channel names"]),
+        (("m.onnx", _model(preprocess='{"bandpass_hz": [0.4, 4.0], "bandpass_order": -4}')), ["--demo", "--model", "{}"],
+         ["bandpass_order must be 1-10, got -4"]),
+        (("m.onnx", _model(hop_s="1e-9")), ["--demo", "--model", "{}"], ["'hop_s' must be 0.1 s up to window_s (8 s), got 1e-09"]),
+        (("m.onnx", _model(acc_normalize="robust")), ["--demo", "--model", "{}"], ["'acc_normalize' must be one of"]),
+        # flags
+        (None, ["--demo", "--device-id", ""], ["--device-id: a device id cannot be empty"]),
+        (None, ["--demo", "--device-id", "d" * 70_000], ["--device-id: device id is 70,000 bytes as a topic level; at most 4,096"]),
+        (None, ["--demo", "--topic-prefix", "p" * 70_000], ["is 70,000 bytes; at most 61,431 (an MQTT topic is at most 65,535 bytes)"]),
+        (None, ["--demo", "--topic-prefix", "$SYS"], ["must not start with '$'"]),
+        (None, ["--demo", "--speed", "1e-300"], ["invalid speed '1e-300': a number from 0.01 to 1,000,000"]),
+        (None, ["--demo", "--chunk-s", "1e-300"], ["--chunk-s", "expected 0.1-3600 seconds"]),
+        (None, ["--ble", "A" * 5000], ["expected a device address"]),  # its id would not fit a topic
     ],
 )
 def test_bad_files_and_flags(tmp_path, setup, args, fragments):
@@ -71,3 +166,44 @@ def test_ble_without_a_bluetooth_stack_is_one_line():
         assert result.stdout.split()[:4] == ["ADDRESS", "RSSI", "NAME", "SERVICES"]
     else:
         _assert_one_line_error(result, "Bluetooth")
+
+
+# `ppg-stream ARGS` exactly as a user runs it, which on exit writes its own peak RSS (VmHWM: this
+# process's memory only; ru_maxrss would include the pytest process it was forked from)
+_MEASURED_CLI = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        kib = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["PPG_TEST_PEAK_RSS"], "w") as out:
+        out.write(kib)
+atexit.register(_peak)
+sys.argv = ["ppg-stream", *sys.argv[1:]]
+runpy.run_module("stream.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def _run_cli_measured(tmp_path, *args: str) -> tuple[CliResult, float]:
+    """The CLI's result and its peak RSS in MiB."""
+    peak_file = tmp_path / "peak_rss"
+    proc = subprocess.run([sys.executable, "-c", _MEASURED_CLI, *args], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PPG_TEST_PEAK_RSS": str(peak_file)})
+    return CliResult(proc.returncode, proc.stdout, proc.stderr), int(peak_file.read_text()) / 1024
+
+
+def test_unbounded_csv_inputs_end_in_one_line_with_bounded_memory(tmp_path):
+    """Issue 9: `/dev/zero` as a .csv grew to 24 GB; a 2 GB sparse .csv reached 4.2 GB then a traceback."""
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    sparse = tmp_path / "sparse.csv"
+    with sparse.open("wb") as f:
+        f.truncate(2 << 30)
+    headed = tmp_path / "headed.csv"
+    with headed.open("wb") as f:
+        f.write(b"t,ppg\n0,1\n")
+        f.truncate(2 << 30)
+    baseline, baseline_rss = _run_cli_measured(tmp_path, "--replay", str(tmp_path / "missing.csv"), "--no-mqtt")
+    _assert_one_line_error(baseline, "no such file")
+    for path, fragment in ((tmp_path / "zero.csv"), "is a device, pipe or socket"), (sparse, "line 1 holds a NUL byte"), (headed, "line 3 holds a NUL byte"):
+        result, rss = _run_cli_measured(tmp_path, "--replay", str(path), "--no-mqtt")
+        _assert_one_line_error(result, fragment)
+        assert rss < baseline_rss + 64, f"{path.name}: {rss:.0f} MiB against {baseline_rss:.0f} MiB for a missing file"

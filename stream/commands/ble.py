@@ -101,6 +101,12 @@ class Wearable:
         except self.backend.transient_errors as e:
             raise DeviceError(f"could not connect to {self.address}: {e.__class__.__name__}: {e or 'no reason given'}") from None
         self.conn.on_status = self._on_status
+        from stream.model_spec import source_rate_problem
+
+        for group, rate in getattr(self.stream, "rates", {}).items():
+            problem = source_rate_problem(rate)
+            if problem:
+                raise DeviceError(f"{self.address}: {group.upper()} {problem}: ppg-stream cannot filter it")
 
     def _on_status(self, status: str) -> None:
         for p in self.publishers:

@@ -12,6 +12,7 @@ import sys
 import structlog
 
 from stream.broker import DEFAULT_HOST, DEFAULT_PORT, EmbeddedBroker, broker_answers
+from stream.message import topic_prefix_problem
 from stream.mqtt_publisher import DeliveryReport, delivery_loss_line
 from stream.mqtt_settings import BrokerSettings, BrokerUrlError, add_broker_arguments, broker_settings_from_args
 
@@ -80,8 +81,9 @@ def add_model_arguments(p: argparse.ArgumentParser, default_budget_ms: float) ->
 
 
 def check_output_args(args: argparse.Namespace) -> None:
-    if any(c in args.topic_prefix for c in "#+") or not args.topic_prefix.strip("/"):
-        raise UsageError(f"--topic-prefix {args.topic_prefix!r}: must be non-empty and contain no MQTT wildcards (# +)")
+    problem = topic_prefix_problem(args.topic_prefix)
+    if problem:
+        raise UsageError(f"--topic-prefix {args.topic_prefix!r:.60}: {problem}")
     if args.broker and args.broker.startswith("embedded"):
         embedded_port(args.broker)
     try:

@@ -29,7 +29,7 @@ from stream.commands.common import (
     start_publishers,
     until_done_or_interrupted,
 )
-from stream.message import device_id, service_status_topic, status_topic
+from stream.message import DeviceIdError, device_id, service_status_topic, status_topic
 
 log = structlog.get_logger("ppg_stream")
 
@@ -56,13 +56,28 @@ broker is started there for the duration of the run.
 """
 
 
+SPEED_RANGE = (0.01, 1e6)
+CHUNK_S_RANGE = (0.1, 3600.0)  # a replay is cut into chunks up front: a tiny chunk means millions of them
+MAX_BLE_ADDRESS = 64
+
+
 def speed_arg(text: str) -> float | None:
     if text.lower() == "max":
         return None
     try:
-        return positive_float(text)
+        value = positive_float(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a positive number (1 = real time) or 'max'") from None
+        value = 0.0
+    if not SPEED_RANGE[0] <= value <= SPEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"invalid speed {text!r}: a number from {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:,.0f} (1 = real time) or 'max'")
+    return value
+
+
+def chunk_seconds(text: str) -> float:
+    value = positive_float(text)
+    if not CHUNK_S_RANGE[0] <= value <= CHUNK_S_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"expected {CHUNK_S_RANGE[0]:g}-{CHUNK_S_RANGE[1]:g} seconds, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--ble", metavar="ADDRESS|scan", action="append", help="a BLE wearable by address (repeat for several; Ctrl-C stops them), or 'scan' to list devices nearby")
     p.add_argument("--scan-timeout", type=positive_float, default=None, metavar="S", help="BLE: how long to scan (default 5 for 'scan', 10 to find an address)")
     p.add_argument("--speed", type=speed_arg, default=1.0, metavar="N|max", help="replay speed: 1 = real time (default), N times faster, or max")
-    p.add_argument("--chunk-s", type=positive_float, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 32 at max)")
+    p.add_argument("--chunk-s", type=chunk_seconds, default=None, metavar="S", help="replay chunk length in seconds (default 0.25 in real time, 32 at max)")
     p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject; one source only)")
     p.add_argument("--publish-raw", nargs="?", const="only", choices=("only", "also"), metavar="only|also",
                    help="gateway: forward raw PPG+ACC on <prefix>/<device>/raw for `ppg-stream serve` (only: no HR here, the default; also: HR too)")
@@ -88,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(args: argparse.Namespace) -> None:
     if args.ble is not None:
         for address in args.ble:
-            if not address.strip() or any(c.isspace() for c in address):
-                raise UsageError(f"--ble {address!r}: expected a device address such as AA:BB:CC:DD:EE:FF, or 'scan'")
+            if not address.strip() or any(c.isspace() for c in address) or len(address) > MAX_BLE_ADDRESS:
+                raise UsageError(f"--ble {address!r:.80}: expected a device address such as AA:BB:CC:DD:EE:FF, or 'scan'")
         if any(a.lower() == "scan" for a in args.ble) and len(args.ble) > 1:
             raise UsageError("--ble scan lists devices on its own: give it without device addresses")
         if len(set(a.lower() for a in args.ble)) != len(args.ble):
@@ -99,6 +114,11 @@ def check_args(args: argparse.Namespace) -> None:
                 raise UsageError(f"--{option.replace('_', '-')} applies to replays only: a BLE device streams in real time")
     elif args.scan_timeout is not None:
         raise UsageError("--scan-timeout applies to --ble only")
+    if args.device_id is not None:
+        try:
+            device_id(args.device_id)
+        except DeviceIdError as e:
+            raise UsageError(f"--device-id: {e}") from None
     if args.publish_raw and args.no_mqtt:
         raise UsageError("--publish-raw forwards over MQTT: it cannot be combined with --no-mqtt")
     if args.publish_raw == "only" and args.ha_discovery is not None:

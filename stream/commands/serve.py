@@ -32,7 +32,7 @@ from stream.commands.common import (
     start_publishers,
     until_done_or_interrupted,
 )
-from stream.message import device_id, service_status_topic
+from stream.message import device_id, is_device_id, service_status_topic
 
 log = structlog.get_logger("ppg_stream.serve")
 
@@ -74,7 +74,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("serve takes its input over MQTT: --no-mqtt does not apply")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UsageError(f"--metrics-port {args.metrics_port}: expected 1-65535")
-    if args.service_id is not None and device_id(args.service_id) != args.service_id:
+    if args.service_id is not None and not is_device_id(args.service_id):
         raise UsageError(f"--service-id {args.service_id!r}: use letters, digits and . _ : - only")
     check_output_args(args)
 

@@ -4,7 +4,8 @@
     python benchmarks/bench_fleet.py --devices 1000,5000,8000 --duration 40 --raw-qos 0
 
 For each K: the service runs in its own process (as a user runs it); a load generator in its own
-process publishes K devices' raw chunks at real-time rate over the real Mosquitto on 127.0.0.1:1883
+process publishes K devices' raw chunks at real-time rate over a real Mosquitto that this script starts with
+the settings the README recommends for a service (`set_tcp_nodelay true`, `max_queued_messages 100000`)
 (synthetic recordings with known HR, staggered so devices do not all send at once); a subscriber in
 this process checks that every expected window of every device arrives. Printed per K: the
 service's CPU (share of one core) and peak RSS, windows/s, end-to-end latency p50/p99 (the raw chunk
@@ -46,10 +47,14 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
 
 
 # ---- load generator (its own process) ----------------------------------------------------------
-def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, qos: int, t0: float) -> None:
-    import paho.mqtt.client as mqtt
+def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, qos: int, t0: float, port: int) -> None:
+    """K gateways' worth of raw chunks through the project's own MQTT publisher (what `--publish-raw`
+    uses; QoS 1): a Python load generator must not be the bottleneck of the measurement."""
+    import asyncio
 
     from replay.synthetic import synthesize
+    from stream.mqtt_publisher import MqttPublisher
+    from stream.mqtt_settings import BrokerSettings
 
     n_chunks = int(duration_s / chunk_s)
     pool = []
@@ -59,32 +64,32 @@ def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, qos: i
         acc = syn.acc_g.astype("<f4")
         m, a = int(chunk_s * syn.fs_ppg), int(chunk_s * syn.fs_acc)
         pool.append([(ppg[r * m : (r + 1) * m].tobytes(), acc[r * a : (r + 1) * a].tobytes(), m, a) for r in range(n_chunks)])
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"loadgen-{os.getpid()}")
-    client.max_inflight_messages_set(2000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", 1883)
-    client.loop_start()
     topics = [f"{prefix}/dev{i:05d}/raw" for i in range(devices)]
     stream_ids = [(i * 2654435761) & 0xFFFFFFFF for i in range(devices)]
     offsets = [chunk_s * i / devices for i in range(devices)]
-    for r in range(n_chunks):
-        for i in range(devices):
-            due = t0 + offsets[i] + (r + 1) * chunk_s
-            delay = due - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            ppg, acc, m, a = pool[i % POOL][r]
+
+    async def run() -> None:
+        pub = MqttPublisher(BrokerSettings("127.0.0.1", port), prefix, f"{prefix}/_loadgen/status", outbox_size=10_000_000, flush_timeout_s=30)
+        await pub.start()
+        for r in range(n_chunks):
             t_start = r * chunk_s
-            client.publish(topics[i], HEADER.pack(1, 1, 1, 3, stream_ids[i], 2 * r, m, 64.0, t_start) + ppg, qos=qos)
-            client.publish(topics[i], HEADER.pack(1, 2, 3, 3, stream_ids[i], 2 * r + 1, a, 32.0, t_start) + acc, qos=qos)
-    time.sleep(1.0)
-    client.loop_stop()
-    client.disconnect()
+            for i in range(devices):
+                delay = t0 + offsets[i] + (r + 1) * chunk_s - time.time()
+                if delay > 0.002:
+                    await asyncio.sleep(delay)
+                ppg, acc, m, a = pool[i % POOL][r]
+                pub.publish_payload(topics[i], HEADER.pack(1, 1, 1, 3, stream_ids[i], 2 * r, m, 64.0, t_start) + ppg)
+                pub.publish_payload(topics[i], HEADER.pack(1, 2, 3, 3, stream_ids[i], 2 * r + 1, a, 32.0, t_start) + acc)
+        report = await pub.close()
+        if report.lost:
+            print(f"loadgen: {report.lost} raw chunks not delivered", file=sys.stderr)
+
+    asyncio.run(run())
 
 
 # ---- the subscriber that checks every window ----------------------------------------------------
 class Checker:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, port: int) -> None:
         import paho.mqtt.client as mqtt
 
         self.received: dict[tuple[str, int], float] = {}
@@ -93,7 +98,7 @@ class Checker:
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"checker-{os.getpid()}")
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", 1883)
+        self.client.connect("127.0.0.1", port)
         self.client.subscribe(f"{prefix}/+/hr", qos=1)
         self.client.loop_start()
 
@@ -118,9 +123,30 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def broker_pid() -> int | None:
-    out = subprocess.run(["pidof", "mosquitto"], capture_output=True, text=True).stdout.split()
-    return int(out[0]) if out else None
+class Broker:
+    """A Mosquitto of this benchmark's own, configured as the README recommends for `serve`."""
+
+    def __init__(self) -> None:
+        import socket
+        import tempfile
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 100000\n")
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def proc_rss_mib(pid: int) -> float:
@@ -130,10 +156,10 @@ def proc_rss_mib(pid: int) -> float:
     return 0.0
 
 
-def run_step(devices: int, duration_s: float, chunk_s: float, qos: int, budget_ms: float, extra: list[str]) -> list:
+def run_step(devices: int, duration_s: float, chunk_s: float, qos: int, budget_ms: float, extra: list[str], broker) -> list:
     prefix = f"fleet-{uuid.uuid4().hex[:6]}"
     service = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--raw-qos", str(qos),
+        [sys.executable, "-m", "stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--raw-qos", str(qos), "--broker", f"mqtt://127.0.0.1:{broker.port}",
          "--idle-timeout", "600", "--max-devices", str(devices + 10), "--stats-interval", "5", "--budget-ms", str(budget_ms), *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
@@ -150,13 +176,13 @@ def run_step(devices: int, duration_s: float, chunk_s: float, qos: int, budget_m
         if service.poll() is not None:
             raise RuntimeError("serve exited before subscribing")
         time.sleep(0.05)
-    checker = Checker(prefix)
+    checker = Checker(prefix, broker.port)
     time.sleep(0.5)
     t0 = time.time() + 3.0  # the load generator builds its recordings meanwhile
-    gen = subprocess.Popen([sys.executable, __file__, "--loadgen", prefix, str(devices), str(duration_s), str(chunk_s), str(qos), repr(t0)], cwd=ROOT)
+    gen = subprocess.Popen([sys.executable, __file__, "--loadgen", prefix, str(devices), str(duration_s), str(chunk_s), str(qos), repr(t0), str(broker.port)], cwd=ROOT)
     warm = 8.0 + chunk_s  # first windows complete after 8 s of stream: measure CPU from then on
     time.sleep(max(0.0, t0 + warm - time.time()))
-    others = {"broker": broker_pid(), "loadgen": gen.pid, "checker": os.getpid()}
+    others = {"broker": broker.proc.pid, "loadgen": gen.pid, "checker": os.getpid()}
     cpu0, wall0 = proc_cpu_s(service.pid), time.time()
     others0 = {k: proc_cpu_s(p) for k, p in others.items() if p}
     gen.wait()
@@ -198,16 +224,20 @@ def main() -> None:
     ap.add_argument("--raw-qos", type=int, default=1)
     ap.add_argument("--budget-ms", type=float, default=50.0)
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for serve (repeatable)")
-    ap.add_argument("--loadgen", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--loadgen", nargs=7, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loadgen:
-        prefix, devices, duration, chunk_s, qos, t0 = args.loadgen
-        loadgen(prefix, int(devices), float(duration), float(chunk_s), int(qos), float(t0))
+        prefix, devices, duration, chunk_s, qos, t0, port = args.loadgen
+        loadgen(prefix, int(devices), float(duration), float(chunk_s), int(qos), float(t0), int(port))
         return
     rows = []
-    for k in [int(x) for x in args.devices.split(",")]:
-        rows.append(run_step(k, args.duration, args.chunk_s, args.raw_qos, args.budget_ms, args.serve_arg))
-        print(rows[-1], flush=True)
+    broker = Broker()
+    try:
+        for k in [int(x) for x in args.devices.split(",")]:
+            rows.append(run_step(k, args.duration, args.chunk_s, args.raw_qos, args.budget_ms, args.serve_arg, broker))
+            print(rows[-1], flush=True)
+    finally:
+        broker.stop()
     e2e_budget = args.budget_ms + 1000.0 * 0  # p99 end to end against the per-window budget
     table(f"ppg-stream serve, live devices at real-time rate ({args.chunk_s:g} s chunks, raw QoS {args.raw_qos}, {args.duration:g} s each, Mosquitto on this machine)",
           ["devices", "service CPU (cores)", "peak RSS MiB", "windows/s", "e2e latency p50 / p99 ms", "late", "dropped", "lost", "duplicates"], rows)

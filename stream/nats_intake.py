@@ -1,9 +1,9 @@
 """One partition of the raw-chunk stream into the runtime, while this worker holds its lease.
 
 Taking a partition over (`start`): how far processing was acknowledged — the ack floor A of the
-previous owners' durable consumers of the partition, or the progress record (`nats_leases.Progress`)
-if that is further (a consumer is R1 and may have gone down with its node) — says that every chunk
-up to A had its heart rate stored. The old consumers are deleted and a new durable consumer, named
+previous owners' durable consumers of the partition (replicated like the stream), or the progress
+record (`nats_leases.Progress`) if that is further — says that every chunk up to A had its heart
+rate stored. The old consumers are deleted and a new durable consumer, named
 for this ownership term (so a late acknowledgement from a previous owner cannot touch it), starts
 `history_s` of stream time before chunk A. Chunks up to A only rebuild each device's state (filters,
 8 s ring, tracker): their windows were published already and are not published again. Chunks after
@@ -47,7 +47,7 @@ log = structlog.get_logger("ppg_stream.nats")
 ACK_WAIT_S = 60.0  # redelivery to the same owner only if it sat on a chunk this long
 PULL_BATCH = 256
 PULL_EXPIRES_S = 2.0
-LOST_REQUESTS = 3  # pull requests in a row without any answer: the consumer is gone (its node died)
+GONE_AFTER_S = 10.0  # no answer to pull requests for this long (elections take a few seconds): the consumer is gone
 SETUP_TIMEOUT_S = 10.0
 
 
@@ -63,7 +63,8 @@ class PullFeed:
         self.batch = batch
         self.expires_s = expires_s
         self.consumer_gone = False
-        self._unanswered = 0
+        self._answered = time.monotonic()
+        self._no_responders = False
         self._left = 0
         self._ended = asyncio.Event()
         self._stopped = False
@@ -89,10 +90,13 @@ class PullFeed:
                     continue
                 try:
                     await asyncio.wait_for(self._ended.wait(), self.expires_s + 1.0)
-                except asyncio.TimeoutError:  # the request was lost (a reconnect): ask again
-                    self._unanswered += 1
-                    if self._unanswered >= LOST_REQUESTS:
-                        self.consumer_gone = True
+                except asyncio.TimeoutError:
+                    pass  # the request was lost (a reconnect, a consumer leader moving): ask again
+                if self._no_responders:  # no consumer leader right now (an election): wait a little
+                    self._no_responders = False
+                    await asyncio.sleep(0.5)
+                if time.monotonic() - self._answered > GONE_AFTER_S:
+                    self.consumer_gone = True
         finally:
             await self.stop()
 
@@ -109,14 +113,18 @@ class PullFeed:
     async def _on(self, msg) -> None:
         if self._stopped:
             return
-        self._unanswered = 0
         if not msg.data and msg.headers and "Status" in msg.headers:
             status = msg.headers.get("Status")
-            if status == "503" or (status == "409" and "deleted" in (msg.headers.get("Description") or "").lower()):
-                self.consumer_gone = True  # no responders (its node is down) or deleted by another worker
-            if status != "100":  # 404/408: nothing more for this request; 409: it was cut short
+            if status == "503":
+                self._no_responders = True
+            else:
+                self._answered = time.monotonic()
+            if status == "409" and "deleted" in (msg.headers.get("Description") or "").lower():
+                self.consumer_gone = True  # another worker took the partition over
+            if status != "100":  # 404/408: nothing more for this request; 409: cut short; 503: no leader
                 self._ended.set()
             return
+        self._answered = time.monotonic()
         self._left -= 1
         self.on_message(msg)
         if self._left <= 0:
@@ -152,11 +160,10 @@ class Takeover:
 
 
 class PartitionIntake:
-    def __init__(self, partition: int, nc, js, stream: str, prefix: str, ingest, publisher, lease_valid: Callable[[], bool],
+    def __init__(self, partition: int, nc, stream: str, prefix: str, ingest, publisher, lease_valid: Callable[[], bool],
                  history_s: float, max_inflight: int, progress=None) -> None:
         self.partition = partition
         self.nc = nc
-        self.js = js
         self.stream = stream
         self.prefix = prefix
         self.ingest = ingest
@@ -173,6 +180,8 @@ class PartitionIntake:
         self.chunks = 0
         self.rebuild_chunks = 0
         self.acked_seq = 0
+        self.step = "read the previous consumers"
+        self.step_ms: dict[str, float] = {}
         self.stopping = False
         self._acking = False  # an acknowledgement is on its way (waiting for the HR it covers to be stored)
         self._done = asyncio.Event()
@@ -183,33 +192,42 @@ class PartitionIntake:
 
     # ---- taking over ---------------------------------------------------------------------------
     async def start(self) -> Takeover:
+        js = self.nc.jetstream(timeout=SETUP_TIMEOUT_S)  # consumer changes take a raft round in a cluster
         mine = f"p{self.partition}-"
-        previous = [c for c in await self.js.consumers_info(self.stream) if c.name.startswith(mine)]
+        names = [name for name in await consumer_names(self.nc, self.stream) if name.startswith(mine)]
+        found = await asyncio.gather(*(js.consumer_info(self.stream, name) for name in names), return_exceptions=True)
+        previous = [c for c in found if not isinstance(c, BaseException)]
         recorded = await self.progress.get(self.partition) if self.progress is not None else 0
+        self.step = "delete the previous consumers"
+        times = {"read": time.monotonic()}
         ack_floor = max([recorded] + [c.ack_floor.stream_seq for c in previous])
         pending = sum(c.num_ack_pending for c in previous)
-        for c in previous:
+        for name in names:
             try:
-                await self.js.delete_consumer(self.stream, c.name)
+                await js.delete_consumer(self.stream, name)
             except (nats.js.errors.Error, nats.errors.TimeoutError):
-                pass  # gone already, or unreachable with its node: a later takeover deletes it
+                pass  # gone already, or unreachable: a later takeover deletes it
+        self.step = "create the consumer"
+        times["delete"] = time.monotonic()
         self.consumer = f"{mine}{secrets.token_hex(4)}"
         config = ConsumerConfig(
             durable_name=self.consumer, filter_subject=partition_filter(self.prefix, self.partition), ack_policy=AckPolicy.ALL,
             ack_wait=ACK_WAIT_S, max_ack_pending=4 * self.max_inflight, max_deliver=-1, deliver_policy=DeliverPolicy.ALL,
-            num_replicas=1,
         )
         start = "first stored chunk"
         if ack_floor > 0:
             try:
-                at = await self.js.get_msg(self.stream, seq=ack_floor)
+                at = await js.get_msg(self.stream, seq=ack_floor)
                 since = at.time - datetime.timedelta(seconds=self.history_s)
                 config.deliver_policy, config.opt_start_time = DeliverPolicy.BY_START_TIME, since
                 start = f"{self.history_s:g} s before chunk {ack_floor}"
             except nats.js.errors.NotFoundError:
                 log.warning("the last acknowledged chunk is no longer in the buffer: some chunks may have aged out unread",
                             partition=self.partition, ack_floor=ack_floor)
-        await self.js.add_consumer(self.stream, config, timeout=SETUP_TIMEOUT_S)
+        times["history"] = time.monotonic()
+        await js.add_consumer(self.stream, config)
+        times["create"] = time.monotonic()
+        self.step_ms = {k: round((times[k] - t) * 1000, 1) for (k, t) in zip(list(times)[1:], list(times.values())[:-1])}
         self.rebuild_through = ack_floor
         self.acked_seq = ack_floor
         return Takeover(self.partition, ack_floor, pending, start, self.consumer)
@@ -312,6 +330,20 @@ class PartitionIntake:
         """Forget devices that left the runtime (idle timeout)."""
         table = self.runtime.table.devices
         self.devices = {d for d in self.devices if d in table}
+
+
+async def consumer_names(nc, stream: str) -> list[str]:
+    """The stream's consumer names, from the cluster's metadata (the full listing with states asks
+    every consumer leader and can wait seconds for one that is busy or gone)."""
+    names: list[str] = []
+    while True:
+        reply = await nc.request(f"$JS.API.CONSUMER.NAMES.{stream}", json.dumps({"offset": len(names)}).encode(), timeout=SETUP_TIMEOUT_S)
+        page = json.loads(reply.data)
+        if "error" in page:
+            raise nats.js.errors.APIError.from_error(page["error"])
+        names += page.get("consumers") or []
+        if not page.get("consumers") or len(names) >= page.get("total", 0):
+            return names
 
 
 def _stream_seq(reply: str) -> int:

@@ -10,7 +10,9 @@ stream's description (stream metadata needs nats-server 2.10).
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -60,7 +62,8 @@ async def connect(urls: list[str], name: str, connect_timeout_s: float = 3.0) ->
             log.warning("NATS connection trouble", error=str(e) or type(e).__name__, since_last_log=outage.take())
 
     async def on_disconnected() -> None:
-        log.info("NATS disconnected: reconnecting")
+        if not nc.is_closed:
+            log.info("NATS disconnected: reconnecting")
 
     async def on_reconnected() -> None:
         log.info("NATS reconnected", server=nc.connected_url.netloc if nc.connected_url else None)
@@ -129,15 +132,24 @@ async def ensure_streams(js, plan: StreamPlan) -> None:
                 )
 
 
-async def check_mapping(js, plan: StreamPlan) -> None:
+async def check_mapping(js, plan: StreamPlan, wait_s: float = 10.0) -> None:
     """Publish a probe that our raw stream refuses without storing it (it expects an impossible last
-    sequence), to learn which stream, if any, a gateway's `<prefix>.<device>.raw` reaches."""
+    sequence), to learn which stream, if any, a gateway's `<prefix>.<device>.raw` reaches. A stream
+    just created answers once its leader is elected, so "nobody answers" is retried for `wait_s`."""
     probe = f"{plan.prefix}._ppg-stream-probe.raw"
     headers = {"Nats-Expected-Stream": plan.raw_stream, "Nats-Expected-Last-Sequence": str(2**63 - 1)}
-    hint = f"add to every nats-server's configuration and reload it:\n{server_config(plan.prefix, plan.partitions)}"
+    hint = "add to every nats-server's configuration and reload it: " + " ".join(server_config(plan.prefix, plan.partitions).split())
+    deadline = time.monotonic() + wait_s
     try:
-        await js.publish(probe, b"", headers=headers, timeout=5.0)
-    except nats.js.errors.NoStreamResponseError:
+        while True:
+            try:
+                await js.publish(probe, b"", headers=headers, timeout=5.0)
+                break
+            except (nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.25)
+    except (nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError):
         raise NatsSetupError(f"nothing stores {plan.prefix}.<device>.raw: the servers do not map it onto {mapping(plan.prefix, plan.partitions)[1]}; {hint}") from None
     except nats.js.errors.APIError as e:
         if e.err_code == WRONG_LAST_SEQUENCE:

@@ -127,12 +127,12 @@ class NatsWorker:
 
     async def _take(self, p: int) -> None:
         t0 = time.monotonic()
-        intake = PartitionIntake(p, self.nc, self.js, self.stream, self.prefix, self.ingest, self.publisher,
+        intake = PartitionIntake(p, self.nc, self.stream, self.prefix, self.ingest, self.publisher,
                                  lambda: self.leases.valid(p), self.config.history_s, self.config.max_inflight, self.progress)
         try:
             takeover = await intake.start()
         except NATS_ERRORS as e:
-            self._trouble(f"could not set up partition {p}: handing it back", e)
+            self._trouble(f"could not set up partition {p} ({intake.step}): handing it back", e)
             self._busy.discard(p)
             await self._release(p)
             return
@@ -148,7 +148,7 @@ class NatsWorker:
         self.acquired += 1
         self.maybe_duplicate_chunks += takeover.maybe_duplicate_chunks
         log.info("partition acquired", worker=self.worker, partition=p, ack_floor=takeover.ack_floor, start=takeover.start,
-                 maybe_duplicate_chunks=takeover.maybe_duplicate_chunks, setup_ms=round((time.monotonic() - t0) * 1000, 1),
+                 maybe_duplicate_chunks=takeover.maybe_duplicate_chunks, setup_ms=round((time.monotonic() - t0) * 1000, 1), steps_ms=intake.step_ms,
                  owned=self.owned())
 
     async def _hand_over(self, p: int, to: str | None) -> None:

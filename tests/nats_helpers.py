@@ -116,7 +116,7 @@ async def read_stream(url: str, stream: str, subject: str) -> list[tuple[dict, f
     try:
         js = nc.jetstream(timeout=10.0)
         info = await js.add_consumer(stream, ConsumerConfig(filter_subject=subject, ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
-                                                            inactive_threshold=60.0, num_replicas=1))
+                                                            inactive_threshold=60.0))
         sub = await js.pull_subscribe_bind(info.name, stream)
         out = []
         remaining = info.num_pending

@@ -39,6 +39,14 @@ def cluster():
     nodes.stop()
 
 
+def dump_logs(workers: list[Worker]) -> None:
+    """Every worker's warnings and ownership changes, for a failure's report (pytest shows stdout then)."""
+    for i, w in enumerate(workers):
+        for e in w.logs:
+            if e.get("level") in ("warning", "error") or e.get("event") in ("partition acquired", "partition handed over", "partition lost", "text"):
+                print(i, {k: v for k, v in e.items() if k not in ("_seen", "level")})
+
+
 def worker_args(cluster: NatsCluster, prefix: str, node: int, *extra: str) -> tuple[str, ...]:
     return ("--nats", cluster.urls(first=node), "--topic-prefix", prefix, "--nats-partitions", str(PARTITIONS),
             "--idle-timeout", "120", "--stats-interval", "5", *extra)
@@ -99,6 +107,8 @@ async def test_fifty_devices_every_window_through_a_worker_kill_a_node_stop_and_
         taken = await eventually(lambda: all(any(p in w.owned() for w in survivors) for p in orphaned), 30)
         assert taken, [w.owned() for w in survivors]
         takeover_s = max(e["_seen"] for w in survivors for e in w.events("partition acquired") if e["partition"] in orphaned) - t_kill
+        print("\nkill -9 at", time.strftime("%H:%M:%S"), "orphaned", orphaned,
+              [(e["partition"], round(e["_seen"] - t_kill, 2), e["setup_ms"], e["steps_ms"]) for w in survivors for e in w.events("partition acquired") if e["_seen"] > t_kill])
 
         # a nats-server node stops (the one worker 1 is connected to); the cluster goes on with two
         await asyncio.sleep(max(0.0, 16.0 - (time.monotonic() - t0)))
@@ -113,6 +123,7 @@ async def test_fifty_devices_every_window_through_a_worker_kill_a_node_stop_and_
         balanced = await eventually(lambda: sorted(len(w.owned()) for w in live) == [4, 4, 4]
                                     and sorted(p for w in live for p in w.owned()) == list(range(PARTITIONS)), 30)
         assert balanced, [w.owned() for w in live]
+        await asyncio.to_thread(cluster.start_node, 1)  # the node comes back
 
         await feed
         hr_stream = f"{prefix.upper()}_HR"
@@ -128,6 +139,7 @@ async def test_fifty_devices_every_window_through_a_worker_kill_a_node_stop_and_
     finally:
         for w in workers:
             w.kill()
+        dump_logs(workers)
         if cluster.procs[1] is None:
             await asyncio.to_thread(cluster.start_node, 1)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import nats.js.errors
 from nats.js.api import KeyValueConfig, StorageType
 
+WRONG_LAST_SEQUENCE = 10071
 HEARTBEAT = "w."
 LEASE = "p."
 
@@ -80,7 +81,7 @@ class Leases:
 
     async def leave(self) -> None:
         if self._heartbeat_revision is not None:
-            await self.kv.delete(HEARTBEAT + self.worker, last=self._heartbeat_revision)
+            await _delete_if_unchanged(self.kv, HEARTBEAT + self.worker, self._heartbeat_revision)
 
     # ---- leases --------------------------------------------------------------------------------
     def _value(self) -> bytes:
@@ -121,7 +122,16 @@ class Leases:
         """Hand a partition back now, so its next owner need not wait for the lease to expire."""
         held = self.held.pop(partition, None)
         if held is not None:
-            await self.kv.delete(LEASE + str(partition), last=held.revision)
+            await _delete_if_unchanged(self.kv, LEASE + str(partition), held.revision)
+
+
+async def _delete_if_unchanged(kv, key: str, revision: int) -> None:
+    """Delete a key we wrote last; if it expired or someone wrote it since, it is not ours to delete."""
+    try:
+        await kv.delete(key, last=revision)
+    except nats.js.errors.BadRequestError as e:
+        if e.err_code != WRONG_LAST_SEQUENCE:
+            raise
 
 
 class Progress:

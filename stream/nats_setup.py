@@ -68,6 +68,8 @@ async def connect(urls: list[str], name: str, connect_timeout_s: float = 3.0) ->
     async def on_reconnected() -> None:
         log.info("NATS reconnected", server=nc.connected_url.netloc if nc.connected_url else None)
 
+    if not any(await asyncio.gather(*(_answers(url, connect_timeout_s) for url in urls))):
+        raise NatsSetupError(f"cannot reach NATS at {', '.join(urls)}: nothing accepts connections there")
     try:
         nc = await nats.connect(
             urls, name=name, connect_timeout=connect_timeout_s, reconnect_time_wait=0.25, max_reconnect_attempts=-1,
@@ -77,6 +79,18 @@ async def connect(urls: list[str], name: str, connect_timeout_s: float = 3.0) ->
     except (nats.errors.NoServersError, OSError, TimeoutError) as e:
         raise NatsSetupError(f"cannot reach NATS at {', '.join(urls)}: {e or type(e).__name__}") from None
     return nc
+
+
+async def _answers(url: str, timeout_s: float) -> bool:
+    """Does anything accept TCP connections there? (The client retries forever once connected, so an
+    address nothing listens on must be caught before.)"""
+    parts = urlsplit(url)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 4222), timeout_s)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    return True
 
 
 def auto_replicas(nc: nats.NATS) -> int:

@@ -156,4 +156,5 @@ def test_serve_nats_mistakes_are_one_line_errors(node):
         (("--demo", "--nats", node.url(0)), "give --publish-raw too"),
     ):
         result = run_cli(*args)
-        assert result.returncode == 2 and f"ppg-stream: error: {says}" in result.stderr, (args, result.stderr)
+        assert result.returncode == 2 and result.stderr.startswith("ppg-stream: error: ") and says in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -52,33 +52,40 @@ def worker_args(cluster: NatsCluster, prefix: str, node: int, *extra: str) -> tu
             "--idle-timeout", "120", "--stats-interval", "5", *extra)
 
 
-async def test_gateway_over_mqtt_to_nats_server_reaches_a_worker_and_mqtt_dashboards(cluster, synthetic_60s):
-    """nats-server's own MQTT listener as the gateway's broker (same bytes, same command), the
-    server's mapping partitions the chunks, a worker serves them; an MQTT subscriber of nats-server
-    (a dashboard) sees the heart rate the worker published on NATS."""
+async def test_one_gateway_command_over_nats_or_over_mqtt_to_nats_server_reaches_a_worker(cluster, synthetic_60s):
+    """The same gateway command, once with --nats and once with --broker pointing at nats-server's
+    own MQTT listener (same bytes); the servers' mapping partitions both; one worker serves them; an
+    MQTT subscriber of nats-server (a dashboard) sees the heart rate the worker published on NATS.
+    Ctrl-C on the worker hands its partitions back."""
     prefix = cluster.prefixes[0]
     path = str(synthetic_60s.path)
     direct = await asyncio.to_thread(run_cli, "--replay", path, "--speed", "max", "--stdout", "--no-mqtt")
     assert direct.returncode == 0, direct.stderr
     worker = await Worker(worker_args(cluster, prefix, 0)).start()
     dashboard = await Collector("127.0.0.1", cluster.mqtt_ports[2], f"{prefix}/+/hr").start()
+    gateway = ("--replay", path, "--speed", "max", "--publish-raw", "--topic-prefix", prefix, "--log-json")
     try:
         await eventually(lambda: len(worker.owned()) == PARTITIONS, 30)
-        gateway = await asyncio.to_thread(run_cli, "--replay", path, "--speed", "max", "--publish-raw", "--topic-prefix", prefix,
-                                          "--broker", f"mqtt://127.0.0.1:{cluster.mqtt_ports[1]}", "--log-json")
-        assert gateway.returncode == 0, gateway.stderr
-        await dashboard.wait_for(synthetic_60s.n_windows, timeout_s=60)
+        over_mqtt, over_nats = await asyncio.gather(
+            asyncio.to_thread(run_cli, *gateway, "--broker", f"mqtt://127.0.0.1:{cluster.mqtt_ports[1]}"),
+            asyncio.to_thread(run_cli, *gateway, "--device-id", "syn60n", "--nats", cluster.urls(first=1)),
+        )
+        assert over_mqtt.returncode == 0 and over_nats.returncode == 0, (over_mqtt.stderr, over_nats.stderr)
+        await eventually(lambda: len(dashboard.messages) >= 2 * synthetic_60s.n_windows, 60)
         stored = await read_stream(cluster.url(0), f"{prefix.upper()}_HR", f"{prefix}.*.hr")
         rc = await worker.stop()
     finally:
         worker.kill()
         await dashboard.stop()
     assert rc == 130 and not worker.tracebacks()
+    assert worker.events("worker left")[-1]["handed_over"] == PARTITIONS
     expected = {m["window"]: m for m in direct.messages}
-    for source in ({m["window"]: m for m in dashboard.messages}, {m["window"]: m for m, _ in stored}):
-        assert source.keys() == expected.keys() == set(range(synthetic_60s.n_windows))
-        for k, m in expected.items():
-            assert source[k]["device"] == "syn60" and abs(source[k]["bpm"] - m["bpm"]) <= 0.1, k
+    for device in ("syn60", "syn60n"):
+        for source in (dashboard.messages, [m for m, _ in stored]):
+            got = {m["window"]: m for m in source if m["device"] == device}
+            assert got.keys() == expected.keys() == set(range(synthetic_60s.n_windows)), device
+            for k, m in expected.items():
+                assert abs(got[k]["bpm"] - m["bpm"]) <= 0.1, (device, k)
 
 
 async def test_fifty_devices_every_window_through_a_worker_kill_a_node_stop_and_a_fourth_worker(cluster):

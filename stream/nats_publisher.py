@@ -128,25 +128,28 @@ class NatsHrPublisher:
         delays = RETRY.delays()
         pending = items
         while pending:
-            failed = await publish_acknowledged(self.js, pending, self.ack_timeout_s)
+            failed, reason = await publish_acknowledged(self.js, pending, self.ack_timeout_s)
             if not failed:
                 return
             self.republished += len(failed)
             if self._trouble_log.ready():
-                log.warning("heart rate not acknowledged by JetStream: publishing again", messages=len(failed), since_last_log=self._trouble_log.take())
+                log.warning("heart rate not acknowledged by JetStream: publishing again", messages=len(failed), reason=reason,
+                            since_last_log=self._trouble_log.take())
             pending = failed
             await asyncio.sleep(next(delays))
 
 
-async def publish_acknowledged(js, items: list[tuple[str, bytes] | tuple[str, bytes, dict]], timeout_s: float) -> list:
+async def publish_acknowledged(js, items: list[tuple[str, bytes] | tuple[str, bytes, dict]], timeout_s: float) -> tuple[list, str]:
     """Publish every item with its acknowledgement in flight at once; returns the items that did not
-    get one within `timeout_s` (or were refused)."""
+    get one within `timeout_s` (or were refused), and why (for the log)."""
     futures: list[asyncio.Future | None] = []
+    reason = ""
     for item in items:
         try:
             futures.append(await js.publish_async(item[0], item[1], headers=item[2] if len(item) > 2 else None, wait_stall=timeout_s))
-        except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError):
+        except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as e:
             futures.append(None)
+            reason = _why(e)
     live = [f for f in futures if f is not None]
     if live:
         _, not_done = await asyncio.wait(live, timeout=timeout_s)
@@ -156,7 +159,17 @@ async def publish_acknowledged(js, items: list[tuple[str, bytes] | tuple[str, by
     for item, f in zip(items, futures):
         if f is None or f.cancelled() or f.exception() is not None:
             failed.append(item)
-    return failed
+            if f is not None and f.cancelled():
+                reason = f"no acknowledgement within {timeout_s:g} s"
+            elif f is not None:
+                reason = _why(f.exception())
+    return failed, reason
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, nats.js.errors.NoStreamResponseError):
+        return "no stream stores this subject (is the servers' mapping configured, and has a `serve --nats` worker created the streams?)"
+    return str(error) or type(error).__name__
 
 
 class _Count:
@@ -213,11 +226,12 @@ class NatsRawPublisher:
             delays = None
             while queue:
                 payload, msg_id = queue[0]
-                failed = await publish_acknowledged(self.js, [(subject, payload, {"Nats-Msg-Id": msg_id})], self.ack_timeout_s)
+                failed, reason = await publish_acknowledged(self.js, [(subject, payload, {"Nats-Msg-Id": msg_id})], self.ack_timeout_s)
                 if failed:
                     self.retries += 1
                     if self._trouble_log.ready():
-                        log.warning("raw chunk not acknowledged by JetStream: retrying", subject=subject, since_last_log=self._trouble_log.take())
+                        log.warning("raw chunk not acknowledged by JetStream: retrying", subject=subject, reason=reason,
+                                    since_last_log=self._trouble_log.take())
                     delays = delays or RETRY.delays()
                     await asyncio.sleep(next(delays))
                     continue

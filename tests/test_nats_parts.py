@@ -4,6 +4,7 @@ stream set-up and the worker's refusals against a real single nats-server starte
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 
@@ -14,8 +15,8 @@ from stream.nats_leases import LeaseConfigError, Leases, Progress
 from stream.nats_setup import NatsSetupError, StreamPlan, check_mapping, ensure_streams, parse_nats_urls
 from stream.nats_subjects import mapping, parse_partitioned, raw_subject, server_config, stream_base, subject_prefix, topic_to_subject
 from stream.partition_assignment import assign
-from tests.conftest import IN_CI, free_port, run_cli
-from tests.nats_cluster import NatsCluster, nats_server_available
+from tests.conftest import IN_CI, free_port, run_cli, wait_port
+from tests.nats_cluster import NATS_SERVER, NatsCluster, nats_server_available
 
 
 # ---- pure ----------------------------------------------------------------------------------------
@@ -147,6 +148,16 @@ def test_serve_nats_mistakes_are_one_line_errors(node):
     assert unmapped.returncode == 2 and "Traceback" not in unmapped.stderr
     line = [x for x in unmapped.stderr.splitlines() if x.startswith("ppg-stream: error:")]
     assert len(line) == 1 and "mappings {" in line[0] and "nomap.raw.{{partition(4,1)}}" in line[0], unmapped.stderr
+    port = free_port()
+    plain = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        no_jetstream = run_cli("serve", "--nats", f"nats://127.0.0.1:{port}")
+    finally:
+        plain.terminate()
+        plain.wait(timeout=10)
+    assert no_jetstream.returncode == 2 and "Traceback" not in no_jetstream.stderr
+    assert no_jetstream.stderr.startswith("ppg-stream: error: JetStream does not answer") and len(no_jetstream.stderr.splitlines()) == 1, no_jetstream.stderr
     nobody = run_cli("serve", "--nats", f"nats://127.0.0.1:{free_port()}")
     assert nobody.returncode == 2 and "ppg-stream: error: cannot reach NATS" in nobody.stderr and "Traceback" not in nobody.stderr
     for args, says in (

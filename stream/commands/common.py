@@ -158,10 +158,11 @@ async def until_done_or_interrupted(work) -> tuple[object, bool]:
                 loop.remove_signal_handler(sig)
 
 
-def finish(what: str, fields: dict, interrupted: bool, undelivered: int, flush_timeout_s: float, interrupted_status: int = EXIT_INTERRUPTED) -> int:
+def finish(what: str, fields: dict, interrupted: bool, undelivered: int, flush_timeout_s: float, interrupted_status: int = EXIT_INTERRUPTED,
+           target: str = "the MQTT broker") -> int:
     fields["undelivered"] = undelivered
     log.info(f"{what} interrupted" if interrupted else f"{what} finished", **fields)
     if undelivered:
-        print(f"ppg-stream: error: {undelivered} messages were not delivered: the MQTT broker did not take them within {flush_timeout_s:g} s", file=sys.stderr)
+        print(f"ppg-stream: error: {undelivered} messages were not delivered: {target} did not take them within {flush_timeout_s:g} s", file=sys.stderr)
         return EXIT_UNDELIVERED
     return interrupted_status if interrupted else 0

@@ -195,4 +195,4 @@ async def run_replay(args: argparse.Namespace) -> int:
         if gateway is not None:
             fields.update(gateway.counts())
         undelivered = await close_publishers(publishers if raw_out is None or raw_out in publishers else [*publishers, raw_out])
-    return finish("replay", fields, interrupted, undelivered, args.flush_timeout)
+    return finish("replay", fields, interrupted, undelivered, args.flush_timeout, target="NATS JetStream or the MQTT broker" if args.nats else "the MQTT broker")

@@ -74,6 +74,9 @@ def worker_name(service: str) -> str:
 async def run_nats(args: argparse.Namespace) -> int:
     from stream.commands.common import start_publishers
     from stream.commands.serve import _idle_sweeper, _stats_logger
+    import nats.errors
+    import nats.js.errors
+
     from stream.engine import InferenceEngine
     from stream.nats_leases import LeaseConfigError, Leases, Progress
     from stream.nats_publisher import NatsHrPublisher
@@ -106,6 +109,10 @@ async def run_nats(args: argparse.Namespace) -> int:
             progress = await Progress.open(js, f"{base}_progress", plan.replicas)
         except (NatsSetupError, LeaseConfigError) as e:
             raise UsageError(str(e)) from None
+        except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError) as e:
+            raise UsageError(f"JetStream does not answer at {args.nats} (is nats-server running with JetStream, -js?): {e}") from None
+        except nats.errors.Error as e:
+            raise UsageError(f"NATS at {args.nats} did not answer the set-up: {e or type(e).__name__}") from None
         async with contextlib.AsyncExitStack() as stack:
             if args.broker is None:
                 args.no_mqtt = True  # MQTT copies of the heart rate only when asked for
@@ -145,4 +152,4 @@ async def run_nats(args: argparse.Namespace) -> int:
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), 5)
-    return finish("serve", fields, interrupted, undelivered, args.flush_timeout)
+    return finish("serve", fields, interrupted, undelivered, args.flush_timeout, target="NATS JetStream (or the MQTT broker)")

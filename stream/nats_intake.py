@@ -3,9 +3,9 @@
 Taking a partition over (`start`): how far processing was acknowledged — the ack floor A of the
 previous owners' durable consumers of the partition (replicated like the stream), or the progress
 record (`nats_leases.Progress`) if that is further — says that every chunk up to A had its heart
-rate stored. The old consumers are deleted and a new durable consumer, named
-for this ownership term (so a late acknowledgement from a previous owner cannot touch it), starts
-`history_s` of stream time before chunk A. Chunks up to A only rebuild each device's state (filters,
+rate stored. The old consumers are deleted and a new durable consumer, named for this ownership
+term (so a late acknowledgement from a previous owner cannot touch it), starts `history_s` of
+stream time before chunk A. Chunks up to A only rebuild each device's state (filters,
 8 s ring, tracker): their windows were published already and are not published again. Chunks after
 A are live: their windows are published, including those the previous owner may have published
 without acknowledging (counted as possible duplicates), so no window is lost and a duplicate carries
@@ -39,96 +39,14 @@ import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from stream.message import is_topic_safe_device_id
+from stream.nats_pull import PullFeed
 from stream.nats_subjects import parse_partitioned, partition_filter
 from stream.throttle import Throttle
 
 log = structlog.get_logger("ppg_stream.nats")
 
 ACK_WAIT_S = 60.0  # redelivery to the same owner only if it sat on a chunk this long
-PULL_BATCH = 256
-PULL_EXPIRES_S = 2.0
-GONE_AFTER_S = 10.0  # no answer to pull requests for this long (elections take a few seconds): the consumer is gone
 SETUP_TIMEOUT_S = 10.0
-
-
-class PullFeed:
-    """A pull consumer's messages as they are stored, without polling: one pull request of up to
-    `batch` messages outstanding, renewed when it is used up, expires or is lost (a reconnect, a
-    consumer leader moving), never asking for more than `room()` allows."""
-
-    def __init__(self, nc, stream: str, consumer: str, on_message: Callable, batch: int = PULL_BATCH, expires_s: float = PULL_EXPIRES_S) -> None:
-        self.nc = nc
-        self.api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
-        self.on_message = on_message
-        self.batch = batch
-        self.expires_s = expires_s
-        self.consumer_gone = False
-        self._answered = time.monotonic()
-        self._no_responders = False
-        self._left = 0
-        self._ended = asyncio.Event()
-        self._stopped = False
-        self._sub = None
-
-    async def run(self, room: Callable[[], int], space: asyncio.Event) -> None:
-        inbox = self.nc.new_inbox()
-        self._sub = await self.nc.subscribe(inbox, cb=self._on)
-        try:
-            while not self._stopped:
-                n = min(self.batch, room())
-                if n <= 0:
-                    space.clear()
-                    await space.wait()
-                    continue
-                self._left = n
-                self._ended.clear()
-                request = json.dumps({"batch": n, "expires": int(self.expires_s * 1e9)}).encode()
-                try:
-                    await self.nc.publish(self.api, request, reply=inbox)
-                except nats.errors.Error:
-                    await asyncio.sleep(0.25)
-                    continue
-                try:
-                    await asyncio.wait_for(self._ended.wait(), self.expires_s + 1.0)
-                except asyncio.TimeoutError:
-                    pass  # the request was lost (a reconnect, a consumer leader moving): ask again
-                if self._no_responders:  # no consumer leader right now (an election): wait a little
-                    self._no_responders = False
-                    await asyncio.sleep(0.5)
-                if time.monotonic() - self._answered > GONE_AFTER_S:
-                    self.consumer_gone = True
-        finally:
-            await self.stop()
-
-    async def stop(self) -> None:
-        self._stopped = True
-        self._ended.set()
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            try:
-                await sub.unsubscribe()
-            except nats.errors.Error:
-                pass
-
-    async def _on(self, msg) -> None:
-        if self._stopped:
-            return
-        if not msg.data and msg.headers and "Status" in msg.headers:
-            status = msg.headers.get("Status")
-            if status == "503":
-                self._no_responders = True
-            else:
-                self._answered = time.monotonic()
-            if status == "409" and "deleted" in (msg.headers.get("Description") or "").lower():
-                self.consumer_gone = True  # another worker took the partition over
-            if status != "100":  # 404/408: nothing more for this request; 409: cut short; 503: no leader
-                self._ended.set()
-            return
-        self._answered = time.monotonic()
-        self._left -= 1
-        self.on_message(msg)
-        if self._left <= 0:
-            self._ended.set()
 
 
 class ChunkTicket:

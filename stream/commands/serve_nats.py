@@ -29,7 +29,7 @@ DEFAULT_PARTITIONS = 16
 DEFAULT_LEASE_S = 6.0
 DEFAULT_HISTORY_S = 30.0
 DEFAULT_BUFFER_S = 600.0
-DEFAULT_MAX_BYTES = 1 << 30
+DEFAULT_BUFFER_MIB = 1024
 
 
 def add_nats_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +41,7 @@ def add_nats_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nats-lease-s", type=positive_float, default=DEFAULT_LEASE_S, metavar="S", help=f"partition lease time: a dead worker's partitions are taken over this long after its last renewal (default {DEFAULT_LEASE_S:g})")
     g.add_argument("--nats-history-s", type=positive_float, default=DEFAULT_HISTORY_S, metavar="S", help=f"a new owner of a partition re-reads this much history to rebuild its devices' state (default {DEFAULT_HISTORY_S:g}; at least the 8 s window plus a margin)")
     g.add_argument("--nats-buffer-s", type=positive_float, default=DEFAULT_BUFFER_S, metavar="S", help=f"how long the streams keep raw chunks and heart rate (default {DEFAULT_BUFFER_S:g}: a buffer, not an archive)")
+    g.add_argument("--nats-buffer-mib", type=positive_int, default=DEFAULT_BUFFER_MIB, metavar="MIB", help=f"and at most this much per stream, the oldest out first (default {DEFAULT_BUFFER_MIB}; ~0.85 MB/s per 1000 devices with 1 s chunks)")
 
 
 def check_nats_args(args: argparse.Namespace) -> None:
@@ -101,7 +102,7 @@ async def run_nats(args: argparse.Namespace) -> int:
     try:
         js = nc.jetstream(timeout=3.0)
         plan = StreamPlan(prefix, f"{base}_RAW", f"{base}_HR", args.nats_partitions, args.nats_replicas or auto_replicas(nc),
-                          args.nats_buffer_s, DEFAULT_MAX_BYTES)
+                          args.nats_buffer_s, args.nats_buffer_mib << 20)
         try:
             await ensure_streams(js, plan)
             await check_mapping(js, plan)

@@ -63,7 +63,6 @@ class NatsWorker:
         self._tasks: set[asyncio.Task] = set()
         self._next_renew = 0.0
         self._trouble_log = Throttle(10.0)
-        self._stopping = False
 
     def owned(self) -> list[int]:
         return sorted(self.intakes)
@@ -100,6 +99,7 @@ class NatsWorker:
         for p in list(self.intakes):
             owner = plan.get(p)
             if owner != self.worker and p not in self._busy:
+                self._busy.add(p)
                 self._spawn(self._hand_over(p, owner))
         for p, owner in plan.items():
             if owner == self.worker and p not in self.intakes and p not in self._busy:
@@ -139,8 +139,9 @@ class NatsWorker:
         except BaseException:
             self._busy.discard(p)
             raise
-        if not self.leases.valid(p):
+        if not self.leases.valid(p):  # the set-up outlasted a lease we could not renew
             self._busy.discard(p)
+            self.leases.forget(p)
             return
         intake.run()
         self.intakes[p] = intake
@@ -154,6 +155,7 @@ class NatsWorker:
     async def _hand_over(self, p: int, to: str | None) -> None:
         intake = self.intakes.get(p)
         if intake is None:
+            self._busy.discard(p)
             return
         self._busy.add(p)
         try:

@@ -73,11 +73,11 @@ def worker_name(service: str) -> str:
 
 
 async def run_nats(args: argparse.Namespace) -> int:
-    from stream.commands.common import start_publishers
-    from stream.commands.serve import _idle_sweeper, _stats_logger
     import nats.errors
     import nats.js.errors
 
+    from stream.commands.common import start_publishers
+    from stream.commands.serve import _idle_sweeper, _stats_logger
     from stream.engine import InferenceEngine
     from stream.nats_leases import LeaseConfigError, Leases, Progress
     from stream.nats_publisher import NatsHrPublisher

@@ -167,8 +167,9 @@ async def test_fifty_devices_every_window_through_a_worker_kill_a_node_stop_and_
     assert takeover_s <= 10.0, f"takeover took {takeover_s:.1f} s"
     assert all(rc == 130 for rc in rcs) and not any(w.tracebacks() for w in workers)
 
-    # the right heart rate: per device close to the truth, and window for window the same as a
-    # direct replay except shortly after a takeover (the new owner's tracker restarted from history)
+    # the right heart rate: per device close to the truth, and window for window the same as a direct
+    # replay: a new owner rebuilds filters and tracker from 30 s of history (allowing a few windows
+    # right after a takeover to differ)
     latest = {}
     for m, _ in stored:
         latest[(m["device"], m["window"])] = m["bpm"]
@@ -176,4 +177,5 @@ async def test_fifty_devices_every_window_through_a_worker_kill_a_node_stop_and_
     errors = [np.mean([abs(latest[(rec.subject, k)] - rec.labels_bpm[k]) for k in range(n_windows)]) for rec in recordings]
     assert np.mean(errors) < 3.0 and max(errors) < 8.0, errors
     same = np.mean([abs(latest[key] - direct[key[0]][key[1]]) <= 0.1 for key in expected])
-    assert same >= 0.8, same
+    print(f"MAE per device: mean {np.mean(errors):.2f}, max {max(errors):.2f} bpm; windows equal to a direct replay: {same:.1%}")
+    assert same >= 0.95, same

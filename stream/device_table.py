@@ -31,7 +31,7 @@ class DeviceState:
     pre: StreamPreprocessor
     tracker_row: int
     labels: np.ndarray | None
-    queue: deque  # (Chunk, arrival perf_counter, rate or None), bounded
+    queue: deque  # (Chunk, arrival perf_counter, rate or None, Ticket or None), bounded for live sources
     tally: Tally = field(default_factory=Tally)
     last_seen: float = 0.0  # monotonic, for the idle timeout
     stream_id: int | None = None  # raw ingest: the gateway's stream, sequence and times
@@ -139,13 +139,13 @@ class DeviceTable:
         return total
 
     @staticmethod
-    def enqueue(state: DeviceState, chunk: Chunk, arrival: float, rate: float | None, bound: int | None) -> bool:
+    def enqueue(state: DeviceState, chunk: Chunk, arrival: float, rate: float | None, bound: int | None, ticket: object | None = None) -> bool:
         """Append a chunk; if the device's queue is full, the oldest is dropped and counted (False)."""
         dropped = False
         if bound is not None and len(state.queue) >= bound:
             state.queue.popleft()
             state.tally.dropped_chunks += 1
             dropped = True
-        state.queue.append((chunk, arrival, rate))
+        state.queue.append((chunk, arrival, rate, ticket))
         state.last_seen = time.monotonic()
         return not dropped

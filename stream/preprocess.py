@@ -108,6 +108,7 @@ class StreamPreprocessor:
         if spec.uses_acc and spec.extra.get("acc_normalize", spec.normalize) == "zscore":
             self._zscore[1:] = True
         self._next_k = 0
+        self._started = False
         self._skipped = 0
         self._invalid = 0
         self._rate_changes = 0
@@ -134,6 +135,8 @@ class StreamPreprocessor:
         if group.sos is None:
             raise ValueError(f"the {chunk.group} rate is unknown: pass it with the first chunk")
         if len(chunk.t):
+            if not self._started:
+                self._start_at(chunk.t)
             self._make_room(chunk.t)
         x = chunk.x
         if chunk.group == PPG and x.shape[1] != 1:
@@ -144,6 +147,18 @@ class StreamPreprocessor:
             group.sos, group.zi, group.zi_unit, group.prev_y, group.state,
             self.spec.fs, self.max_gap_s, self._ring, self._stamps, group.index, group.col0,
         )
+
+    def _start_at(self, t: np.ndarray) -> None:
+        """A stream first seen mid-way (a service started, or a partition taken over, while its gateway
+        was already sending) starts at the first window its samples can fill, instead of counting every
+        earlier window as a gap and growing its ring to reach back to window 0. Window numbers keep
+        their meaning: window k still covers [k·hop, k·hop + T) of stream time."""
+        finite = t[np.isfinite(t)]
+        if not len(finite):
+            return
+        self._started = True
+        first_j = math.ceil(float(finite[0]) * self.spec.fs - 1e-9)
+        self._next_k = max(0, -(-first_j // self.spec.hop_samples))
 
     def _make_room(self, t: np.ndarray) -> None:
         """Grow the ring if this chunk would overwrite grid samples a window still needs."""

@@ -12,8 +12,8 @@ class Publisher(Protocol):
 
     def publish(self, messages: list[dict]) -> None: ...
 
-    async def close(self) -> int:
-        """Flush and stop; returns how many messages could not be delivered."""
+    async def close(self) -> object:
+        """Flush and stop; a network publisher returns its DeliveryReport (or how many it could not deliver)."""
         ...
 
 
@@ -33,5 +33,5 @@ class StdoutPublisher:
         except BrokenPipeError:  # `ppg-stream ... --stdout | head` must not crash the stream
             pass
 
-    async def close(self) -> int:
-        return 0
+    async def close(self) -> None:
+        return None

@@ -1,5 +1,7 @@
 """Raw chunks from gateways (`<prefix>/<device>/raw`) into the runtime: topic → device, payload →
 chunk, and each device's stream identity (stream id, sequence, time) → duplicate, restart or next.
+The MQTT intake hands over topics (`on_message`); the NATS intake, which knows the device from the
+partitioned subject, hands over the device and a ticket (`accept`): the same rules for both.
 
 Nothing a payload says can crash the service or touch another device: a bad topic or payload is
 counted and logged (rate-limited) and dropped; a device beyond `--max-devices` is refused and
@@ -15,7 +17,7 @@ import structlog
 from stream.message import is_device_id
 from stream.model_spec import source_rate_problem
 from stream.raw_chunk import RawChunk, RawChunkError, decode_raw_chunk
-from stream.runtime import Runtime
+from stream.runtime import Runtime, Ticket
 from stream.throttle import Throttle
 
 log = structlog.get_logger("ppg_stream.serve")
@@ -47,35 +49,42 @@ class RawIngest:
         device = self.device_of(topic)
         if device is None:
             self.bad_topics += 1
-            self._reject(topic, "topic is not <prefix>/<device>/raw with a valid device id")
+            self.reject(topic, "topic is not <prefix>/<device>/raw with a valid device id")
             return
+        self.accept(device, payload, received, None, topic)
+
+    def accept(self, device: str, payload: bytes, received: float, ticket: Ticket | None, where: str) -> bool:
+        """One payload of a known device (`where`: its topic or subject, for the log). True when the
+        chunk went to the runtime (its ticket, if any, is then done by the runtime); False when it was
+        refused, malformed or a duplicate (nothing to wait for)."""
         try:
             raw = decode_raw_chunk(payload)
         except RawChunkError as e:
-            self._reject(topic, str(e))
-            return
+            self.reject(where, str(e))
+            return False
         problem = source_rate_problem(raw.rate_hz)
         if problem:
-            self._reject(topic, problem)
-            return
+            self.reject(where, problem)
+            return False
         self.chunks += 1
         runtime = self.runtime
         state = runtime.table.get(device)
         if state is None:
             state = runtime.open_device(device, raw.groups)
             if state is None:
-                return  # refused: the table is full (counted by the runtime)
+                return False  # refused: the table is full (counted by the runtime)
         elif self._restarted(state, raw):
             if self._restart_log.ready():
                 log.info("device restarted: new epoch", device=device, stream_id=raw.stream_id, seq=raw.seq, restarts_since_last_log=self._restart_log.take())
             runtime.restart_device(state, raw.groups)
         elif raw.seq <= state.last_seq:
             state.tally.duplicate_chunks += 1
-            return
+            return False
         state.stream_id = raw.stream_id
         state.last_seq = raw.seq
         state.last_t0[raw.group] = raw.t0
-        runtime.offer(state, raw.to_chunk(), received, raw.rate_hz)
+        runtime.offer(state, raw.to_chunk(), received, raw.rate_hz, ticket)
+        return True
 
     @staticmethod
     def _restarted(state, raw: RawChunk) -> bool:
@@ -88,10 +97,10 @@ class RawIngest:
         last_t0 = state.last_t0.get(raw.group)
         return raw.seq > state.last_seq and last_t0 is not None and raw.t0 < last_t0 - TIME_BACK_S
 
-    def _reject(self, topic: str, reason: str) -> None:
+    def reject(self, where: str, reason: str) -> None:
         self.malformed += 1
         if self._malformed_log.ready():
-            log.warning("raw payload dropped", topic=topic[:200], reason=reason, dropped_since_last_log=self._malformed_log.take(), total=self.malformed)
+            log.warning("raw payload dropped", topic=where[:200], reason=reason, dropped_since_last_log=self._malformed_log.take(), total=self.malformed)
 
     def counts(self) -> dict:
         return {"raw_chunks": self.chunks, "malformed_payloads": self.malformed}

@@ -12,7 +12,13 @@ completed it) to the moment its message is handed to the publishers; over `budge
 flagged `late`. In real time, a runtime that falls behind drops windows whose stream-time age
 exceeds `max_lag_s` (counted and logged), but always keeps each device's newest window of the tick:
 falling behind degrades the rate of messages, it never blanks them. With `speed=None` (replay as
-fast as possible) nothing is ever dropped.
+fast as possible, or a buffered at-least-once intake such as NATS) nothing is ever dropped.
+
+A chunk may come with a `Ticket` (the NATS intake): the runtime calls `ticket.done()` once the tick
+that processed the chunk has handed the messages it produced to the publishers, so the sender can
+acknowledge it only then. A ticket with `rebuild` set only rebuilds the device's state (filters,
+ring, tracker): the windows that chunk completes are estimated but not published (a new owner of a
+partition replaying history its predecessor already published).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import gc
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -52,6 +59,14 @@ class RuntimeConfig:
     queue_chunks: int = DEFAULT_QUEUE_CHUNKS
 
 
+class Ticket(Protocol):
+    """What a sender attaches to a chunk it must hear back about (see the module docstring)."""
+
+    rebuild: bool
+
+    def done(self) -> None: ...
+
+
 class Runtime:
     def __init__(self, engine: InferenceEngine, publishers: list[Publisher], config: RuntimeConfig) -> None:
         self.engine = engine
@@ -71,6 +86,10 @@ class Runtime:
         self._arrival = np.zeros(BATCH_WINDOWS)
         self._rows = np.zeros(BATCH_WINDOWS, dtype=np.int64)
         self._segments: list[tuple[DeviceState, int, int]] = []  # (device, first, end) in the batch
+        self._rebuild = np.zeros(BATCH_WINDOWS, dtype=np.bool_)  # windows completed by a rebuild-only chunk
+        self._any_rebuild = False
+        self._tickets: list[Ticket] = []  # processed chunks whose senders hear back after the next flush
+        self.rebuilt_windows = 0
         self._stopping = False
         self.chunks_in = 0
         self.interval_latency = LatencyHistogram()  # since the last periodic stats line
@@ -107,18 +126,20 @@ class Runtime:
         self._ready.pop(state, None)
         self.table.restart(state, groups)
 
-    def drop_device(self, device: str, reason: str) -> None:
-        """Leave now (idle timeout): queued chunks are processed first, then offline."""
+    def drop_device(self, device: str, reason: str, announce: bool = True) -> None:
+        """Leave now (idle timeout): queued chunks are processed first, then offline. `announce=False`:
+        the device is handed to another process (a partition moved), so no `offline` is published."""
         state = self.table.get(device)
         if state is not None:
             self._process_device_queue(state)
             self._flush_batch()
-            self._leave(state, reason)
+            self._leave(state, reason, announce)
 
-    def _leave(self, state: DeviceState, reason: str) -> None:
+    def _leave(self, state: DeviceState, reason: str, announce: bool = True) -> None:
         self._ready.pop(state, None)
         self.table.close(state.device)
-        self._set_status(state.device, "offline")
+        if announce:
+            self._set_status(state.device, "offline")
         if state.space is not None:
             state.space.set()
         fields = state.tally
@@ -132,10 +153,11 @@ class Runtime:
                 set_status(device, status)
 
     # ---- input -------------------------------------------------------------------------------
-    def offer(self, state: DeviceState, chunk: Chunk, arrival: float, rate: float | None = None) -> bool:
-        """A live chunk; never waits. False when the device's queue was full (its oldest chunk dropped)."""
+    def offer(self, state: DeviceState, chunk: Chunk, arrival: float, rate: float | None = None, ticket: Ticket | None = None) -> bool:
+        """A live chunk; never waits. False when the device's queue was full (its oldest chunk dropped).
+        A chunk with a ticket is never dropped: its sender bounds what it has in flight."""
         self.chunks_in += 1
-        ok = DeviceTable.enqueue(state, chunk, arrival, rate, self.table.queue_chunks)
+        ok = DeviceTable.enqueue(state, chunk, arrival, rate, self.table.queue_chunks if ticket is None else None, ticket)
         if not ok and self._queue_drop_log.ready():
             log.warning("device sends faster than it is served: dropping its oldest chunks", device=state.device,
                         dropped=state.tally.dropped_chunks, dropped_since_last_log=self._queue_drop_log.take())
@@ -190,20 +212,26 @@ class Runtime:
         """Everything the device has queued (its queue is bounded, so one device's share of a tick is too)."""
         pre = state.pre
         while state.queue:
-            chunk, arrival, rate = state.queue.popleft()
+            chunk, arrival, rate, ticket = state.queue.popleft()
+            rebuild = ticket is not None and ticket.rebuild
             for piece in pre.pieces(chunk):
                 pre.push(piece, rate)
-                self._collect(state, arrival)
+                self._collect(state, arrival, rebuild)
+            if ticket is not None:
+                self._tickets.append(ticket)
         if state.space is not None:
             state.space.set()
 
-    def _collect(self, state: DeviceState, arrival: float) -> None:
+    def _collect(self, state: DeviceState, arrival: float, rebuild: bool = False) -> None:
         while True:
             n0 = self._segments[-1][2] if self._segments else 0
             got = state.pre.collect_into(self._x[n0:], self._k[n0:])
             if not got:
                 return
             self._arrival[n0 : n0 + got] = arrival
+            if rebuild:
+                self._rebuild[n0 : n0 + got] = True
+                self._any_rebuild = True
             self._rows[n0 : n0 + got] = state.tracker_row
             if self._segments and self._segments[-1][0] is state:
                 self._segments[-1] = (state, self._segments[-1][1], n0 + got)
@@ -214,14 +242,29 @@ class Runtime:
             self._flush_batch()
 
     def _flush_batch(self) -> None:
+        """Run the model over the windows collected so far and publish; then the tickets of the chunks
+        processed before this point are done (their windows were in this batch or an earlier one)."""
+        self._run_batch()
+        if self._tickets:
+            tickets, self._tickets = self._tickets, []
+            for ticket in tickets:
+                ticket.done()
+
+    def _run_batch(self) -> None:
         if not self._segments:
             return
         segments, self._segments = self._segments, []
         n = segments[-1][2]
+        rebuild = None
+        if self._any_rebuild:
+            rebuild = self._rebuild[:n].copy()
+            self._rebuild[:n] = False
+            self._any_rebuild = False
         keep = self._stale_filter(segments, n)
         if keep is not None:
             segments = _reindex(segments, keep)
             x, k, arrival, rows = self._x[:n][keep], self._k[:n][keep], self._arrival[:n][keep], self._rows[:n][keep]
+            rebuild = rebuild[keep] if rebuild is not None else None
         else:
             x, k, arrival, rows = self._x[:n], self._k[:n], self._arrival[:n], self._rows[:n]
         if not len(k):
@@ -233,6 +276,7 @@ class Runtime:
                 state.tally.invalid_windows += int((~finite[a:b]).sum())
             segments = _reindex(segments, finite)
             logits, k, arrival, rows = logits[finite], k[finite], arrival[finite], rows[finite]
+            rebuild = rebuild[finite] if rebuild is not None else None
             if not len(k):
                 return
         probs = softmax(logits)
@@ -240,6 +284,13 @@ class Runtime:
         bpm = untracked
         if self.trackers is not None:
             bpm, confidence = self.trackers.update(rows, k, probs)
+        if rebuild is not None and rebuild.any():  # state rebuilt; these windows were published before
+            self.rebuilt_windows += int(rebuild.sum())
+            live = ~rebuild
+            segments = _reindex(segments, live)
+            k, arrival, bpm, untracked, confidence = k[live], arrival[live], bpm[live], untracked[live], confidence[live]
+            if not len(k):
+                return
         handoff = time.perf_counter()
         latency_ms = (handoff - arrival) * 1000.0
         late = latency_ms > self.config.budget_ms

@@ -40,7 +40,7 @@ def test_ids_that_cannot_name_a_level_are_refused(bad):
         device_id(bad)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(ids)
 def test_a_level_is_safe_idempotent_and_decodes_back_to_the_id(text):
     try:
@@ -55,7 +55,7 @@ def test_a_level_is_safe_idempotent_and_decodes_back_to_the_id(text):
         assert _decoded(level) == text  # nothing lost: the id comes back from its level
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(ids, ids)
 def test_distinct_ids_get_distinct_levels(a, b):
     """Ids are read as %-encoded text, so `a%2Fb` and `a/b` name one device; any other two differ."""

@@ -48,11 +48,13 @@ async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
         publishers = await start_publishers(args, stack, will, engine.spec.label if engine else None,
                                             None if will.endswith(f"/{devices[0]}/status") else will)
         runtime = Runtime(engine, publishers, RuntimeConfig(budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking)) if engine else None
-        gateway = None
+        gateway = raw_out = None
         if args.publish_raw:
+            from stream.commands.gateway_target import raw_publisher
             from stream.raw_gateway import RawGateway
 
-            gateway = RawGateway(publishers[0], args.topic_prefix)
+            raw_out = await raw_publisher(args, stack, publishers)
+            gateway = RawGateway(raw_out, args.topic_prefix)
         runtime_task = asyncio.create_task(runtime.run()) if runtime else None
         wearables = [Wearable(address, device, backend, args, runtime, gateway, publishers) for address, device in zip(args.ble, devices)]
         try:
@@ -70,7 +72,7 @@ async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
                 fields.update(w.counts(prefix=len(wearables) > 1))
             if gateway is not None:
                 fields.update(gateway.counts())
-            delivery = await close_publishers(publishers)
+            delivery = await close_publishers(publishers if raw_out is None or raw_out in publishers else [*publishers, raw_out])
         finally:
             for w in wearables:
                 await w.close()

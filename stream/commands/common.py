@@ -169,10 +169,13 @@ async def start_publishers(args: argparse.Namespace, stack: contextlib.AsyncExit
 
 
 async def close_publishers(publishers: list) -> DeliveryReport | None:
-    """Flush and stop every publisher; the MQTT delivery report (None without MQTT)."""
+    """Flush and stop every publisher; their delivery reports added up (None when none publishes over a
+    network). A publisher that only counts what it could not deliver (NATS) adds that as undelivered."""
     report = None
     for publisher in publishers:
         result = await publisher.close()
+        if isinstance(result, int) and not isinstance(result, bool):
+            result = DeliveryReport(undelivered=result)
         if isinstance(result, DeliveryReport):
             report = result if report is None else report + result
     return report
@@ -200,12 +203,14 @@ async def until_done_or_interrupted(work) -> tuple[object, bool]:
                 loop.remove_signal_handler(sig)
 
 
-def finish(what: str, fields: dict, interrupted: bool, delivery: DeliveryReport | None, args: argparse.Namespace, interrupted_status: int = EXIT_INTERRUPTED) -> int:
+def finish(what: str, fields: dict, interrupted: bool, delivery: DeliveryReport | None, args: argparse.Namespace,
+           interrupted_status: int = EXIT_INTERRUPTED, target: str = "the MQTT broker") -> int:
     """The final log line and the exit status: 1 if any message was lost (dropped or undelivered)."""
     if delivery is not None:
         fields.update(delivered=delivery.delivered, dropped_overflow=delivery.dropped_overflow, undelivered=delivery.undelivered)
     log.info(f"{what} interrupted" if interrupted else f"{what} finished", **fields)
     if delivery is not None and delivery.lost:
-        print(f"ppg-stream: error: {delivery_loss_line(delivery, args.outbox, args.flush_timeout)}", file=sys.stderr)
+        line = delivery_loss_line(delivery, args.outbox, args.flush_timeout).replace("the MQTT broker", target)
+        print(f"ppg-stream: error: {line}", file=sys.stderr)
         return EXIT_UNDELIVERED
     return interrupted_status if interrupted else 0

@@ -29,6 +29,7 @@ from stream.commands.common import (
     start_publishers,
     until_done_or_interrupted,
 )
+from stream.commands.gateway_target import add_gateway_arguments, check_gateway_args, raw_publisher
 from stream.message import DeviceIdError, device_id, service_status_topic, status_topic
 
 log = structlog.get_logger("ppg_stream")
@@ -48,6 +49,7 @@ examples:
   ppg-stream --ble A0:9E:1A:12:34:56            a Polar Verity Sense / OH1 (raw PPG), or any
                                                 Heart Rate Service device (its own HR passed through)
   ppg-stream --ble ADDR --publish-raw           a gateway: raw PPG+ACC to MQTT for `ppg-stream serve`
+  ppg-stream --replay S1.pkl --publish-raw --nats nats://HOST:4222   the same into NATS JetStream
   ppg-stream serve                              the service: raw chunks of many devices in, HR out
   mosquitto_sub -t 'ppg/#' -v                   watch the messages from another terminal
 
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-id", help="device id in topics and messages (default: the recording's subject; one source only)")
     p.add_argument("--publish-raw", nargs="?", const="only", choices=("only", "also"), metavar="only|also",
                    help="gateway: forward raw PPG+ACC on <prefix>/<device>/raw for `ppg-stream serve` (only: no HR here, the default; also: HR too)")
+    add_gateway_arguments(p)
     add_model_arguments(p, DEFAULT_BUDGET_MS)
     add_output_arguments(p)
     add_consumer_arguments(p)
@@ -119,10 +122,11 @@ def check_args(args: argparse.Namespace) -> None:
             device_id(args.device_id)
         except DeviceIdError as e:
             raise UsageError(f"--device-id: {e}") from None
-    if args.publish_raw and args.no_mqtt:
-        raise UsageError("--publish-raw forwards over MQTT: it cannot be combined with --no-mqtt")
+    if args.publish_raw and args.no_mqtt and args.nats is None:
+        raise UsageError("--publish-raw forwards over MQTT (or NATS with --nats): it cannot be combined with --no-mqtt")
     if args.publish_raw == "only" and args.ha_discovery is not None:
         raise UsageError("--ha-discovery announces this process's heart rate, but --publish-raw only publishes none (use --publish-raw also, or --ha-discovery on serve)")
+    check_gateway_args(args)
     check_output_args(args)
 
 
@@ -192,7 +196,8 @@ async def run_replay(args: argparse.Namespace) -> int:
         runtime = None
         if engine is not None:
             runtime = Runtime(engine, [p for p in publishers], RuntimeConfig(budget_ms=args.budget_ms, speed=args.speed, tracking=not args.no_tracking))
-        gateway = RawGateway(publishers[0], args.topic_prefix) if args.publish_raw else None
+        raw_out = await raw_publisher(args, stack, publishers) if args.publish_raw else None
+        gateway = RawGateway(raw_out, args.topic_prefix) if raw_out is not None else None
         runtime_task = asyncio.create_task(runtime.run()) if runtime else None
 
         async def all_sources() -> None:
@@ -214,5 +219,5 @@ async def run_replay(args: argparse.Namespace) -> int:
             fields = {"devices": len(devices), "wall_s": round(time.perf_counter() - t_start, 3)}
         if gateway is not None:
             fields.update(gateway.counts())
-        delivery = await close_publishers(publishers)
-    return finish("replay", fields, interrupted, delivery, args)
+        delivery = await close_publishers(publishers if raw_out is None or raw_out in publishers else [*publishers, raw_out])
+    return finish("replay", fields, interrupted, delivery, args, target="NATS JetStream or the MQTT broker" if args.nats else "the MQTT broker")

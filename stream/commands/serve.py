@@ -32,6 +32,7 @@ from stream.commands.common import (
     start_publishers,
     until_done_or_interrupted,
 )
+from stream.commands.serve_nats import add_nats_arguments, check_nats_args, run_nats
 from stream.message import device_id, is_device_id, service_status_topic
 
 log = structlog.get_logger("ppg_stream.serve")
@@ -44,10 +45,15 @@ Serve many devices in one process: subscribe to raw sensor chunks on <prefix>/+/
 documented in README, "Raw chunks"), estimate heart rate per device every 2 s, and publish it on
 <prefix>/<device>/hr with a retained <prefix>/<device>/status, as `ppg-stream --replay` does.
 
+With --nats the raw chunks come from NATS JetStream instead, partitioned by device, and several
+workers (processes or machines) share the partitions (README, "Many machines").
+
 examples:
   ppg-stream serve                                       broker on 127.0.0.1:1883
   ppg-stream --replay S1.pkl --publish-raw               a gateway feeding it (another terminal)
   ppg-stream serve --idle-timeout 60 --metrics-port 9108 Prometheus metrics on :9108/metrics
+  ppg-stream serve --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222   one worker of several
+  ppg-stream --replay S1.pkl --publish-raw --nats nats://10.0.0.1:4222 a gateway into NATS
 """
 
 
@@ -63,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-interval", type=positive_float, default=DEFAULT_STATS_INTERVAL_S, metavar="S", help=f"seconds between the periodic stats log lines (default {DEFAULT_STATS_INTERVAL_S:g})")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    add_nats_arguments(p)
     add_model_arguments(p, DEFAULT_BUDGET_MS)
     add_output_arguments(p)
     add_consumer_arguments(p)
@@ -70,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    if args.no_mqtt:
-        raise UsageError("serve takes its input over MQTT: --no-mqtt does not apply")
+    check_nats_args(args)
+    if args.no_mqtt and args.nats is None:
+        raise UsageError("serve takes its input over MQTT: --no-mqtt does not apply (without --nats)")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UsageError(f"--metrics-port {args.metrics_port}: expected 1-65535")
     if args.service_id is not None and not is_device_id(args.service_id):
@@ -80,6 +88,8 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.nats is not None:
+        return await run_nats(args)
     from stream.engine import InferenceEngine
     from stream.mqtt_subscriber import MqttSubscriber
     from stream.raw_ingest import RawIngest
@@ -137,14 +147,17 @@ async def _until_refused(subscriber, publisher) -> None:
     raise subscriber.fatal_error or publisher.fatal_error
 
 
-async def _idle_sweeper(runtime, idle_timeout_s: float) -> None:
+async def _idle_sweeper(runtime, idle_timeout_s: float, after=None) -> None:
     while True:
         await asyncio.sleep(min(1.0, idle_timeout_s / 4))
-        for device in runtime.table.idle(idle_timeout_s):
+        idle = runtime.table.idle(idle_timeout_s)
+        for device in idle:
             runtime.drop_device(device, f"no data for {idle_timeout_s:g} s")
+        if idle and after is not None:
+            after()
 
 
-async def _stats_logger(runtime, ingest, every_s: float) -> None:
+async def _stats_logger(runtime, ingest, every_s: float, extra=None) -> None:
     last = (time.monotonic(), runtime.chunks_in, runtime.windows_total)
     while True:
         await asyncio.sleep(every_s)
@@ -157,6 +170,7 @@ async def _stats_logger(runtime, ingest, every_s: float) -> None:
             windows_per_s=round((runtime.windows_total - last[2]) / dt, 1), late=totals.late,
             dropped_stale=totals.dropped_stale, dropped_chunks=totals.dropped_chunks, refused_devices=runtime.table.refused,
             malformed_payloads=ingest.malformed, latency_p50_ms=round(lat.percentile(50), 3), latency_p99_ms=round(lat.percentile(99), 3),
+            **(extra() if extra is not None else {}),
         )
         runtime.interval_latency = type(lat)()
         last = (now, runtime.chunks_in, runtime.windows_total)

@@ -1,0 +1,142 @@
+"""Helpers for the NATS scale-out tests: `serve --nats` workers as subprocesses (JSON logs collected),
+a fleet of gateways publishing through the project's own NATS raw publisher at a chosen pace, and
+the heart-rate stream read back in full."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from stream.nats_publisher import NatsRawPublisher
+from tests.conftest import start_cli
+
+
+@dataclass
+class Worker:
+    """A `ppg-stream serve --nats` process."""
+
+    args: tuple[str, ...]
+    logs: list[dict] = field(default_factory=list)
+    proc: asyncio.subprocess.Process | None = None
+    _reader: asyncio.Task | None = None
+
+    async def start(self, timeout_s: float = 90.0) -> "Worker":
+        self.proc = await start_cli("serve", "--log-json", *self.args)
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_for_event("worker joined", timeout_s)
+        return self
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            text = line.decode(errors="replace").strip()
+            if text.startswith("{"):
+                entry = json.loads(text)
+                entry["_seen"] = time.monotonic()
+                self.logs.append(entry)
+            elif text:
+                self.logs.append({"event": "text", "text": text, "_seen": time.monotonic()})
+
+    def events(self, name: str) -> list[dict]:
+        return [e for e in self.logs if e.get("event") == name]
+
+    @property
+    def name(self) -> str:
+        joined = self.events("worker joined")
+        return joined[0]["worker"] if joined else "?"
+
+    def owned(self) -> list[int]:
+        """Partitions as its latest acquire/hand-over/loss line says."""
+        for e in reversed(self.logs):
+            if "owned" in e:
+                return e["owned"]
+        return []
+
+    async def wait_for_event(self, name: str, timeout_s: float) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if found:
+                return found[-1]
+            if self.proc is not None and self.proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no '{name}' log line from the worker within {timeout_s} s: {self.logs[-5:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+    async def stop(self) -> int | None:
+        """Ctrl-C; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGINT)
+        rc = await asyncio.wait_for(self.proc.wait(), 60)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 10)
+        return rc
+
+    def tracebacks(self) -> list[str]:
+        return [e["text"] for e in self.logs if e.get("event") == "text" and "Traceback" in e["text"]]
+
+
+async def publish_fleet(urls: str, chunks: list[tuple[float, str, bytes]], speed: float | None, started: asyncio.Event | None = None) -> NatsRawPublisher:
+    """Publish (stream time the chunk is complete, MQTT-form topic, payload) through the gateway's NATS
+    publisher, each when its stream time comes (at `speed` x real time; None: all at once)."""
+    nc = await nats.connect(urls.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.25, dont_randomize=True)
+    publisher = NatsRawPublisher(nc.jetstream(timeout=5.0), outbox_size=1_000_000, flush_timeout_s=60.0)
+    t0 = time.monotonic()
+    if started is not None:
+        started.set()
+    try:
+        for end, topic, payload in sorted(chunks, key=lambda c: c[0]):
+            if speed is not None:
+                delay = t0 + end / speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            publisher.publish_payload(topic, payload)
+        undelivered = await publisher.close()
+        assert undelivered == 0, f"{undelivered} raw chunks were not stored"
+    finally:
+        await nc.close()
+    return publisher
+
+
+async def read_stream(url: str, stream: str, subject: str) -> list[tuple[dict, float]]:
+    """Every message of `subject` in `stream`, with the time JetStream stored it (epoch seconds)."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream(timeout=10.0)
+        info = await js.add_consumer(stream, ConsumerConfig(filter_subject=subject, ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+                                                            inactive_threshold=60.0))
+        sub = await js.pull_subscribe_bind(info.name, stream)
+        out = []
+        remaining = info.num_pending
+        while remaining > 0:
+            msgs = await sub.fetch(min(500, remaining), timeout=5)
+            for m in msgs:
+                out.append((json.loads(m.data), m.metadata.timestamp.timestamp()))
+            remaining -= len(msgs)
+        return out
+    finally:
+        await nc.close()
+
+
+async def eventually(check, timeout_s: float, every_s: float = 0.2):
+    """Poll an async or plain check until it returns something truthy; the last value otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(every_s)

@@ -6,45 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from stream.nats_publisher import NatsRawPublisher
-from tests.conftest import start_cli
+from tests.serve_helpers import Service
 
 
 @dataclass
-class Worker:
+class Worker(Service):
     """A `ppg-stream serve --nats` process."""
 
-    args: tuple[str, ...]
-    logs: list[dict] = field(default_factory=list)
-    proc: asyncio.subprocess.Process | None = None
-    _reader: asyncio.Task | None = None
-
-    async def start(self, timeout_s: float = 90.0) -> "Worker":
-        self.proc = await start_cli("serve", "--log-json", *self.args)
-        self._reader = asyncio.create_task(self._read())
-        await self.wait_for_event("worker joined", timeout_s)
-        return self
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            text = line.decode(errors="replace").strip()
-            if text.startswith("{"):
-                entry = json.loads(text)
-                entry["_seen"] = time.monotonic()
-                self.logs.append(entry)
-            elif text:
-                self.logs.append({"event": "text", "text": text, "_seen": time.monotonic()})
-
-    def events(self, name: str) -> list[dict]:
-        return [e for e in self.logs if e.get("event") == name]
+    ready_event = "worker joined"
 
     @property
     def name(self) -> str:
@@ -57,35 +33,6 @@ class Worker:
             if "owned" in e:
                 return e["owned"]
         return []
-
-    async def wait_for_event(self, name: str, timeout_s: float) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.events(name)
-            if found:
-                return found[-1]
-            if self.proc is not None and self.proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no '{name}' log line from the worker within {timeout_s} s: {self.logs[-5:]}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-
-    async def stop(self) -> int | None:
-        """Ctrl-C; returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGINT)
-        rc = await asyncio.wait_for(self.proc.wait(), 60)
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, 10)
-        return rc
-
-    def tracebacks(self) -> list[str]:
-        return [e["text"] for e in self.logs if e.get("event") == "text" and "Traceback" in e["text"]]
 
 
 async def publish_fleet(urls: str, chunks: list[tuple[float, str, bytes]], speed: float | None, started: asyncio.Event | None = None) -> NatsRawPublisher:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -66,21 +67,22 @@ class Service:
     logs: list[dict] = field(default_factory=list)
     proc: asyncio.subprocess.Process | None = None
     _reader: asyncio.Task | None = None
+    ready_event = "subscribed"  # the log line that says it takes input
 
     async def start(self, timeout_s: float = 60.0) -> "Service":
         self.proc = await start_cli("serve", "--log-json", *self.args)
         self._reader = asyncio.create_task(self._read())
-        await self.wait_for_event("subscribed", timeout_s)
+        await self.wait_for_event(self.ready_event, timeout_s)
         return self
 
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         async for line in self.proc.stderr:
             text = line.decode(errors="replace").strip()
-            if text.startswith("{"):
-                self.logs.append(json.loads(text))
-            elif text:
-                self.logs.append({"event": "text", "text": text})
+            entry = json.loads(text) if text.startswith("{") else {"event": "text", "text": text}
+            if text:
+                entry["_seen"] = time.monotonic()
+                self.logs.append(entry)
 
     def events(self, name: str) -> list[dict]:
         return [entry for entry in self.logs if entry.get("event") == name]
@@ -95,9 +97,10 @@ class Service:
             await asyncio.sleep(0.05)
         raise AssertionError(f"no '{name}' log line from serve within {timeout_s} s: {self.logs[-5:]}")
 
-    async def stop(self) -> int:
+    async def stop(self) -> int | None:
         """Ctrl-C, as a user stops it; returns the exit status."""
-        assert self.proc is not None
+        if self.proc is None:
+            return None
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGINT)
         rc = await asyncio.wait_for(self.proc.wait(), 60)
@@ -108,6 +111,9 @@ class Service:
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
+
+    def tracebacks(self) -> list[str]:
+        return [e["text"] for e in self.logs if e.get("event") == "text" and "Traceback" in e["text"]]
 
 
 def by_device(messages: list[dict]) -> dict[str, dict[int, dict]]:

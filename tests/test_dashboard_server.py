@@ -153,7 +153,7 @@ def test_port_taken_is_a_one_line_error():
         (["--port", "70000"], "invalid port"),
         (["--broker", "http://x:1883"], "mqtt://HOST"),
         (["--topic-prefix", "ppg/#"], "wildcards"),
-        (["--max-devices", "0"], "positive"),
+        (["--max-devices", "0"], "whole number ≥ 1"),
         (["--wat"], "unrecognized"),
     ],
 )

@@ -1,6 +1,5 @@
 """The replay source paces chunks like a live device and covers the whole recording."""
 
-import asyncio
 import time
 
 import numpy as np

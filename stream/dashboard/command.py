@@ -14,7 +14,9 @@ import sys
 
 from stream.broker import DEFAULT_HOST, DEFAULT_PORT
 from stream.dashboard.dashboard import Dashboard, DashboardError
+from stream.commands.common import positive_int
 from stream.dashboard.fleet import MAX_DEVICES
+from stream.message import topic_prefix_problem
 from stream.mqtt_settings import BrokerSettings, BrokerUrlError, add_broker_arguments, broker_settings_from_args
 
 DEFAULT_HTTP_PORT = 8080
@@ -33,19 +35,10 @@ def port_arg(text: str) -> int:
 
 
 def prefix_arg(text: str) -> str:
-    if any(c in text for c in "#+") or not text.strip("/"):
-        raise argparse.ArgumentTypeError(f"invalid topic prefix {text!r}: must be non-empty and contain no MQTT wildcards (# +)")
+    problem = topic_prefix_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"invalid topic prefix {text!r:.60}: {problem}")
     return text
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

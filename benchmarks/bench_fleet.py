@@ -31,19 +31,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from tables import table  # noqa: E402
 
 HEADER = struct.Struct("<BBBBIIIdd")  # the raw-chunk header (README, "Raw chunks"), packed directly for speed
 POOL = 16  # distinct synthetic recordings the devices cycle through
-
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[f"{c:,.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n## {title}\n")
-    for i, r in enumerate(cells):
-        print("| " + " | ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
 # ---- load generator (its own process) ----------------------------------------------------------

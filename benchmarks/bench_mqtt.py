@@ -36,6 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from tables import table  # noqa: E402
 
 WINDOW = 256  # in flight at once, for every client
 DEVICES = 5_000
@@ -464,15 +467,6 @@ def receive_case(broker: Broker, client: str, n: int, qos: int) -> dict:
     result = json.loads(out.strip().splitlines()[-1])
     result["broker_cpu_s"] = broker.cpu_s() - cpu0  # the generator's publishes and the deliveries to this client
     return result
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n## {title}\n")
-    for i, row in enumerate([header, *rows]):
-        print("| " + " | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
 def main() -> None:

@@ -27,6 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from tables import table  # noqa: E402
 
 from replay.load import load_recording  # noqa: E402
 from replay.source import ReplaySource  # noqa: E402
@@ -36,16 +39,6 @@ from stream.runtime import Runtime, RuntimeConfig, warm_up_runtime  # noqa: E402
 from stream.source_pump import pump  # noqa: E402
 
 IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
-
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[f"{c:,.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n## {title}\n")
-    for i, r in enumerate(cells):
-        print("| " + " | ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) + " |")
-        if i == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
 def broker_up(port: int = 1883) -> bool:

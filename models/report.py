@@ -42,7 +42,7 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     metrics = [metric] + [m for m in SECOND_METRICS.get(metric, ()) if any(r.get(m) is not None for r in results.students)]
     sizes = {m: size_results(results, m) for m in metrics}
     fits = {m: series_fits(results, m) for m in metrics}
-    save(error_vs_size_figure(results, fits[metric], metric), out / "mae_vs_params.png")
+    save(error_vs_size_figure(results, fits), out / "mae_vs_params.png")
     save(gain_vs_size_figure(results, metric), out / "gain_vs_params.png")
     save(error_vs_latency_figure(results, metric), out / "mae_vs_latency.png")
     summary = out / "summary.md"

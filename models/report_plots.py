@@ -119,46 +119,52 @@ def _teacher_lines(ax, teachers: list[dict], metric: str, log_y: bool) -> None:
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5})
 
 
-def error_vs_size_figure(results: Results, fits: dict[tuple[str, str], dict[str, Fit]], metric: str = "mae"):
-    """Per family: each strategy's mean error per size (repeats as dots) and its AIC-best law, drawn only
-    over the sizes it was fitted on; teachers as labelled lines."""
+METRIC_LABELS = {"mae": "MAE, tracked", "mae_untracked": "MAE, window by window"}
+
+
+def error_vs_size_figure(results: Results, fits: dict[str, dict[tuple[str, str], dict[str, Fit]]]):
+    """One row per metric (the keys of `fits`), one panel per family: each strategy's mean error per
+    size (repeats as dots) and its AIC-best law, drawn only over the sizes it was fitted on; teachers
+    as labelled lines."""
     plt = _pyplot()
 
     families = results.families
-    fig, axes = plt.subplots(1, len(families), figsize=(6.4 * len(families), 4.8), squeeze=False)
+    metrics = list(fits)
+    fig, axes = plt.subplots(len(metrics), len(families), figsize=(6.4 * len(families), 4.6 * len(metrics)), squeeze=False)
     strategies = results.strategies()
-    for ax, family in zip(axes[0], families):
-        for strategy in strategies:
-            colour, marker = _style(strategy)
-            nudge = _nudge(strategies, strategy)
-            xs, means = [], []
-            for size in results.sizes(family):
-                runs = results.runs(size, strategy, split=results.split)
-                values = [r[metric] for r in runs if r.get(metric) is not None]
-                if not values:
+    for row, metric in zip(axes, metrics):
+        for ax, family in zip(row, families):
+            for strategy in strategies:
+                colour, marker = _style(strategy)
+                nudge = _nudge(strategies, strategy)
+                xs, means = [], []
+                for size in results.sizes(family):
+                    runs = results.runs(size, strategy, split=results.split)
+                    values = [r[metric] for r in runs if r.get(metric) is not None]
+                    if not values:
+                        continue
+                    xs.append(size.params * nudge)
+                    means.append(np.mean(values))
+                    ax.scatter([size.params * nudge] * len(values), values, s=10, color=colour, alpha=0.35, linewidths=0)
+                if not xs:
                     continue
-                xs.append(size.params * nudge)
-                means.append(np.mean(values))
-                ax.scatter([size.params * nudge] * len(values), values, s=10, color=colour, alpha=0.35, linewidths=0)
-            if not xs:
-                continue
-            series = fits.get((family, strategy), {})
-            form = best_form(series)
-            teacher = "" if strategy == "scratch" else f" ({results.reference_teacher})"
-            label = f"{strategy}{teacher}" + (f": {form}" if form else "")
-            ax.plot(xs, means, linestyle="none", marker=marker, color=colour, markersize=7, markeredgecolor="white", label=label)
-            if form:
-                fit = series[form]
-                grid = np.geomspace(fit.n_min, fit.n_max, 100)
-                ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.4, alpha=0.85)
-        ax.set_yscale("log")
-        _size_axis(ax)
-        _plain_log_axis(ax.yaxis)
-        _teacher_lines(ax, results.teacher_rows(), metric, log_y=True)
-        ax.set_xlabel("student parameters")
-        ax.set_ylabel(f"{results.split}-fold CV {metric.upper()}, tracked (bpm)")
-        ax.set_title(f"{family} students: error vs size, best law by AIC")
-        ax.legend(fontsize=8, loc="upper right", title="strategy: fitted law", title_fontsize=8)
+                series = fits[metric].get((family, strategy), {})
+                form = best_form(series)
+                teacher = "" if strategy == "scratch" else f" ({results.reference_teacher})"
+                label = f"{strategy}{teacher}" + (f": {form}" if form else "")
+                ax.plot(xs, means, linestyle="none", marker=marker, color=colour, markersize=7, markeredgecolor="white", label=label)
+                if form:
+                    fit = series[form]
+                    grid = np.geomspace(fit.n_min, fit.n_max, 100)
+                    ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.4, alpha=0.85)
+            ax.set_yscale("log")
+            _size_axis(ax)
+            _plain_log_axis(ax.yaxis)
+            _teacher_lines(ax, [t for t in results.teacher_rows() if t.get(metric) is not None], metric, log_y=True)
+            ax.set_xlabel("student parameters")
+            ax.set_ylabel(f"{results.split}-fold CV {METRIC_LABELS.get(metric, metric)} (bpm)")
+            ax.set_title(f"{family} students, {METRIC_LABELS.get(metric, metric)}: best law by AIC", fontsize=11)
+            ax.legend(fontsize=8, loc="upper right", title="strategy: fitted law", title_fontsize=8)
     fig.text(0.5, 0.005, "large markers: mean over seeds; dots: single seeds; lines: the AIC-best of "
              + ", ".join(FORMS) + ", over the fitted range", ha="center", fontsize=7, color="#444444")
     return _finish(fig)

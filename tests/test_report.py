@@ -155,7 +155,8 @@ def test_series_in_a_panel_have_distinct_colours_and_markers_and_fits_stay_in_ra
     from matplotlib.colors import to_hex
 
     results = Results(_study(seeds=2))
-    fig = error_vs_size_figure(results, series_fits(results))
+    fig = error_vs_size_figure(results, {m: series_fits(results, m) for m in ("mae", "mae_untracked")})
+    assert len(fig.axes) == 4  # tracked and window by window, per family
     for ax in fig.axes:
         series = [line for line in ax.get_lines() if line.get_linestyle() == "None"]
         assert len(series) == 5
@@ -173,7 +174,7 @@ def test_series_in_a_panel_have_distinct_colours_and_markers_and_fits_stay_in_ra
 def test_teacher_labels_never_overlap():
     rows = _study(seeds=1)
     rows += [{**rows[0], "key": f"teacher|{t}", "teacher": t, "mae": m, "params": p} for t, m, p in (("T2", 1.62, 1.9e6), ("T3", 1.64, 3e6), ("T4", 2.4, 5e6))]
-    fig = error_vs_size_figure(Results(rows), series_fits(Results(rows)))
+    fig = error_vs_size_figure(Results(rows), {"mae": series_fits(Results(rows))})
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:

@@ -43,7 +43,7 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     sizes = {m: size_results(results, m) for m in metrics}
     fits = {m: series_fits(results, m) for m in metrics}
     save(error_vs_size_figure(results, fits), out / "mae_vs_params.png")
-    save(gain_vs_size_figure(results, metric), out / "gain_vs_params.png")
+    save(gain_vs_size_figure(results, tuple(metrics)), out / "gain_vs_params.png")
     save(error_vs_latency_figure(results, metric), out / "mae_vs_latency.png")
     summary = out / "summary.md"
     summary.write_text(markdown_summary(results, sizes, fits, metric))

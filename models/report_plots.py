@@ -170,8 +170,9 @@ def error_vs_size_figure(results: Results, fits: dict[str, dict[tuple[str, str],
     return _finish(fig)
 
 
-def gain_vs_size_figure(results: Results, metric: str = "mae"):
-    """One panel per distillation strategy: relative gain over scratch vs size, one series per family."""
+def gain_vs_size_figure(results: Results, metrics: tuple[str, ...] = ("mae",)):
+    """One row per metric, one panel per distillation strategy: relative gain over scratch vs size,
+    one series per family (the ResNet-vs-MLP claim)."""
     from models.repeats import per_repeat
 
     plt = _pyplot()
@@ -179,32 +180,29 @@ def gain_vs_size_figure(results: Results, metric: str = "mae"):
     strategies = [s for s in results.strategies() if s != "scratch"]
     if not strategies:
         return None
-    cols = 2 if len(strategies) > 1 else 1
-    rows = int(np.ceil(len(strategies) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.0 * rows), squeeze=False, sharey=True)
-    for ax, strategy in zip(axes.flat, strategies):
-        for family in results.families:
-            colour, marker = FAMILY_STYLE.get(family, OTHER)
-            xs, means = [], []
-            for size in results.sizes(family):
-                mine, base = per_repeat(results.runs(size, strategy), metric), per_repeat(results.runs(size, "scratch"), metric)
-                shared = sorted(set(mine) & set(base))
-                if not shared:
-                    continue
-                gains = [100 * (base[u] - mine[u]) / base[u] for u in shared]
-                xs.append(size.params)
-                means.append(np.mean(gains))
-                ax.scatter([size.params] * len(gains), gains, s=10, color=colour, alpha=0.35, linewidths=0)
-            if xs:
-                ax.plot(xs, means, marker=marker, color=colour, markersize=7, markeredgecolor="white", label=family)
-        ax.axhline(0, color="#555555", linewidth=1)
-        _size_axis(ax)
-        ax.set_title(f"{strategy} ({results.reference_teacher}) vs scratch")
-        ax.set_xlabel("student parameters")
-        ax.set_ylabel("gain over scratch (% of its MAE)")
-        ax.legend(fontsize=8, loc="best")
-    for ax in list(axes.flat)[len(strategies):]:
-        ax.set_visible(False)
+    fig, axes = plt.subplots(len(metrics), len(strategies), figsize=(4.2 * len(strategies), 3.9 * len(metrics)), squeeze=False, sharey="row")
+    for row, metric in zip(axes, metrics):
+        for ax, strategy in zip(row, strategies):
+            for family in results.families:
+                colour, marker = FAMILY_STYLE.get(family, OTHER)
+                xs, means = [], []
+                for size in results.sizes(family):
+                    mine, base = per_repeat(results.runs(size, strategy), metric), per_repeat(results.runs(size, "scratch"), metric)
+                    shared = sorted(set(mine) & set(base))
+                    if not shared:
+                        continue
+                    gains = [100 * (base[u] - mine[u]) / base[u] for u in shared]
+                    xs.append(size.params)
+                    means.append(np.mean(gains))
+                    ax.scatter([size.params] * len(gains), gains, s=10, color=colour, alpha=0.35, linewidths=0)
+                if xs:
+                    ax.plot(xs, means, marker=marker, color=colour, markersize=7, markeredgecolor="white", label=family)
+            ax.axhline(0, color="#555555", linewidth=1)
+            _size_axis(ax)
+            ax.set_title(f"{strategy} ({results.reference_teacher}) vs scratch, {METRIC_LABELS.get(metric, metric).split(', ')[-1]}", fontsize=10)
+            ax.set_xlabel("student parameters")
+            ax.set_ylabel(f"gain over scratch (% of its {METRIC_LABELS.get(metric, metric)})", fontsize=8)
+            ax.legend(fontsize=8, loc="best")
     fig.text(0.5, 0.005, "positive: the distilled student's error is lower; markers: mean over shared repeats, dots: single repeats",
              ha="center", fontsize=7, color="#444444")
     return _finish(fig)

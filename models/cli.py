@@ -3,7 +3,7 @@
   ppg-distill train-teacher --size T1
   ppg-distill distill --strategy soft --student resnet:16x2 --teacher T1
   ppg-distill sweep --strategies scratch,hard,soft,dkd,feature --families resnet,mlp --teachers T1
-  ppg-distill report --results results/sweep.jsonl --out results/report
+  ppg-distill report --results results/sweep.jsonl --out results/report --readme README.md
   ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out models/student.onnx
 """
 
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--dalia", type=Path, default=None, help="PPG-DaLiA folder with S*.pkl subjects, added to the study")
     common.add_argument("--folds", type=int, default=4, help="subject-wise folds (12 = leave one subject out; default 4)")
     common.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and teacher checkpoints")
+    common.add_argument("--threads", type=int, default=2, help="torch threads for training (default 2)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train-teacher", parents=[common], help="pre-train a 1D-ResNet teacher on synthetic data, fine-tune it per fold")
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     r.add_argument("--out", type=Path, default=Path("results/report"))
+    r.add_argument("--readme", type=Path, default=None, help="also write the 'Against the paper' section into this README, between its markers")
     return p
 
 
@@ -122,7 +124,7 @@ def _run_config(args, data, family, width, depth, strategy, teacher):
     if args.mix_synthetic < 0:
         raise UsageError("--mix-synthetic must be 0 or more")
     return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed,
-                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic)
+                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds))
 
 
 def cmd_train_teacher(args) -> int:
@@ -130,7 +132,7 @@ def cmd_train_teacher(args) -> int:
 
     data = _data(args)
     corpus = pretraining_corpus(args.pretrain_recordings, args.pretrain_duration, args.cache)
-    train_teacher(args.size, data, corpus, args.pretrain_epochs, args.finetune_epochs, [*range(args.folds), "all"], args.cache)
+    train_teacher(args.size, data, corpus, args.pretrain_epochs, args.finetune_epochs, [*range(args.folds), "all"], args.cache, threads=args.threads)
     row = teacher_row(args.size, data, args.cache)
     if row["key"] not in completed_keys(args.results):
         append_result(args.results, row)
@@ -144,7 +146,7 @@ def cmd_distill(args) -> int:
 
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
-    row = run_cv(run, data, args.cache, progress=True)
+    row = run_cv(run, data, args.cache, progress=True, threads=args.threads)
     append_result(args.results, row)
     print(json.dumps(row))
     return 0
@@ -170,17 +172,20 @@ def cmd_sweep(args) -> int:
     todo = [r for r in runs if r.key not in done]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already in {args.results}")
     for run in tqdm(todo, desc="sweep"):
-        append_result(args.results, run_cv(run, data, args.cache))
+        append_result(args.results, run_cv(run, data, args.cache, threads=args.threads))
     return 0
 
 
 def cmd_report(args) -> int:
-    from models.report import load_results, render
+    from models.report import load_results, render, update_readme
 
     if not args.results.exists():
         raise UsageError(f"--results {args.results}: no such file (run ppg-distill sweep first)")
     summary = render(load_results(args.results), args.out)
-    print(summary.read_text())
+    text = summary.read_text()
+    if args.readme is not None:
+        update_readme(args.readme, text)
+    print(text)
     return 0
 
 

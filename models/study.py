@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +118,7 @@ def teacher_path(size: str, fold: int | str, data: "StudyData", cache: Path = DE
 
 
 def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epochs: int, finetune_epochs: int,
-                  folds: list[int | str], cache: Path = DEFAULT_CACHE, progress: bool = True) -> None:
+                  folds: list[int | str], cache: Path = DEFAULT_CACHE, progress: bool = True, threads: int = 2) -> None:
     """Pre-train on the synthetic corpus once, then fine-tune per fold ('all' = every subject)."""
     width, depth = TEACHER_SIZES[size]
     base = cache / "teachers" / f"{size}-pretrained.pt"  # synthetic pre-training is shared by every data set
@@ -126,7 +126,7 @@ def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epoc
         model, _ = load_checkpoint(base)
     else:
         model = build("resnet", TRAINING_SPEC, width, depth, seed=0)
-        history = train_model(model, pretrain, TrainConfig(epochs=pretrain_epochs, lr=2e-3), progress=progress)
+        history = train_model(model, pretrain, TrainConfig(epochs=pretrain_epochs, lr=2e-3, threads=threads), progress=progress)
         save_checkpoint(base, model, {"stage": "pretrained", "windows": len(pretrain), "history": history})
     for fold in folds:
         out = teacher_path(size, fold, data, cache)
@@ -134,7 +134,7 @@ def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epoc
             continue
         tuned, _ = load_checkpoint(base)
         train_set = data.labelled if fold == "all" else data.split(int(fold))[0]
-        history = train_model(tuned, train_set, TrainConfig(epochs=finetune_epochs, lr=1e-3), progress=progress)
+        history = train_model(tuned, train_set, TrainConfig(epochs=finetune_epochs, lr=1e-3, threads=threads), progress=progress)
         info = {"stage": "fine-tuned", "fold": str(fold), "subjects": sorted(set(train_set.subject.tolist())), "history": history}
         if fold != "all":
             info["held_out"] = evaluate(tuned, data.split(int(fold))[1])
@@ -175,16 +175,22 @@ class RunConfig:
     params: tuple[tuple[str, float], ...] = ()
     data: str = "ieee"
     mix: int = 0  # synthetic recordings (300 s each) added to every fold's training set
+    folds: int = 4  # subject-wise folds of the evaluation (12 = leave one subject out)
 
     @property
     def key(self) -> str:
         p = ",".join(f"{k}={v:g}" for k, v in self.params)
-        suffix = ("" if self.data == "ieee" else f"|{self.data}") + (f"|mix{self.mix}" if self.mix else "")
+        split = "" if self.folds == 4 else f"|k{self.folds}"  # the default split keeps the keys of earlier results
+        suffix = split + ("" if self.data == "ieee" else f"|{self.data}") + (f"|mix{self.mix}" if self.mix else "")
         return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}{suffix}"
 
 
-def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progress: bool = False) -> dict:
-    """Cross-validate one student configuration; returns the result row (metrics + costs + config)."""
+def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progress: bool = False, threads: int = 2) -> dict:
+    """Cross-validate one student configuration; returns the result row (metrics + costs + config).
+
+    Besides the metrics pooled over every held-out window, the row keeps each fold's MAE (`per_fold`),
+    so the report can show the spread over folds as well as over seeds."""
+    run = replace(run, folds=len(data.folds))  # the key names the split the data really has
     strategy_params = dict(run.params)
     started = time.perf_counter()
     estimates, synthetic_estimates = [], []
@@ -201,7 +207,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
             teacher_model, _ = load_checkpoint(teacher_path(run.teacher, fold, data, cache))
             teacher = TeacherOutputs.compute(teacher_model, train_set.x, with_features=strategy.needs_features)
         model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed + fold)
-        train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold), strategy, teacher, progress=progress)
+        train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold, threads=threads), strategy, teacher, progress=progress)
         estimates.append((evaluate(model, test_set), len(test_set)))
         synthetic_estimates.append((evaluate(model, synthetic_held_out), 1))
     total, metrics = pool_folds(estimates)
@@ -213,6 +219,8 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         "mae_synthetic": synthetic["mae"], "mae_synthetic_untracked": synthetic["mae_untracked"],
         "strategy_params": {**build_strategy(run.strategy, **strategy_params).params},
         "folds": len(data.folds), "windows": total, "params": n_parameters(model), **metrics, **costs,
+        "per_fold": [{"held_out": [str(s) for s in data.folds[f]], "windows": n, "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
+                     for f, (m, n) in enumerate(estimates)],
         "train_s": round(time.perf_counter() - started, 1),
     }
 

@@ -4,26 +4,15 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
 
-from models.report import best_form, fit_scaling, render  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "models.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
-
-
-def test_scaling_fit_recovers_a_known_law_and_prefers_the_right_form():
-    n = np.geomspace(1e3, 5e5, 7)
-    fits = fit_scaling(n, 9.0 * n**-0.35 + 1.2)
-    assert best_form(fits) == "power+floor"
-    np.testing.assert_allclose(fits["power+floor"]["coef"], [9.0, 0.35, 1.2], rtol=1e-3)
-    log_fits = fit_scaling(n, 6.0 - 0.4 * np.log(n))
-    assert best_form(log_fits) == "log-linear"
 
 
 def _rows():
@@ -35,17 +24,6 @@ def _rows():
                 rows.append({"key": f"{strategy}{family}{w}", "strategy": strategy, "family": family, "width": w, "depth": d,
                              "teacher": None if strategy == "scratch" else "T1", "params": p, "mae": mae, "latency_us": 20 + p / 1000})
     return rows
-
-
-def test_report_renders_plots_and_a_summary_naming_the_winner(tmp_path):
-    teacher = {"key": "teacher|T1", "strategy": "teacher", "family": "resnet", "width": 144, "depth": 8, "teacher": "T1",
-               "params": 1_000_000, "mae": 1.9, "mae_untracked": 3.1, "latency_us": 900.0}
-    summary = render(_rows() + [teacher], tmp_path).read_text()
-    assert "| T1 | 1,000,000 | 1.90 | 3.10 | 900 |" in summary
-    assert (tmp_path / "mae_vs_params.png").stat().st_size > 10_000
-    assert (tmp_path / "mae_vs_latency.png").stat().st_size > 10_000
-    assert "| resnet | 16x2 (3,489) |" in summary and "soft (T1) | +0.40 |" in summary
-    assert "| mlp | dkd | T1 | +0.20 |" in summary
 
 
 def test_report_command_on_a_results_file(tmp_path):
@@ -66,23 +44,19 @@ def test_report_command_on_a_results_file(tmp_path):
         (["distill", "--ieee", "none"], "--ieee none needs --dalia DIR"),
         (["report", "--results", "{tmp}/none.jsonl"], "no such file"),
         (["distill", "--set", "alpha"], "expected NAME=NUMBER"),
+        (["report", "--results", "results/sweep.jsonl", "--out", "{tmp}/rep", "--readme", "{tmp}/README.md"], "markers"),
     ],
 )
 def test_mistakes_are_one_line(tmp_path, args, message):
+    (tmp_path / "README.md").write_text("# a README without the report's markers\n")
     out = _cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ppg-distill: error:") and message in lines[0], out.stderr
 
 
-def test_report_averages_seeds_and_sets_the_synthetic_mix_apart(tmp_path):
-    def row(strategy, seed, mae, mix=0, syn=None):
-        return {"key": f"{strategy}{seed}{mix}", "strategy": strategy, "family": "resnet", "width": 16, "depth": 2, "teacher": None if strategy == "scratch" else "T3",
-                "epochs": 30, "seed": seed, "mix": mix, "params": 3489, "mae": mae, "mae_synthetic": syn, "latency_us": 50.0, "strategy_params": {}}
+def test_run_keys_name_the_fold_split_except_the_default_one():
+    from models.study import RunConfig
 
-    rows = [row("scratch", 0, 2.3, syn=3.5), row("scratch", 1, 2.4, syn=3.4), row("scratch", 2, 2.5, syn=3.6),
-            row("dkd", 0, 2.0, syn=3.0), row("scratch", 0, 2.45, mix=20, syn=1.6), row("scratch", 1, 2.55, mix=20, syn=1.8)]
-    summary = render(rows, tmp_path).read_text()
-    assert "| resnet | 16x2 (3,489) | 2.40 | 2.00 | dkd (T3) | +0.40 |" in summary  # scratch = mean of 3 seeds; mix rows left out
-    assert "| resnet | 16x2 (3,489) | scratch (-) | 0 | 3 | 2.40 ± 0.10 |" in summary
-    assert "| resnet | 16x2 (3,489) | scratch (-) | 20 | 2 | 2.40 → 2.50 | 3.50 → 1.70 |" in summary
+    assert RunConfig("scratch", "resnet", 8, 2, None).key == "scratch|resnet:8x2|-|e30|s0|"  # as in earlier results files
+    assert RunConfig("dkd", "resnet", 8, 2, "T1", seed=1, folds=12).key == "dkd|resnet:8x2|T1|e30|s1||k12"

@@ -198,6 +198,12 @@ class Runtime:
         self._stopping = True
         self._wake.set()
 
+    def finish_all(self) -> None:
+        """Shutting down: every device leaves after its queued chunks, then the run loop ends."""
+        for device in list(self.table.devices):
+            self.finish_device(device)
+        self.stop()
+
     def tick(self) -> None:
         """One scheduling round over every device with queued chunks."""
         for state in list(self._ready):

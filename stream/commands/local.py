@@ -210,9 +210,7 @@ async def run_replay(args: argparse.Namespace) -> int:
 
         _, interrupted = await until_done_or_interrupted(all_sources())
         if runtime is not None:
-            for device in list(runtime.table.devices):
-                runtime.finish_device(device)
-            runtime.stop()
+            runtime.finish_all()
             await runtime_task
             fields = runtime.summary(time.perf_counter() - t_start).as_log_fields()
         else:

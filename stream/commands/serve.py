@@ -125,9 +125,7 @@ async def run(args: argparse.Namespace) -> int:
 
         _, interrupted = await until_done_or_interrupted(service_loop())
         await subscriber.close()
-        for device in list(runtime.table.devices):
-            runtime.finish_device(device)
-        runtime.stop()
+        runtime.finish_all()
         await runtime_task
         fields = {**runtime.summary(time.perf_counter() - t_start).as_log_fields(), **ingest.counts(), "mqtt_messages": subscriber.received}
         fields.pop("mae_bpm", None), fields.pop("mae_untracked_bpm", None)

@@ -142,9 +142,7 @@ async def run_nats(args: argparse.Namespace) -> int:
 
             _, interrupted = await until_done_or_interrupted(service_loop())
             await worker.leave()
-            for device in list(runtime.table.devices):
-                runtime.finish_device(device)
-            runtime.stop()
+            runtime.finish_all()
             await runtime_task
             fields = {**runtime.summary(time.perf_counter() - t_start).as_log_fields(), **ingest.counts(), **worker.counts(),
                       "rebuilt_windows": runtime.rebuilt_windows, "hr_stored": hr.delivered, "hr_republished": hr.republished}

@@ -296,9 +296,10 @@ class PmdSource:
         if deadline is None:
             return await self.conn.events.get()
         wall_s = max(0.0, (deadline - self.conn.now()) / self.speed)
-        try:
-            return await asyncio.wait_for(self.conn.events.get(), wall_s)
-        except asyncio.TimeoutError:
+        try:  # not wait_for: on 3.11 it drops a Ctrl-C that lands as an event arrives (see stream/tasks.py)
+            async with asyncio.timeout(wall_s):
+                return await self.conn.events.get()
+        except TimeoutError:
             return None
 
     def summary_fields(self) -> dict[str, int]:

@@ -5,6 +5,7 @@ the advertised one, a PPG frame type nobody decodes. The device is the scripted 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -277,6 +278,29 @@ async def test_a_frame_already_queued_when_the_watchdog_is_due_is_data_not_silen
     assert chunk.group == PPG and len(chunk.t) == 2
     assert source.silence_restarts == 0 and not any(e.startswith("write 03") for e in device.log)
     await chunks.aclose()
+    await conn.close(source.teardown)
+
+
+async def test_a_host_stall_longer_than_the_watchdog_allows_does_not_restart_a_stream_that_flows():
+    """The host freezes (load, swap, GC) past the watchdog's deadline while frames keep coming: when it wakes,
+    the frame due before the deadline and the deadline are handled in one turn of the loop. The frame is data,
+    not silence (before: the measurement was restarted and the samples around it lost, 1 run in 30 under load)."""
+    configure_logging()
+    device = _device(10.0)
+    backend = FakeBackend(device, time_scale=5.0)
+    conn = BleConnection(backend, ADDRESS)
+    await conn.find(1.0)
+    source = await open_device_stream(conn, "dev", backend.time_scale)
+    stall_wall_s = 1.0  # 5 s of device time: more than the 2 s of silence the watchdog allows a flowing stream
+    stalled_at = None
+    async for _ in source.chunks():
+        if stalled_at is None and backend.now() > 3.0:
+            stalled_at = backend.now()
+            asyncio.get_running_loop().call_soon(time.sleep, stall_wall_s)  # blocks the whole loop, radio included
+        if backend.now() > 9.0:
+            break
+    assert stalled_at is not None and source.silence_restarts == 0 and source.silence_reconnects == 0
+    assert not any(e.startswith("write 03") for e in device.log)  # no stop sent to the device
     await conn.close(source.teardown)
 
 

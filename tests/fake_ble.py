@@ -203,6 +203,10 @@ class FakeClient:
     async def stop_notify(self, uuid: str) -> None:
         self.callbacks.pop(uuid, None)
 
+    def notify(self, uuid: str, payload: bytes) -> None:
+        """The radio hands over one notification now, as the stack does: the subscriber's callback, in the loop."""
+        self.callbacks[uuid](None, bytearray(payload))
+
     # --- the device's behaviour ---
     def _need_connection(self) -> None:
         if not self.is_connected:

@@ -19,6 +19,7 @@ from stream.backoff import Backoff
 from stream.ble.connection import DATA, BleConnection
 from stream.ble.device_stream import ble_device_id
 from stream.logs import configure_logging
+from stream.tasks import cancel_and_wait
 from tests.conftest import Collector
 from tests.fake_ble import FakeBackend, ScriptedDevice
 
@@ -53,7 +54,17 @@ async def _run_cli_until_device_finishes(backend: FakeBackend, argv: list[str], 
             break
         await asyncio.sleep(0.05)
     os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
-    return await asyncio.wait_for(task, 30)
+    return await _ended_by_ctrl_c(task)
+
+
+async def _ended_by_ctrl_c(task: asyncio.Task, timeout_s: float = 30.0) -> int:
+    """The CLI's exit status once Ctrl-C has stopped it. Not `wait_for(task)`: its cancel at the timeout would
+    look like a Ctrl-C to the CLI (exit 0) and hide one the CLI ignored behind later, stranger failures."""
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if task not in done:
+        await cancel_and_wait(task)
+        pytest.fail(f"the CLI ran on for {timeout_s:g} s after Ctrl-C")
+    return task.result()
 
 
 @pytest.mark.network
@@ -327,7 +338,7 @@ async def test_two_wearables_in_one_process(mosquitto_1883):
         await asyncio.wait([task, finished], timeout=90, return_when=asyncio.FIRST_COMPLETED)
         assert finished.done(), f"the CLI ended before the devices' scripts did: {task.result() if task.done() else 'timeout'}"
         os.kill(os.getpid(), signal.SIGINT)
-        rc = await asyncio.wait_for(task, 30)
+        rc = await _ended_by_ctrl_c(task)
         await asyncio.sleep(0.3)
     finally:
         await collector.stop()

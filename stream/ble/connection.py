@@ -156,8 +156,9 @@ class BleConnection:
         try:
             if teardown is not None and client.is_connected:
                 try:
-                    await asyncio.wait_for(teardown(client), TEARDOWN_TIMEOUT_S)
-                except (asyncio.TimeoutError, *self.backend.transient_errors, DeviceError, BleParseError) as e:
+                    async with asyncio.timeout(TEARDOWN_TIMEOUT_S):  # not wait_for: it may drop a cancel (3.11)
+                        await teardown(client)
+                except (TimeoutError, *self.backend.transient_errors, DeviceError, BleParseError) as e:
                     log.warning("could not stop the measurement on the device", device=self.address, error=f"{e.__class__.__name__}: {e}")
         finally:
             await _quietly(client.disconnect())
@@ -166,6 +167,7 @@ class BleConnection:
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:
     try:
-        await asyncio.wait_for(awaitable, STOP_TIMEOUT_S)
+        async with asyncio.timeout(STOP_TIMEOUT_S):  # not wait_for: it may drop a cancel (3.11)
+            await awaitable
     except Exception:  # noqa: BLE001 - tearing down a link that may already be gone
         pass

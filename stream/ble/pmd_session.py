@@ -94,9 +94,10 @@ class PmdControl:
         await self.client.write_gatt_char(PMD_CONTROL, command, response=True)
         params = b""
         while True:
-            try:
-                raw = await asyncio.wait_for(self._responses.get(), self.timeout_s)
-            except asyncio.TimeoutError:
+            try:  # not wait_for: on 3.11 it drops a Ctrl-C that lands as the answer arrives (see stream/tasks.py)
+                async with asyncio.timeout(self.timeout_s):
+                    raw = await self._responses.get()
+            except TimeoutError:
                 raise DeviceError(f"the device did not answer PMD command {command.hex(' ')} within {self.timeout_s:g} s") from None
             try:
                 response = parse_control_response(raw)

@@ -22,6 +22,10 @@ class UsageError(Exception):
     pass
 
 
+class ExportFailed(Exception):
+    """The command ran but its product is wrong (exit status 1, not a usage mistake's 2)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         raise UsageError(f"{message} (see ppg-distill --help)")
@@ -77,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--seed", type=int, default=0)
         d.add_argument("--set", action="append", metavar="NAME=VALUE", help="strategy hyperparameter, e.g. --set temperature=2")
         d.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to the student's training data (default 0)")
+        d.add_argument("--taper", choices=["hann", "rect"], default="hann", help="the spectral front end's window (default hann)")
         d.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
         if name == "export":
             d.add_argument("--out", type=Path, required=True)
@@ -91,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to every student's training data")
+    s.add_argument("--taper", choices=["hann", "rect"], default="hann", help="the spectral front end's window (default hann)")
     s.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
@@ -124,7 +130,7 @@ def _run_config(args, data, family, width, depth, strategy, teacher):
     if args.mix_synthetic < 0:
         raise UsageError("--mix-synthetic must be 0 or more")
     return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed,
-                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds))
+                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds), args.taper)
 
 
 def cmd_train_teacher(args) -> int:
@@ -192,11 +198,11 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     from models.architectures import build, n_parameters
     from models.checkpoint import load_checkpoint
-    from models.export import export
+    from models.export import ExportMismatch, export
     from models.losses import build_strategy
     from models.dataset import WindowSet
     from models.study import MIX_DURATION_S, completed_keys, onnx_file_costs, synthetic_mix, teacher_path
-    from models.targets import TRAINING_SPEC, student_spec
+    from models.targets import student_spec, training_spec
     from models.train import TeacherOutputs, TrainConfig, train_model
 
     data = _data(args)
@@ -207,7 +213,7 @@ def cmd_export(args) -> int:
     if strategy.needs_teacher:
         teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", data, args.cache))
         teacher = TeacherOutputs.compute(teacher_model, train_set.x, strategy.needs_features)
-    model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed)
+    model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed)
     train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed), strategy, teacher, progress=True)
     cv = {}
     if run.key in completed_keys(args.results):
@@ -227,8 +233,11 @@ def cmd_export(args) -> int:
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 (12 subjects) + PPG-DaLiA"}[data.name]
     mixed = f" + {run.mix} synthetic recordings of {MIX_DURATION_S:g} s" if run.mix else ""
     spec = student_spec(args.name, args.version, f"{sources}{mixed} + synthetic pre-training of the teacher",
-                        f"{run.family} student distilled with {run.strategy}", metadata)
-    diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
+                        f"{run.family} student distilled with {run.strategy}", metadata, taper=run.taper)
+    try:
+        diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
+    except ExportMismatch as e:
+        raise ExportFailed(str(e)) from None
     costs = onnx_file_costs(args.out)
     card = args.out.with_suffix(".md")
     card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff))
@@ -288,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"ppg-distill: error: {e}", file=sys.stderr)
         return 2
+    except ExportFailed as e:
+        print(f"ppg-distill: error: {e}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"ppg-distill: error: {e}", file=sys.stderr)
         return 2

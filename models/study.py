@@ -23,7 +23,7 @@ from models.architectures import TEACHER_SIZES, build, n_parameters
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.dataset import WindowSet, dalia_windows, ieee_windows, synthetic_windows, subject_folds
 from models.losses import build_strategy
-from models.targets import TRAINING_SPEC, student_spec
+from models.targets import TRAINING_SPEC, student_spec, training_spec
 from models.train import TeacherOutputs, TrainConfig, evaluate, train_model
 
 DEFAULT_CACHE = Path(".cache/ppg-distill")
@@ -176,12 +176,14 @@ class RunConfig:
     data: str = "ieee"
     mix: int = 0  # synthetic recordings (300 s each) added to every fold's training set
     folds: int = 4  # subject-wise folds of the evaluation (12 = leave one subject out)
+    taper: str = "hann"  # the spectral front end's window (hann, rect)
 
     @property
     def key(self) -> str:
         p = ",".join(f"{k}={v:g}" for k, v in self.params)
         split = "" if self.folds == 4 else f"|k{self.folds}"  # the default split keeps the keys of earlier results
         suffix = split + ("" if self.data == "ieee" else f"|{self.data}") + (f"|mix{self.mix}" if self.mix else "")
+        suffix += "" if self.taper == "hann" else f"|{self.taper}"
         return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}{suffix}"
 
 
@@ -206,7 +208,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         if strategy.needs_teacher:
             teacher_model, _ = load_checkpoint(teacher_path(run.teacher, fold, data, cache))
             teacher = TeacherOutputs.compute(teacher_model, train_set.x, with_features=strategy.needs_features)
-        model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed + fold)
+        model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed + fold)
         train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold, threads=threads), strategy, teacher, progress=progress)
         estimates.append((evaluate(model, test_set), len(test_set)))
         synthetic_estimates.append((evaluate(model, synthetic_held_out), 1))
@@ -215,7 +217,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     costs = onnx_costs(model)
     return {
         "key": run.key, "data": data.name, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,
-        "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed, "mix": run.mix,
+        "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed, "mix": run.mix, "taper": run.taper,
         "mae_synthetic": synthetic["mae"], "mae_synthetic_untracked": synthetic["mae_untracked"],
         "strategy_params": {**build_strategy(run.strategy, **strategy_params).params},
         "folds": len(data.folds), "windows": total, "params": n_parameters(model), **metrics, **costs,
@@ -236,7 +238,7 @@ def onnx_costs(model) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
-        export(model, student_spec("probe", "0", "-", "-"), path)
+        export(model, student_spec("probe", "0", "-", "-", taper=model.front.taper), path)
         return onnx_file_costs(path)
 
 

@@ -82,8 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--set", action="append", metavar="NAME=VALUE", help="strategy hyperparameter, e.g. --set temperature=2")
         d.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to the student's training data (default 0)")
         d.add_argument("--taper", choices=["hann", "rect"], default="hann", help="the spectral front end's window (default hann)")
+        d.add_argument("--activities", type=int, default=0, metavar="N",
+                       help="add N synthetic 240 s recordings of each activity scenario (arm exercise, boxing, ...) to the training data")
         d.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
         if name == "export":
+            d.add_argument("--calibrate", action="store_true",
+                           help="divide the logits by the temperature fitted on the held-out windows of this configuration's CV row")
             d.add_argument("--out", type=Path, required=True)
             d.add_argument("--name", default="student")
             d.add_argument("--version", default="1.0")
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to every student's training data")
     s.add_argument("--taper", choices=["hann", "rect"], default="hann", help="the spectral front end's window (default hann)")
+    s.add_argument("--activities", type=int, default=0, metavar="N", help="add N synthetic recordings of each activity scenario")
     s.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
@@ -129,8 +134,10 @@ def _run_config(args, data, family, width, depth, strategy, teacher):
         raise UsageError(str(e)) from None
     if args.mix_synthetic < 0:
         raise UsageError("--mix-synthetic must be 0 or more")
+    if args.activities < 0:
+        raise UsageError("--activities must be 0 or more")
     return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed,
-                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds), args.taper)
+                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds), args.taper, args.activities)
 
 
 def cmd_train_teacher(args) -> int:
@@ -201,37 +208,45 @@ def cmd_export(args) -> int:
     from models.export import ExportMismatch, export
     from models.losses import build_strategy
     from models.dataset import WindowSet
-    from models.study import MIX_DURATION_S, completed_keys, onnx_file_costs, synthetic_mix, teacher_path
+    from models.calibration import apply_temperature
+    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, activity_mix, completed_keys, onnx_file_costs, synthetic_mix, teacher_path
     from models.targets import student_spec, training_spec
     from models.train import TeacherOutputs, TrainConfig, train_model
 
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
     strategy = build_strategy(run.strategy, **dict(run.params))
-    train_set = data.labelled if not run.mix else WindowSet.concat([data.labelled, synthetic_mix(run.mix, args.cache)])
-    teacher = None
-    if strategy.needs_teacher:
-        teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", data, args.cache))
-        teacher = TeacherOutputs.compute(teacher_model, train_set.x, strategy.needs_features)
-    model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed)
-    train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed), strategy, teacher, progress=True)
+    extras = ([synthetic_mix(run.mix, args.cache)] if run.mix else []) + ([activity_mix(run.activities, args.cache)] if run.activities else [])
+    train_set = WindowSet.concat([data.labelled, *extras])
     cv = {}
     if run.key in completed_keys(args.results):
         from models.report import load_results
 
         cv = next(r for r in load_results(args.results) if r["key"] == run.key)
+    if args.calibrate and "temperature" not in cv:
+        raise UsageError(f"--calibrate needs this configuration's CV row with a temperature in {args.results}: run ppg-distill distill with the same options first")
+    teacher = None
+    if strategy.needs_teacher:
+        teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", data, args.cache))
+        teacher = TeacherOutputs.compute(teacher_model, train_set.x, strategy.needs_features)
+    model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed)
+    train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed, threads=args.threads), strategy, teacher, progress=True)
+    temperature = float(cv["temperature"]) if args.calibrate else 1.0
+    apply_temperature(model, temperature)
     metadata = {
         "strategy": run.strategy, "teacher": run.teacher or "none", "architecture": f"{run.family}:{run.width}x{run.depth}",
         "parameters": str(n_parameters(model)), "strategy_params": json.dumps(strategy.params), "epochs": str(run.epochs),
-        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked", "mae_synthetic") if k in cv}),
-        "synthetic_mix": str(run.mix),
+        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked", "mae_synthetic", "mae_scenarios", "ece",
+                                             "ece_calibrated", "mae_calibrated") if k in cv}),
+        "synthetic_mix": str(run.mix), "activities": str(run.activities), "temperature": f"{temperature:.4g}",
         "licence_training_data": "; ".join(
             ([] if data.name == "dalia" else ["IEEE SPC 2015: academic research only (copyright with its authors)"])
             + ([] if data.name == "ieee" else ["PPG-DaLiA: the terms of its publisher (UCI Machine Learning Repository)"])),
         "data": data.name,
     }
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 (12 subjects) + PPG-DaLiA"}[data.name]
-    mixed = f" + {run.mix} synthetic recordings of {MIX_DURATION_S:g} s" if run.mix else ""
+    mixed = (f" + {run.mix} synthetic recordings of {MIX_DURATION_S:g} s" if run.mix else "") + (
+        f" + {run.activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario" if run.activities else "")
     spec = student_spec(args.name, args.version, f"{sources}{mixed} + synthetic pre-training of the teacher",
                         f"{run.family} student distilled with {run.strategy}", metadata, taper=run.taper)
     try:

@@ -263,7 +263,7 @@ def cmd_export(args) -> int:
 
 def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float) -> str:
     """The model card shipped beside an exported student (everything a user needs to trust or replace it)."""
-    from models.study import MIX_DURATION_S, SYNTHETIC_TEST
+    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, SCENARIO_TEST, SYNTHETIC_TEST
 
     where = {"ieee": "the 12 IEEE SPC 2015 recordings", "dalia": "the PPG-DaLiA subjects", "ieee+dalia": "the IEEE SPC 2015 and PPG-DaLiA subjects"}[metadata["data"]]
     cv_line = (f"{cv['folds']}-fold subject-wise CV on {where} ({cv['windows']} windows): "
@@ -272,33 +272,59 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     if cv.get("mae_synthetic") is not None:
         cv_line += (f"; on {SYNTHETIC_TEST[0]} held-out synthetic recordings (HR 45-185 bpm, mixed motion) MAE "
                     f"{cv['mae_synthetic']:.2f} bpm with tracking ({cv['mae_synthetic_untracked']:.2f} window by window)")
+    if cv.get("scenarios"):
+        per_kind = ", ".join(f"{k.replace('_', ' ')} {m['mae']:.2f} ({m['mae_untracked']:.2f}" + (f"; ECE {m['ece']:.2f})" if "ece" in m else ")")
+                             for k, m in sorted(cv["scenarios"].items()))
+        cv_line += (f"; on held-out activity scenarios ({SCENARIO_TEST[0]} recordings of {SCENARIO_TEST[1]:g} s per activity, another seed than "
+                    f"training), MAE tracked (window by window{'; ECE of the confidence' if 'ece' in next(iter(cv['scenarios'].values())) else ''}): {per_kind}")
+    temperature = float(metadata.get("temperature", "1"))
+    calibration = ""
+    if cv.get("ece") is not None:
+        calibration = (f"\n- **Confidence**: the published confidence is the probability mass within ±5 bpm. On the held-out windows its "
+                       f"expected calibration error is {cv['ece']:.3f} as trained, {cv['ece_calibrated']:.3f} after a temperature "
+                       f"cross-fitted over the folds (T = {cv['temperature']:.2f}; tracked MAE with it {cv['mae_calibrated']:.2f} bpm). "
+                       + (f"This file has T = {temperature:.3g} baked into its last layer (logits divided by T)." if temperature != 1.0
+                          else "This file is not temperature-scaled."))
     has_teacher = metadata["teacher"] != "none"
     teacher_text = "; the teacher was pre-trained on the project's synthetic corpus" if has_teacher else ""
     reproduce = f"`ppg-distill train-teacher --size {metadata['teacher']}` then\n  " if has_teacher else ""
     teacher_arg = f" --teacher {metadata['teacher']}" if has_teacher else ""
     mix = int(metadata.get("synthetic_mix", "0"))
+    activities = int(metadata.get("activities", "0"))
     mix_text = f" plus {mix} synthetic recordings of {MIX_DURATION_S:g} s from the project's generator" if mix else ""
+    if activities:
+        mix_text += (f" and {activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario (arm exercise, boxing, "
+                     "walking, stairs, aperiodic motion, rest with irregular beats: `replay/activity.py`)")
     limits = ("12 running subjects of one data set (reference HR 69-177 bpm); the synthetic recordings widen the HR range to "
-              "45-185 bpm, but real data below 69 or above 177 bpm was never seen." if mix else
+              "45-185 bpm, but real data below 69 or above 177 bpm was never seen." if mix or activities else
               "12 running subjects of one data set, reference HR 69-177 bpm (±10 % time-stretch widens that to about "
               "62-195 bpm): lower or higher rates are outside what it learnt.")
+    if activities:
+        limits += " Arm exercise, boxing, everyday activity and irregular rhythms were seen only as synthetic recordings."
+    taper = spec.taper
+    flags = (f" --mix-synthetic {mix}" if mix else "") + (f" --activities {activities}" if activities else "") + (
+        f" --taper {taper}" if taper != "hann" else "")
+    calibrate = " --calibrate" if temperature != 1.0 else ""
+    distill_first = (f"`ppg-distill distill --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{flags}` "
+                     "(the CV row the temperature comes from), then\n  " if calibrate else "")
     return f"""# Model card: {spec.name}@{spec.version} (`{filename}`)
 
 - **Task**: heart rate from one 8 s window of wrist PPG + 3-axis accelerometer at {spec.fs:g} Hz, as logits over
   {len(spec.bins_bpm)} one-bpm bins ({spec.bins_bpm[0]:g}-{spec.bins_bpm[-1]:g} bpm); the ppg-stream runtime tracks them causally.
-- **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres, computed in the graph);
-  {int(metadata['parameters']):,} trainable parameters.
+- **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres with a {"rectangular" if taper == "rect" else "Hann"}
+  taper, computed in the graph; metadata `taper` = `{taper}`); {int(metadata['parameters']):,} trainable parameters.
 - **Training**: strategy `{metadata['strategy']}` ({metadata['strategy_params']}), teacher {metadata['teacher']},
   {metadata['epochs']} epochs, on all of {where}{mix_text}{teacher_text}.
-- **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.
+- **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.{calibration}
 - **Cost**: {costs['onnx_bytes']:,} bytes of ONNX; {costs['latency_us']:.0f} µs per window in onnxruntime on one thread
-  (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits.
+  (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits
+  (the export fails above 1e-2).
 - **Preprocessing** (in the metadata, applied by the runtime): band-pass {spec.bandpass_hz[0]:g}-{spec.bandpass_hz[1]:g} Hz order
   {spec.bandpass_order}, resampling to {spec.fs:g} Hz, PPG standardised per window, accelerometer in g.
 - **Limits**: {limits} Not validated on other activities, skin tones or devices.
   Not a medical device.
 - **Licence of the training data**: {metadata['licence_training_data']}. The synthetic data is the project's own.
-- **Reproduce**: {reproduce}`ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{f" --mix-synthetic {mix}" if mix else ""} --out {filename}`.
+- **Reproduce**: {reproduce}{distill_first}`ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{flags}{calibrate} --out {filename}`.
 """
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from models.architectures import TEACHER_SIZES, build, n_parameters
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.calibration import cross_fitted
+from models.calibration import confidence_and_correct, cross_fitted, expected_calibration_error
 from models.dataset import WindowSet, activity_windows, dalia_windows, ieee_windows, synthetic_windows, subject_folds
 from models.losses import build_strategy
 from models.targets import TRAINING_SPEC, student_spec, training_spec
@@ -230,6 +230,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     scenarios = scenario_test(cache)
     scenario_kind = activity_of(scenarios.subject)
     scenario_estimates: dict[str, list] = {kind: [] for kind in ACTIVITIES}
+    scenario_calibration = {kind: ([], []) for kind in ACTIVITIES}  # confidence, within ±5 bpm
     model = None
     for fold in range(len(data.folds)):
         train_set, test_set = data.split(fold)
@@ -251,9 +252,13 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         for kind in ACTIVITIES:
             sel = scenario_kind == kind
             scenario_estimates[kind].append((evaluate_probabilities(scenario_probs[sel], scenarios.select(sel)), 1))
+            for into, values in zip(scenario_calibration[kind], confidence_and_correct(scenario_probs[sel], scenarios.hr_bpm[sel])):
+                into.append(values)
     total, metrics = pool_folds(estimates)
     _, synthetic = pool_folds(synthetic_estimates)
-    per_scenario = {kind: {k: v for k, v in pool_folds(e)[1].items() if k in ("mae", "mae_untracked")} for kind, e in scenario_estimates.items()}
+    per_scenario = {kind: {**{k: v for k, v in pool_folds(e)[1].items() if k in ("mae", "mae_untracked")},
+                           "ece": expected_calibration_error(*(np.concatenate(a) for a in scenario_calibration[kind]))}
+                    for kind, e in scenario_estimates.items()}
     costs = onnx_costs(model)
     return {
         "key": run.key, "data": data.name, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,

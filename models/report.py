@@ -39,6 +39,11 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     """Plots and `summary.md` into `out`; returns the summary's path."""
     out.mkdir(parents=True, exist_ok=True)
     results = Results(rows)
+    if not results.students:  # only recipe runs (e.g. a file of `distill --taper/--activities` rows): no study to fit
+        save(reliability_figure(recipe_groups(results)), out / "reliability.png")
+        summary = out / "summary.md"
+        summary.write_text("# Training recipes: summary\n\n" + (recipe_section(results) or "No runs with calibration records.\n"))
+        return summary
     metrics = [metric] + [m for m in SECOND_METRICS.get(metric, ()) if any(r.get(m) is not None for r in results.students)]
     sizes = {m: size_results(results, m) for m in metrics}
     fits = {m: series_fits(results, m) for m in metrics}

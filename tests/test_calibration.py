@@ -63,3 +63,18 @@ def test_a_baked_in_temperature_is_what_onnxruntime_serves(tmp_path):
     path = tmp_path / "t.onnx"
     export(model, student_spec("t", "0", "-", "-"), path, check_windows=x)
     np.testing.assert_allclose(InferenceEngine(path).run(x), plain / 2.5, atol=1e-3)
+
+
+def test_export_calibrate_without_a_cv_row_is_one_line(tmp_path, capsys):
+    from models.cli import main
+    from replay.synthetic import synthesize, write_synthetic_dalia
+
+    dalia = tmp_path / "dalia"
+    dalia.mkdir()
+    for i in (1, 2):
+        write_synthetic_dalia(dalia / f"S{i}.pkl", synthesize(40, seed=80 + i), subject=f"S{i}", with_chest=False)
+    status = main(["export", "--ieee", "none", "--dalia", str(dalia), "--folds", "2", "--cache", str(tmp_path / "cache"), "--calibrate",
+                   "--results", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "s.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "--calibrate needs this configuration's CV row" in err[0], err
+    assert not (tmp_path / "s.onnx").exists()

@@ -254,3 +254,10 @@ def test_recipes_get_their_own_table_and_reliability_diagram_and_stay_out_of_the
     assert "| scratch resnet 16x2, rect, mix 20, act 2 | 1 | 1.20 / 3.20 |" in summary
     assert (tmp_path / "reliability.png").stat().st_size > 10_000
     assert Results(rows).students == [r for r in Results(rows).rows[:2]]  # recipes are not study runs
+
+
+def test_a_file_of_recipe_runs_only_renders_its_table(tmp_path):
+    a = {"count": [0] * 9 + [5], "confidence": [None] * 9 + [0.95], "accuracy": [None] * 9 + [0.9]}
+    summary = render([_recipe_run(0, "rect", 6, 1.2, 0.05, 0.04, a)], tmp_path).read_text()
+    assert summary.startswith("# Training recipes") and "| scratch resnet 16x2, rect, mix 20, act 6 | 1 | 1.20 / 3.20 |" in summary
+    assert (tmp_path / "reliability.png").exists()

@@ -3,6 +3,7 @@
     python benchmarks/bench_stream.py            # everything (IEEE comparison needs ../shared data
                                                  # and the [bench] extra: heartpy, neurokit2)
     python benchmarks/bench_stream.py --quick    # shorter recordings, fewer repeats
+    python benchmarks/bench_stream.py --throughput-only --also-model old.onnx   # a candidate student beside the default
 
 Measures: replay throughput at --speed max (no MQTT / MQTT to 127.0.0.1:1883) and per-window latency,
 process start → first message with a cold and a warm Numba cache, peak memory, Polar PMD frame decoding
@@ -73,7 +74,7 @@ async def run_pipeline(recording, chunk_s: float, mqtt: bool, model: str = "spec
     return wall, runtime.summary(wall)
 
 
-def bench_throughput(hours: float, repeats: int) -> None:
+def bench_throughput(hours: float, repeats: int, also: tuple[str, ...] = ()) -> None:
     syn = synthesize(hours * 3600, seed=1)
     from replay.recording import Recording, uniform_times
 
@@ -82,6 +83,7 @@ def bench_throughput(hours: float, repeats: int) -> None:
     rows = []
     # 32 s is the --speed max default; "student" is the default model
     configs = [(2.0, False, "student"), (8.0, False, "student"), (32.0, False, "student"), (32.0, False, "spectral"), (32.0, True, "student")]
+    configs[3:3] = [(32.0, False, model) for model in also]  # other models, same recording, same run
     for chunk_s, mqtt, model in configs:
         if mqtt and not broker_up():
             rows.append([f"{model}, chunk {chunk_s:g} s, MQTT QoS 1", "-", "-", "-", "no broker on 127.0.0.1:1883"])
@@ -259,11 +261,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-ieee", action="store_true")
+    parser.add_argument("--throughput-only", action="store_true", help="only the replay throughput table")
+    parser.add_argument("--also-model", action="append", default=[], metavar="PATH", help="an .onnx model measured beside the default student")
     args = parser.parse_args()
+    for path in args.also_model:
+        if not Path(path).is_file():
+            parser.error(f"--also-model {path}: no such file")
     import platform
 
     print(f"# ppg-stream benchmark — {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    bench_throughput(hours=0.5 if args.quick else 4.0, repeats=1 if args.quick else 3)
+    bench_throughput(hours=0.5 if args.quick else 4.0, repeats=1 if args.quick else 3, also=tuple(args.also_model))
+    if args.throughput_only:
+        return
     bench_startup(repeats=1 if args.quick else 3)
     bench_ble_decode(minutes=2 if args.quick else 20)
     if not args.skip_ieee:

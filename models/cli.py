@@ -22,6 +22,10 @@ class UsageError(Exception):
     pass
 
 
+class ExportFailed(Exception):
+    """The command ran but its product is wrong (exit status 1, not a usage mistake's 2)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         raise UsageError(f"{message} (see ppg-distill --help)")
@@ -77,8 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument("--seed", type=int, default=0)
         d.add_argument("--set", action="append", metavar="NAME=VALUE", help="strategy hyperparameter, e.g. --set temperature=2")
         d.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to the student's training data (default 0)")
+        d.add_argument("--taper", choices=["hann", "rect"], default="hann", help="the spectral front end's window (default hann)")
+        d.add_argument("--activities", type=int, default=0, metavar="N",
+                       help="add N synthetic 240 s recordings of each activity scenario (arm exercise, boxing, ...) to the training data")
         d.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
         if name == "export":
+            d.add_argument("--calibrate", action="store_true",
+                           help="divide the logits by the temperature fitted on the held-out windows of this configuration's CV row")
             d.add_argument("--out", type=Path, required=True)
             d.add_argument("--name", default="student")
             d.add_argument("--version", default="1.0")
@@ -91,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--mix-synthetic", type=int, default=0, metavar="N", help="add N synthetic 300 s recordings to every student's training data")
+    s.add_argument("--taper", choices=["hann", "rect"], default="hann", help="the spectral front end's window (default hann)")
+    s.add_argument("--activities", type=int, default=0, metavar="N", help="add N synthetic recordings of each activity scenario")
     s.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
@@ -123,8 +134,10 @@ def _run_config(args, data, family, width, depth, strategy, teacher):
         raise UsageError(str(e)) from None
     if args.mix_synthetic < 0:
         raise UsageError("--mix-synthetic must be 0 or more")
+    if args.activities < 0:
+        raise UsageError("--activities must be 0 or more")
     return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed,
-                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds))
+                     parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds), args.taper, args.activities)
 
 
 def cmd_train_teacher(args) -> int:
@@ -192,43 +205,54 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     from models.architectures import build, n_parameters
     from models.checkpoint import load_checkpoint
-    from models.export import export
+    from models.export import ExportMismatch, export
     from models.losses import build_strategy
     from models.dataset import WindowSet
-    from models.study import MIX_DURATION_S, completed_keys, onnx_file_costs, synthetic_mix, teacher_path
-    from models.targets import TRAINING_SPEC, student_spec
+    from models.calibration import apply_temperature
+    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, activity_mix, completed_keys, onnx_file_costs, synthetic_mix, teacher_path
+    from models.targets import student_spec, training_spec
     from models.train import TeacherOutputs, TrainConfig, train_model
 
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
     strategy = build_strategy(run.strategy, **dict(run.params))
-    train_set = data.labelled if not run.mix else WindowSet.concat([data.labelled, synthetic_mix(run.mix, args.cache)])
-    teacher = None
-    if strategy.needs_teacher:
-        teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", data, args.cache))
-        teacher = TeacherOutputs.compute(teacher_model, train_set.x, strategy.needs_features)
-    model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed)
-    train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed), strategy, teacher, progress=True)
+    extras = ([synthetic_mix(run.mix, args.cache)] if run.mix else []) + ([activity_mix(run.activities, args.cache)] if run.activities else [])
+    train_set = WindowSet.concat([data.labelled, *extras])
     cv = {}
     if run.key in completed_keys(args.results):
         from models.report import load_results
 
         cv = next(r for r in load_results(args.results) if r["key"] == run.key)
+    if args.calibrate and "temperature" not in cv:
+        raise UsageError(f"--calibrate needs this configuration's CV row with a temperature in {args.results}: run ppg-distill distill with the same options first")
+    teacher = None
+    if strategy.needs_teacher:
+        teacher_model, _ = load_checkpoint(teacher_path(run.teacher, "all", data, args.cache))
+        teacher = TeacherOutputs.compute(teacher_model, train_set.x, strategy.needs_features)
+    model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed)
+    train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed, threads=args.threads), strategy, teacher, progress=True)
+    temperature = float(cv["temperature"]) if args.calibrate else 1.0
+    apply_temperature(model, temperature)
     metadata = {
         "strategy": run.strategy, "teacher": run.teacher or "none", "architecture": f"{run.family}:{run.width}x{run.depth}",
         "parameters": str(n_parameters(model)), "strategy_params": json.dumps(strategy.params), "epochs": str(run.epochs),
-        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked", "mae_synthetic") if k in cv}),
-        "synthetic_mix": str(run.mix),
+        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked", "mae_synthetic", "mae_scenarios", "ece",
+                                             "ece_calibrated", "mae_calibrated") if k in cv}),
+        "synthetic_mix": str(run.mix), "activities": str(run.activities), "temperature": f"{temperature:.4g}",
         "licence_training_data": "; ".join(
             ([] if data.name == "dalia" else ["IEEE SPC 2015: academic research only (copyright with its authors)"])
             + ([] if data.name == "ieee" else ["PPG-DaLiA: the terms of its publisher (UCI Machine Learning Repository)"])),
         "data": data.name,
     }
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 (12 subjects) + PPG-DaLiA"}[data.name]
-    mixed = f" + {run.mix} synthetic recordings of {MIX_DURATION_S:g} s" if run.mix else ""
+    mixed = (f" + {run.mix} synthetic recordings of {MIX_DURATION_S:g} s" if run.mix else "") + (
+        f" + {run.activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario" if run.activities else "")
     spec = student_spec(args.name, args.version, f"{sources}{mixed} + synthetic pre-training of the teacher",
-                        f"{run.family} student distilled with {run.strategy}", metadata)
-    diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
+                        f"{run.family} student distilled with {run.strategy}", metadata, taper=run.taper)
+    try:
+        diff = export(model, spec, args.out, check_windows=data.labelled.x[:256])
+    except ExportMismatch as e:
+        raise ExportFailed(str(e)) from None
     costs = onnx_file_costs(args.out)
     card = args.out.with_suffix(".md")
     card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff))
@@ -239,7 +263,7 @@ def cmd_export(args) -> int:
 
 def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float) -> str:
     """The model card shipped beside an exported student (everything a user needs to trust or replace it)."""
-    from models.study import MIX_DURATION_S, SYNTHETIC_TEST
+    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, SCENARIO_TEST, SYNTHETIC_TEST
 
     where = {"ieee": "the 12 IEEE SPC 2015 recordings", "dalia": "the PPG-DaLiA subjects", "ieee+dalia": "the IEEE SPC 2015 and PPG-DaLiA subjects"}[metadata["data"]]
     cv_line = (f"{cv['folds']}-fold subject-wise CV on {where} ({cv['windows']} windows): "
@@ -248,33 +272,59 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     if cv.get("mae_synthetic") is not None:
         cv_line += (f"; on {SYNTHETIC_TEST[0]} held-out synthetic recordings (HR 45-185 bpm, mixed motion) MAE "
                     f"{cv['mae_synthetic']:.2f} bpm with tracking ({cv['mae_synthetic_untracked']:.2f} window by window)")
+    if cv.get("scenarios"):
+        per_kind = ", ".join(f"{k.replace('_', ' ')} {m['mae']:.2f} ({m['mae_untracked']:.2f}" + (f"; ECE {m['ece']:.2f})" if "ece" in m else ")")
+                             for k, m in sorted(cv["scenarios"].items()))
+        cv_line += (f"; on held-out activity scenarios ({SCENARIO_TEST[0]} recordings of {SCENARIO_TEST[1]:g} s per activity, another seed than "
+                    f"training), MAE tracked (window by window{'; ECE of the confidence' if 'ece' in next(iter(cv['scenarios'].values())) else ''}): {per_kind}")
+    temperature = float(metadata.get("temperature", "1"))
+    calibration = ""
+    if cv.get("ece") is not None:
+        calibration = (f"\n- **Confidence**: the published confidence is the probability mass within ±5 bpm. On the held-out windows its "
+                       f"expected calibration error is {cv['ece']:.3f} as trained, {cv['ece_calibrated']:.3f} after a temperature "
+                       f"cross-fitted over the folds (T = {cv['temperature']:.2f}; tracked MAE with it {cv['mae_calibrated']:.2f} bpm). "
+                       + (f"This file has T = {temperature:.3g} baked into its last layer (logits divided by T)." if temperature != 1.0
+                          else "This file is not temperature-scaled."))
     has_teacher = metadata["teacher"] != "none"
     teacher_text = "; the teacher was pre-trained on the project's synthetic corpus" if has_teacher else ""
     reproduce = f"`ppg-distill train-teacher --size {metadata['teacher']}` then\n  " if has_teacher else ""
     teacher_arg = f" --teacher {metadata['teacher']}" if has_teacher else ""
     mix = int(metadata.get("synthetic_mix", "0"))
+    activities = int(metadata.get("activities", "0"))
     mix_text = f" plus {mix} synthetic recordings of {MIX_DURATION_S:g} s from the project's generator" if mix else ""
+    if activities:
+        mix_text += (f" and {activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario (arm exercise, boxing, "
+                     "walking, stairs, aperiodic motion, rest with irregular beats: `replay/activity.py`)")
     limits = ("12 running subjects of one data set (reference HR 69-177 bpm); the synthetic recordings widen the HR range to "
-              "45-185 bpm, but real data below 69 or above 177 bpm was never seen." if mix else
+              "45-185 bpm, but real data below 69 or above 177 bpm was never seen." if mix or activities else
               "12 running subjects of one data set, reference HR 69-177 bpm (±10 % time-stretch widens that to about "
               "62-195 bpm): lower or higher rates are outside what it learnt.")
+    if activities:
+        limits += " Arm exercise, boxing, everyday activity and irregular rhythms were seen only as synthetic recordings."
+    taper = spec.taper
+    flags = (f" --mix-synthetic {mix}" if mix else "") + (f" --activities {activities}" if activities else "") + (
+        f" --taper {taper}" if taper != "hann" else "")
+    calibrate = " --calibrate" if temperature != 1.0 else ""
+    distill_first = (f"`ppg-distill distill --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{flags}` "
+                     "(the CV row the temperature comes from), then\n  " if calibrate else "")
     return f"""# Model card: {spec.name}@{spec.version} (`{filename}`)
 
 - **Task**: heart rate from one 8 s window of wrist PPG + 3-axis accelerometer at {spec.fs:g} Hz, as logits over
   {len(spec.bins_bpm)} one-bpm bins ({spec.bins_bpm[0]:g}-{spec.bins_bpm[-1]:g} bpm); the ppg-stream runtime tracks them causally.
-- **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres, computed in the graph);
-  {int(metadata['parameters']):,} trainable parameters.
+- **Architecture**: {metadata['architecture']} on the fixed spectral front end (DFT at the bin centres with a {"rectangular" if taper == "rect" else "Hann"}
+  taper, computed in the graph; metadata `taper` = `{taper}`); {int(metadata['parameters']):,} trainable parameters.
 - **Training**: strategy `{metadata['strategy']}` ({metadata['strategy_params']}), teacher {metadata['teacher']},
   {metadata['epochs']} epochs, on all of {where}{mix_text}{teacher_text}.
-- **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.
+- **Accuracy**: {cv_line}. The shipped weights are retrained on all subjects with the same configuration.{calibration}
 - **Cost**: {costs['onnx_bytes']:,} bytes of ONNX; {costs['latency_us']:.0f} µs per window in onnxruntime on one thread
-  (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits.
+  (median of 300); session memory about {costs['session_rss_kib']:,} KiB. torch and onnxruntime agree to {diff:.1e} on the logits
+  (the export fails above 1e-2).
 - **Preprocessing** (in the metadata, applied by the runtime): band-pass {spec.bandpass_hz[0]:g}-{spec.bandpass_hz[1]:g} Hz order
   {spec.bandpass_order}, resampling to {spec.fs:g} Hz, PPG standardised per window, accelerometer in g.
 - **Limits**: {limits} Not validated on other activities, skin tones or devices.
   Not a medical device.
 - **Licence of the training data**: {metadata['licence_training_data']}. The synthetic data is the project's own.
-- **Reproduce**: {reproduce}`ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{f" --mix-synthetic {mix}" if mix else ""} --out {filename}`.
+- **Reproduce**: {reproduce}{distill_first}`ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{flags}{calibrate} --out {filename}`.
 """
 
 
@@ -288,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"ppg-distill: error: {e}", file=sys.stderr)
         return 2
+    except ExportFailed as e:
+        print(f"ppg-distill: error: {e}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"ppg-distill: error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,8 @@ import numpy as np
 from replay.load import load_recording
 from replay.recording import Recording, uniform_times
 from replay.source import ReplaySource
-from replay.synthetic import synthesize
+from replay.activity import ACTIVITIES, synthesize_activity
+from replay.synthetic import Synthetic, synthesize
 from stream.model_spec import ModelSpec
 from stream.preprocess import StreamPreprocessor
 
@@ -95,10 +96,25 @@ def synthetic_windows(spec: ModelSpec, n_recordings: int, duration_s: float, see
     for i in range(n_recordings):
         syn = synthesize(duration_s, seed=int(rng.integers(1 << 31)), motion_share=float(rng.uniform(0.2, 0.9)),
                          artefact_gain=float(rng.uniform(0.5, 4.0)), noise=float(rng.uniform(0.02, 0.3)))
-        rec = Recording(f"syn{i}", syn.ppg[:, None], uniform_times(len(syn.ppg), syn.fs_ppg), syn.fs_ppg,
-                        syn.acc_g, uniform_times(len(syn.acc_g), syn.fs_acc), syn.fs_acc, syn.labels_bpm)
-        sets.append(labelled_windows(rec, spec))
+        sets.append(labelled_windows(_recording(syn, f"syn{i}"), spec))
     return WindowSet.concat(sets)
+
+
+def activity_windows(spec: ModelSpec, per_kind: int, duration_s: float, seed: int, kinds: tuple[str, ...] = ACTIVITIES) -> WindowSet:
+    """Windows of the activity scenarios (motion at and around the HR, irregular beats), `per_kind`
+    recordings of each kind; each window's subject names its kind and recording (`act-boxing-2`)."""
+    rng = np.random.default_rng(seed)
+    sets = []
+    for kind in kinds:
+        for i in range(per_kind):
+            act = synthesize_activity(kind, duration_s, seed=int(rng.integers(1 << 31)))
+            sets.append(labelled_windows(_recording(act.syn, f"act-{kind}-{i}"), spec))
+    return WindowSet.concat(sets)
+
+
+def _recording(syn: Synthetic, subject: str) -> Recording:
+    return Recording(subject, syn.ppg[:, None], uniform_times(len(syn.ppg), syn.fs_ppg), syn.fs_ppg,
+                     syn.acc_g, uniform_times(len(syn.acc_g), syn.fs_acc), syn.fs_acc, syn.labels_bpm)
 
 
 def subject_folds(subjects: np.ndarray, n_folds: int) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ import torch
 from onnx import TensorProto, compose, helper, numpy_helper
 from torch import nn
 
-from models.spectral import ACC_FLOOR
+from models.spectral import acc_floor
 from models.spectral_front import N_FEATURES
 from stream.model_spec import ModelSpec
 
@@ -32,15 +32,12 @@ def _const(name: str, value) -> onnx.TensorProto:
 
 
 def front_graph(spec: ModelSpec) -> onnx.ModelProto:
-    """x (N, 4, T) → features (N, 3, K), identical in meaning to `SpectralFront`."""
+    """x (N, 4, T) → features (N, 3, K), identical in meaning to `SpectralFront` for the spec's taper."""
     n_t, n_k = spec.window_samples, len(spec.bins_bpm)
     init = [
         _const("f_t", np.arange(n_t, dtype=np.float32) / np.float32(spec.fs)),
         _const("f_hz", (spec.bins_bpm / 60.0).astype(np.float32)),
-        _const("f_n", np.arange(n_t, dtype=np.float32)),
         _const("f_two_pi", np.float32(2 * math.pi)),
-        _const("f_hann_step", np.float32(2 * math.pi / (n_t - 1))),
-        _const("f_half", np.float32(0.5)),
         _const("f_ax0", np.array([0], dtype=np.int64)),
         _const("f_ax1", np.array([1], dtype=np.int64)),
         _const("f_i0", np.array([0], dtype=np.int64)),
@@ -48,20 +45,29 @@ def front_graph(spec: ModelSpec) -> onnx.ModelProto:
         _const("f_i4", np.array([4], dtype=np.int64)),
         _const("f_eps", np.float32(1e-9)),
         _const("f_tiny", np.float32(1e-4)),
-        _const("f_floor", np.float32(ACC_FLOOR * n_t**2)),
+        _const("f_floor", np.float32(acc_floor(n_t, spec.taper))),
         _const("f_w", np.float32(32.0)),
         _const("f_one", np.float32(1.0)),
     ]
     n = helper.make_node
-    nodes = [
-        # Hann window and the DFT columns, from ~600 numbers instead of 72,400
-        n("Mul", ["f_n", "f_hann_step"], ["f_hann_arg"]), n("Cos", ["f_hann_arg"], ["f_hann_cos"]),
-        n("Mul", ["f_hann_cos", "f_half"], ["f_hann_half"]), n("Sub", ["f_half", "f_hann_half"], ["f_hann"]),
-        n("Unsqueeze", ["f_hann", "f_ax1"], ["f_hann_col"]),
+    # the DFT columns from ~600 numbers instead of 72,400, tapered as the spec says
+    columns = [
         n("Unsqueeze", ["f_t", "f_ax1"], ["f_t_col"]), n("Unsqueeze", ["f_hz", "f_ax0"], ["f_hz_row"]),
         n("Mul", ["f_t_col", "f_hz_row"], ["f_tf"]), n("Mul", ["f_tf", "f_two_pi"], ["f_arg"]),
         n("Cos", ["f_arg"], ["f_cos"]), n("Sin", ["f_arg"], ["f_sin"]),
-        n("Mul", ["f_cos", "f_hann_col"], ["f_wcos"]), n("Mul", ["f_sin", "f_hann_col"], ["f_wsin"]),
+    ]
+    if spec.taper == "hann":
+        init += [_const("f_n", np.arange(n_t, dtype=np.float32)), _const("f_hann_step", np.float32(2 * math.pi / (n_t - 1))),
+                 _const("f_half", np.float32(0.5))]
+        columns += [
+            n("Mul", ["f_n", "f_hann_step"], ["f_hann_arg"]), n("Cos", ["f_hann_arg"], ["f_hann_cos"]),
+            n("Mul", ["f_hann_cos", "f_half"], ["f_hann_half"]), n("Sub", ["f_half", "f_hann_half"], ["f_hann"]),
+            n("Unsqueeze", ["f_hann", "f_ax1"], ["f_hann_col"]),
+            n("Mul", ["f_cos", "f_hann_col"], ["f_wcos"]), n("Mul", ["f_sin", "f_hann_col"], ["f_wsin"]),
+        ]
+    else:  # rectangular: the plain columns
+        columns += [n("Identity", ["f_cos"], ["f_wcos"]), n("Identity", ["f_sin"], ["f_wsin"])]
+    nodes = columns + [
         n("MatMul", ["x", "f_wcos"], ["f_re"]), n("MatMul", ["x", "f_wsin"], ["f_im"]),
         n("Mul", ["f_re", "f_re"], ["f_re2"]), n("Mul", ["f_im", "f_im"], ["f_im2"]), n("Add", ["f_re2", "f_im2"], ["f_pow"]),
         n("Slice", ["f_pow", "f_i0", "f_i1", "f_ax1"], ["f_ppg3"]), n("Squeeze", ["f_ppg3", "f_ax1"], ["f_ppg"]),
@@ -138,13 +144,34 @@ def _dedupe_opsets(model: onnx.ModelProto) -> None:
     model.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in seen.items())
 
 
-def export(model: nn.Module, spec: ModelSpec, path: Path, metadata: dict[str, str] | None = None, check_windows: np.ndarray | None = None) -> float:
-    """Write the ONNX file; if windows are given, return the largest |torch − onnxruntime| logit difference."""
+MAX_LOGIT_DIFFERENCE = 1e-2  # float32 DFT in two orders of summation stays ~1e-4 apart; a wrong front end is off by ~0.1-1
+
+
+class ExportMismatch(ValueError):
+    """onnxruntime's logits for the exported file differ from torch's: the file would serve another model."""
+
+
+def export(model: nn.Module, spec: ModelSpec, path: Path, metadata: dict[str, str] | None = None, check_windows: np.ndarray | None = None,
+           tolerance: float = MAX_LOGIT_DIFFERENCE) -> float:
+    """Write the ONNX file; if windows are given, return the largest |torch − onnxruntime| logit difference.
+
+    With windows, the file only replaces `path` once onnxruntime agrees with torch within `tolerance`;
+    otherwise `ExportMismatch` is raised and `path` is left as it was (a shipped model is never
+    overwritten by a graph that computes something else)."""
     onnx_model = to_onnx(model, spec, metadata)
-    onnx.save(onnx_model, path)
     if check_windows is None:
+        onnx.save(onnx_model, path)
         return 0.0
-    return max_abs_difference(model, path, check_windows)
+    trial = path.with_name(path.name + ".checking")
+    onnx.save(onnx_model, trial)
+    try:
+        diff = max_abs_difference(model, trial, check_windows)
+        if not diff <= tolerance:  # NaN fails too
+            raise ExportMismatch(f"{path}: onnxruntime and torch disagree on the logits (max |Δ| {diff:.3g} > {tolerance:g}); nothing written")
+        trial.replace(path)
+    finally:
+        trial.unlink(missing_ok=True)
+    return diff
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models.paper import against_the_paper
-from models.report_plots import error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, save
+from models.report_plots import error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
 from models.repeats import paired_difference, relative_gain, signed
 from models.results import Results, aggregate_seeds, load_results  # noqa: F401  (load_results: the CLI's entry)
 from models.scaling import FORMS, Fit, best_form, describe, fit_scaling
@@ -39,12 +39,18 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     """Plots and `summary.md` into `out`; returns the summary's path."""
     out.mkdir(parents=True, exist_ok=True)
     results = Results(rows)
+    if not results.students:  # only recipe runs (e.g. a file of `distill --taper/--activities` rows): no study to fit
+        save(reliability_figure(recipe_groups(results)), out / "reliability.png")
+        summary = out / "summary.md"
+        summary.write_text("# Training recipes: summary\n\n" + (recipe_section(results) or "No runs with calibration records.\n"))
+        return summary
     metrics = [metric] + [m for m in SECOND_METRICS.get(metric, ()) if any(r.get(m) is not None for r in results.students)]
     sizes = {m: size_results(results, m) for m in metrics}
     fits = {m: series_fits(results, m) for m in metrics}
     save(error_vs_size_figure(results, fits), out / "mae_vs_params.png")
     save(gain_vs_size_figure(results, tuple(metrics)), out / "gain_vs_params.png")
     save(error_vs_latency_figure(results, metric), out / "mae_vs_latency.png")
+    save(reliability_figure(recipe_groups(results)), out / "reliability.png")
     summary = out / "summary.md"
     summary.write_text(markdown_summary(results, sizes, fits, metric))
     return summary
@@ -62,7 +68,8 @@ def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits:
     sections = [against_the_paper(results, sizes, fits), teachers_section(results, metric),
                 *(winners_section(results, sizes[m], m) for m in sizes), gains_section(results, metric),
                 *(fits_section(fits[m], m) for m in fits), splits_section(results, metric),
-                seed_section(configs, metric), mix_section(aggregate_seeds([r for r in results.rows if r["strategy"] != "teacher"]), metric)]
+                seed_section(configs, metric), mix_section(aggregate_seeds([r for r in results.rows if r["strategy"] != "teacher"]), metric),
+                recipe_section(results)]
     return "\n".join(lines + [s for s in sections if s])
 
 
@@ -187,7 +194,7 @@ def seed_section(runs: list[dict], metric: str = "mae") -> str:
 
 def mix_section(runs: list[dict], metric: str = "mae") -> str:
     """Students trained with synthetic recordings added, beside the same configuration without them."""
-    mixed = [r for r in runs if r.get("mix")]
+    mixed = [r for r in runs if r.get("mix") and r["taper"] == "hann" and not r["activities"]]  # the rest: recipe_section
     if not mixed:
         return ""
     base = {(r["strategy"], r["family"], r["width"], r["depth"], r.get("teacher"), r["folds"]): r for r in runs if not r.get("mix")}
@@ -200,6 +207,38 @@ def mix_section(runs: list[dict], metric: str = "mae") -> str:
         ieee_b = f"{b[metric]:.2f} → " if b else ""
         lines.append(f"| {r['family']} | {r['width']}x{r['depth']} ({r['params']:,}) | {r['strategy']} ({r.get('teacher') or '-'}) | "
                      f"{r['mix']} | {r['seeds']} | {ieee_b}{r[metric]:.2f} | {syn_b}{r['mae_synthetic']:.2f} |")
+    return "\n".join(lines + ["", ""])
+
+
+def recipe_groups(results: Results) -> dict[str, list[dict]]:
+    """Runs that recorded scenarios and calibration, grouped by recipe (taper, mix, activities) and size."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in results.rows:
+        if r["strategy"] != "teacher" and r.get("ece") is not None:
+            groups[f"{r['strategy']} {r['family']} {r['width']}x{r['depth']}, {recipe_label(r)}"].append(r)
+    return dict(sorted(groups.items()))
+
+
+def recipe_section(results: Results) -> str:
+    """The training recipe compared on real and synthetic data alike: taper × synthetic mix × activity
+    scenarios, with each activity's held-out error and the calibration of the confidence."""
+    groups = recipe_groups(results)
+    if not groups:
+        return ""
+    kinds = sorted({k for rows in groups.values() for r in rows for k in r.get("scenarios", {})})
+    lines = ["## Training recipe: taper, synthetic data, calibration", "",
+             "Per recipe (mean over seeds): IEEE 4-fold CV MAE tracked / window by window; MAE on the held-out activity scenarios "
+             "(tracked / window by window); ECE of the held-out confidence as trained → after the cross-fitted temperature T "
+             "(and the tracked IEEE MAE with it). Reliability diagrams: `reliability.png`.", "",
+             "| recipe | seeds | IEEE CV MAE | " + " | ".join(kinds) + " | ECE → calibrated | T | IEEE MAE calibrated |",
+             "|---|---|---|" + "---|" * len(kinds) + "---|---|---|"]
+    for label, rows in groups.items():
+        def mean(key, sub=None):
+            values = [(r[key] if sub is None else r[key][sub[0]][sub[1]]) for r in rows]
+            return float(np.mean(values))
+        per_kind = " | ".join(f"{mean('scenarios', (k, 'mae')):.2f} / {mean('scenarios', (k, 'mae_untracked')):.2f}" for k in kinds)
+        lines.append(f"| {label} | {len(rows)} | {mean('mae'):.2f} / {mean('mae_untracked'):.2f} | {per_kind} | "
+                     f"{mean('ece'):.3f} → {mean('ece_calibrated'):.3f} | {mean('temperature'):.2f} | {mean('mae_calibrated'):.2f} |")
     return "\n".join(lines + ["", ""])
 
 

@@ -248,6 +248,54 @@ def error_vs_latency_figure(results: Results, metric: str = "mae"):
     return _finish(fig)
 
 
+def pooled_reliability(rows: list[dict], key: str = "reliability") -> dict[str, list] | None:
+    """One reliability table from several runs' (seeds'): counts added, means weighted by counts."""
+    tables = [r[key] for r in rows if r.get(key)]
+    if not tables:
+        return None
+    n_bins = len(tables[0]["count"])
+    count = [sum(t["count"][b] for t in tables) for b in range(n_bins)]
+
+    def mean(field: str, b: int):
+        return sum(t["count"][b] * t[field][b] for t in tables if t["count"][b]) / count[b] if count[b] else None
+
+    return {"count": count, "confidence": [mean("confidence", b) for b in range(n_bins)], "accuracy": [mean("accuracy", b) for b in range(n_bins)]}
+
+
+def recipe_label(row: dict) -> str:
+    return f"{row['taper']}, mix {row['mix']}, act {row['activities']}"
+
+
+def reliability_figure(groups: dict[str, list[dict]]):
+    """Reliability diagrams (share within ±5 bpm vs the reported confidence, held-out windows), one line
+    per recipe, before (left) and after (right) the cross-fitted temperature; marker area ∝ windows."""
+    groups = {label: rows for label, rows in groups.items() if pooled_reliability(rows)}
+    if not groups:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.6), sharey=True)
+    colours = ["#000000", "#E69F00", "#56B4E9", "#D55E00", "#009E73", "#CC79A7", "#0072B2", "#F0E442"]
+    for ax, key, title in ((axes[0], "reliability", "as trained"), (axes[1], "reliability_calibrated", "temperature-scaled (cross-fitted)")):
+        ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect calibration")
+        for colour, (label, rows) in zip(colours, groups.items()):
+            table = pooled_reliability(rows, key)
+            if table is None:
+                continue
+            points = [(c, a, n) for c, a, n in zip(table["confidence"], table["accuracy"], table["count"]) if n]
+            c, a, n = zip(*points)
+            ece = np.mean([r["ece" if key == "reliability" else "ece_calibrated"] for r in rows])
+            ax.plot(c, a, color=colour, marker="o", markersize=3, linewidth=1.2, label=f"{label} (ECE {ece:.3f})")
+            ax.scatter(c, a, s=np.sqrt(np.array(n)) * 2, color=colour, alpha=0.35)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(True, alpha=0.3)
+        ax.set_xlabel("confidence (probability mass within ±5 bpm)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("share of windows within ±5 bpm")
+    return _finish(fig)
+
+
 def _pyplot():
     import matplotlib
 

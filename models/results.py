@@ -1,7 +1,7 @@
 """A results file as the report sees it: rows with their defaults filled in, grouped by configuration.
 
 Rows written before a field existed read as its default (IEEE data, 4 folds, seed 0, no synthetic
-mix). The study proper is the student runs on the main data set without synthetic mix; the main
+mix, no activity scenarios, Hann taper). The study proper is the student runs on the main data set without synthetic mix; the main
 split is 4-fold when present, and the reference teacher is the one most distilled runs used (the
 strategy comparisons hold the teacher fixed).
 """
@@ -18,7 +18,8 @@ import numpy as np
 
 DATA_NAMES = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 + PPG-DaLiA"}
 STRATEGIES = ("scratch", "hard", "soft", "dkd", "feature")  # the order tables and plots use
-METRICS = ("mae", "rmse", "within5", "mae_untracked", "mae_synthetic", "mae_synthetic_untracked", "latency_us", "onnx_bytes")
+METRICS = ("mae", "rmse", "within5", "mae_untracked", "mae_synthetic", "mae_synthetic_untracked", "latency_us", "onnx_bytes",
+           "mae_scenarios", "mae_scenarios_untracked", "ece", "ece_calibrated", "mae_calibrated", "temperature")
 
 
 def load_results(path: Path) -> list[dict]:
@@ -26,16 +27,18 @@ def load_results(path: Path) -> list[dict]:
 
 
 def normalise(row: dict) -> dict:
-    out = {"data": "ieee", "folds": 4, "seed": 0, "mix": 0, "teacher": None, "epochs": None, "strategy_params": {}, **row}
+    out = {"data": "ieee", "folds": 4, "seed": 0, "mix": 0, "teacher": None, "epochs": None, "strategy_params": {}, "taper": "hann",
+           "activities": 0, **row}
     out["data"] = out["data"] or "ieee"
     out["mix"] = out["mix"] or 0
+    out["activities"] = out["activities"] or 0
     return out
 
 
 def config_of(row: dict) -> tuple:
     """Everything that defines a configuration except its repeat (seed) — the fold split included."""
     return (row["strategy"], row["family"], row["width"], row["depth"], row["teacher"], row["epochs"], row["mix"],
-            row["data"], row["folds"], json.dumps(row["strategy_params"], sort_keys=True))
+            row["data"], row["folds"], json.dumps(row["strategy_params"], sort_keys=True), row["taper"], row["activities"])
 
 
 def aggregate_seeds(rows: list[dict]) -> list[dict]:
@@ -89,8 +92,10 @@ class Results:
 
     @cached_property
     def students(self) -> list[dict]:
-        """Student runs of the study proper: main data set, labelled data only (no synthetic mix)."""
-        return [r for r in self.rows if r["strategy"] != "teacher" and r["data"] == self.data and not r["mix"]]
+        """Student runs of the study proper: main data set, labelled data only (no synthetic mix or
+        activity scenarios), the Hann front end the study was run with."""
+        return [r for r in self.rows if r["strategy"] != "teacher" and r["data"] == self.data and not r["mix"]
+                and not r["activities"] and r["taper"] == "hann"]
 
     @cached_property
     def split(self) -> int:

@@ -1,8 +1,8 @@
 """A non-learned spectral heart-rate estimator expressed as an ONNX graph under the model contract.
 
 Why an ONNX graph: the runtime then treats it exactly like a trained student (same engine, same
-metadata, same decoding). The graph evaluates a Hann-windowed DFT at every 1-bpm bin centre (a
-MatMul with fixed cos/sin columns), takes the PPG power spectrum, divides it by (1 + w·motion) where
+metadata, same decoding). The graph evaluates a tapered DFT at every 1-bpm bin centre (a MatMul
+with fixed cos/sin columns; the taper, Hann or rectangular, is the spec's `taper`), takes the PPG power spectrum, divides it by (1 + w·motion) where
 motion is the accelerometer power at the same bins relative to its peak plus a noise floor (so a
 wrist at rest suppresses nothing), and returns τ·log(score) as logits: softmax(logits) ∝ score^τ.
 
@@ -22,7 +22,10 @@ from models.targets import student_spec
 from stream.model_spec import ModelSpec
 
 MOTION_WEIGHT = 32.0
-ACC_FLOOR = 2e-2  # (g·samples)² scale below which accelerometer power is treated as no motion
+ACC_FLOOR = 2e-2  # (g·samples)² scale below which accelerometer power is treated as no motion (Hann taper)
+# A sinusoid's power through each taper relative to Hann (coherent gain 1 vs 1/2, squared): the floor
+# scales with it so "no motion" means the same accelerometer amplitude whatever the taper.
+TAPER_POWER_GAIN = {"hann": 1.0, "rect": 4.0}
 SHARPNESS = 2.0
 NAME = "spectral"
 VERSION = "1.0"
@@ -39,18 +42,33 @@ def spectral_spec() -> ModelSpec:
     )
 
 
-def dft_matrix(n_samples: int, fs: float, bins_bpm: np.ndarray) -> np.ndarray:
-    """(T, 2K): Hann-windowed cos columns then sin columns at each bin frequency."""
+def taper_window(n_samples: int, taper: str = "hann") -> np.ndarray:
+    """Hann trades a wider peak for low leakage; rectangular gives the narrowest peak (a sharper HR
+    estimate at rest) at the cost of more leakage between neighbouring peaks."""
+    if taper == "hann":
+        return np.hanning(n_samples)
+    if taper == "rect":
+        return np.ones(n_samples)
+    raise ValueError(f"unknown taper {taper!r} (hann or rect)")
+
+
+def acc_floor(n_samples: int, taper: str = "hann") -> float:
+    """The accelerometer power below which a window counts as still, for this window length and taper."""
+    return float(ACC_FLOOR * n_samples**2 * TAPER_POWER_GAIN[taper])
+
+
+def dft_matrix(n_samples: int, fs: float, bins_bpm: np.ndarray, taper: str = "hann") -> np.ndarray:
+    """(T, 2K): tapered cos columns then sin columns at each bin frequency."""
     t = np.arange(n_samples) / fs
-    hann = np.hanning(n_samples)
+    window = taper_window(n_samples, taper)
     arg = 2 * np.pi * np.outer(t, bins_bpm / 60.0)
-    return (hann[:, None] * np.concatenate([np.cos(arg), np.sin(arg)], axis=1)).astype(np.float32)
+    return (window[:, None] * np.concatenate([np.cos(arg), np.sin(arg)], axis=1)).astype(np.float32)
 
 
 def build_spectral_model(spec: ModelSpec | None = None) -> onnx.ModelProto:
     spec = spec or spectral_spec()
     n_t, n_k = spec.window_samples, len(spec.bins_bpm)
-    w = dft_matrix(n_t, spec.fs, spec.bins_bpm)
+    w = dft_matrix(n_t, spec.fs, spec.bins_bpm, spec.taper)
     init = [
         numpy_helper.from_array(w, "dft"),
         numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
@@ -61,7 +79,7 @@ def build_spectral_model(spec: ModelSpec | None = None) -> onnx.ModelProto:
         numpy_helper.from_array(np.array([0, 0, 2, n_k], dtype=np.int64), "shape_ppg"),
         numpy_helper.from_array(np.array([0, 3, 2, n_k], dtype=np.int64), "shape_acc"),
         numpy_helper.from_array(np.array(1e-9, dtype=np.float32), "eps"),
-        numpy_helper.from_array(np.array(ACC_FLOOR * n_t**2, dtype=np.float32), "acc_floor"),
+        numpy_helper.from_array(np.array(acc_floor(n_t, spec.taper), dtype=np.float32), "acc_floor"),
         numpy_helper.from_array(np.array(float(spec.extra["motion_weight"]), dtype=np.float32), "motion_w"),
         numpy_helper.from_array(np.array(1.0, dtype=np.float32), "unit"),
         numpy_helper.from_array(np.array(1e-6, dtype=np.float32), "tiny"),

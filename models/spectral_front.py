@@ -1,6 +1,6 @@
 """The fixed front end every learned model here shares: spectra at the 1-bpm bin frequencies.
 
-A Hann-windowed DFT evaluated at each bin centre (a MatMul with constant columns, so it lives inside
+A tapered DFT (Hann, or rectangular for a narrower peak: the spec's `taper`) evaluated at each bin centre (a MatMul with constant columns, so it lives inside
 the ONNX graph and the model contract stays "time-domain window in, logits out"). Three feature rows
 line up with the bins: the PPG power relative to its peak, and the accelerometer power relative to
 max(its peak, a noise floor) — the same motion measure as the spectral estimator — all log-scaled.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.spectral import ACC_FLOOR, dft_matrix
+from models.spectral import acc_floor, dft_matrix
 from stream.model_spec import ModelSpec
 
 N_FEATURES = 3
@@ -23,8 +23,9 @@ class SpectralFront(nn.Module):
         super().__init__()
         n_t = spec.window_samples
         self.n_bins = len(spec.bins_bpm)
-        self.register_buffer("dft", torch.from_numpy(dft_matrix(n_t, spec.fs, spec.bins_bpm)))
-        self.acc_floor = float(ACC_FLOOR * n_t**2)
+        self.taper = spec.taper
+        self.register_buffer("dft", torch.from_numpy(dft_matrix(n_t, spec.fs, spec.bins_bpm, spec.taper)))
+        self.acc_floor = acc_floor(n_t, spec.taper)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 4, T) → features (N, 3, K)."""

@@ -21,10 +21,13 @@ import numpy as np
 
 from models.architectures import TEACHER_SIZES, build, n_parameters
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.dataset import WindowSet, dalia_windows, ieee_windows, synthetic_windows, subject_folds
+from models.calibration import confidence_and_correct, cross_fitted, expected_calibration_error
+from models.dataset import WindowSet, activity_windows, dalia_windows, ieee_windows, synthetic_windows, subject_folds
 from models.losses import build_strategy
-from models.targets import TRAINING_SPEC, student_spec
-from models.train import TeacherOutputs, TrainConfig, evaluate, train_model
+from models.targets import TRAINING_SPEC, student_spec, training_spec
+from models.train import TeacherOutputs, TrainConfig, evaluate, evaluate_probabilities, predict_logits, train_model
+from replay.activity import ACTIVITIES
+from stream.decode import softmax
 
 DEFAULT_CACHE = Path(".cache/ppg-distill")
 
@@ -104,6 +107,29 @@ def synthetic_test(cache: Path = DEFAULT_CACHE) -> WindowSet:
     return _cached_synthetic(cache / f"synthetic_test_{n}x{int(duration)}_s{seed}.npz", n, duration, seed)
 
 
+ACTIVITY_DURATION_S = 240.0
+ACTIVITY_SEED = 4321  # the activity recordings a student may train with
+SCENARIO_TEST = (2, 240.0, 8642)  # recordings per activity, seconds, seed: the held-out scenario sets
+
+
+def activity_mix(per_kind: int, cache: Path = DEFAULT_CACHE) -> WindowSet:
+    """Activity scenarios added to a student's training set: motion at and around the HR, irregular beats."""
+    path = cache / f"activity_mix_{per_kind}x{int(ACTIVITY_DURATION_S)}_s{ACTIVITY_SEED}.npz"
+    return _cached(path, lambda: activity_windows(TRAINING_SPEC, per_kind, ACTIVITY_DURATION_S, ACTIVITY_SEED))
+
+
+def scenario_test(cache: Path = DEFAULT_CACHE) -> WindowSet:
+    """Held-out recordings of every activity (never trained on: another seed), scored per activity."""
+    n, duration, seed = SCENARIO_TEST
+    cache.mkdir(parents=True, exist_ok=True)
+    return _cached(cache / f"scenario_test_{n}x{int(duration)}_s{seed}.npz", lambda: activity_windows(TRAINING_SPEC, n, duration, seed))
+
+
+def activity_of(subject: np.ndarray) -> np.ndarray:
+    """`act-boxing-1` → `boxing`."""
+    return np.array([s[4:].rsplit("-", 1)[0] for s in subject.astype(str)])
+
+
 def _cached_synthetic(path: Path, n: int, duration_s: float, seed: int) -> WindowSet:
     if path.exists():
         return WindowSet.load(path)
@@ -176,12 +202,15 @@ class RunConfig:
     data: str = "ieee"
     mix: int = 0  # synthetic recordings (300 s each) added to every fold's training set
     folds: int = 4  # subject-wise folds of the evaluation (12 = leave one subject out)
+    taper: str = "hann"  # the spectral front end's window (hann, rect)
+    activities: int = 0  # activity recordings (240 s) per activity added to every fold's training set
 
     @property
     def key(self) -> str:
         p = ",".join(f"{k}={v:g}" for k, v in self.params)
         split = "" if self.folds == 4 else f"|k{self.folds}"  # the default split keeps the keys of earlier results
         suffix = split + ("" if self.data == "ieee" else f"|{self.data}") + (f"|mix{self.mix}" if self.mix else "")
+        suffix += ("" if self.taper == "hann" else f"|{self.taper}") + (f"|act{self.activities}" if self.activities else "")
         return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}{suffix}"
 
 
@@ -189,36 +218,58 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     """Cross-validate one student configuration; returns the result row (metrics + costs + config).
 
     Besides the metrics pooled over every held-out window, the row keeps each fold's MAE (`per_fold`),
-    so the report can show the spread over folds as well as over seeds."""
+    so the report can show the spread over folds as well as over seeds; the held-out activity
+    scenarios per activity (`scenarios`); and the calibration of the held-out confidence (ECE and
+    reliability before and after a cross-fitted temperature, `models.calibration.cross_fitted`)."""
     run = replace(run, folds=len(data.folds))  # the key names the split the data really has
     strategy_params = dict(run.params)
     started = time.perf_counter()
-    estimates, synthetic_estimates = [], []
-    mix = synthetic_mix(run.mix, cache) if run.mix else None
+    estimates, synthetic_estimates, held_logits, held_sets = [], [], [], []
+    extras = ([synthetic_mix(run.mix, cache)] if run.mix else []) + ([activity_mix(run.activities, cache)] if run.activities else [])
     synthetic_held_out = synthetic_test(cache)
+    scenarios = scenario_test(cache)
+    scenario_kind = activity_of(scenarios.subject)
+    scenario_estimates: dict[str, list] = {kind: [] for kind in ACTIVITIES}
+    scenario_calibration = {kind: ([], []) for kind in ACTIVITIES}  # confidence, within ±5 bpm
     model = None
     for fold in range(len(data.folds)):
         train_set, test_set = data.split(fold)
-        if mix is not None:
-            train_set = WindowSet.concat([train_set, mix])
+        if extras:
+            train_set = WindowSet.concat([train_set, *extras])
         strategy = build_strategy(run.strategy, **strategy_params)
         teacher = None
         if strategy.needs_teacher:
             teacher_model, _ = load_checkpoint(teacher_path(run.teacher, fold, data, cache))
             teacher = TeacherOutputs.compute(teacher_model, train_set.x, with_features=strategy.needs_features)
-        model = build(run.family, TRAINING_SPEC, run.width, run.depth, seed=run.seed + fold)
+        model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed + fold)
         train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold, threads=threads), strategy, teacher, progress=progress)
-        estimates.append((evaluate(model, test_set), len(test_set)))
+        logits = predict_logits(model, test_set.x)
+        held_logits.append(logits)
+        held_sets.append(test_set)
+        estimates.append((evaluate_probabilities(softmax(logits), test_set), len(test_set)))
         synthetic_estimates.append((evaluate(model, synthetic_held_out), 1))
+        scenario_probs = softmax(predict_logits(model, scenarios.x))
+        for kind in ACTIVITIES:
+            sel = scenario_kind == kind
+            scenario_estimates[kind].append((evaluate_probabilities(scenario_probs[sel], scenarios.select(sel)), 1))
+            for into, values in zip(scenario_calibration[kind], confidence_and_correct(scenario_probs[sel], scenarios.hr_bpm[sel])):
+                into.append(values)
     total, metrics = pool_folds(estimates)
     _, synthetic = pool_folds(synthetic_estimates)
+    per_scenario = {kind: {**{k: v for k, v in pool_folds(e)[1].items() if k in ("mae", "mae_untracked")},
+                           "ece": expected_calibration_error(*(np.concatenate(a) for a in scenario_calibration[kind]))}
+                    for kind, e in scenario_estimates.items()}
     costs = onnx_costs(model)
     return {
         "key": run.key, "data": data.name, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,
-        "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed, "mix": run.mix,
+        "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed, "mix": run.mix, "taper": run.taper, "activities": run.activities,
         "mae_synthetic": synthetic["mae"], "mae_synthetic_untracked": synthetic["mae_untracked"],
+        "scenarios": per_scenario,
+        "mae_scenarios": float(np.mean([m["mae"] for m in per_scenario.values()])),
+        "mae_scenarios_untracked": float(np.mean([m["mae_untracked"] for m in per_scenario.values()])),
         "strategy_params": {**build_strategy(run.strategy, **strategy_params).params},
         "folds": len(data.folds), "windows": total, "params": n_parameters(model), **metrics, **costs,
+        **cross_fitted(held_logits, held_sets),
         "per_fold": [{"held_out": [str(s) for s in data.folds[f]], "windows": n, "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
                      for f, (m, n) in enumerate(estimates)],
         "train_s": round(time.perf_counter() - started, 1),
@@ -236,7 +287,7 @@ def onnx_costs(model) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
-        export(model, student_spec("probe", "0", "-", "-"), path)
+        export(model, student_spec("probe", "0", "-", "-", taper=model.front.taper), path)
         return onnx_file_costs(path)
 
 

@@ -20,8 +20,9 @@ def nearest_bin(hr_bpm: np.ndarray, bins: np.ndarray = BINS_BPM) -> np.ndarray:
     return np.clip(np.rint((np.asarray(hr_bpm) - bins[0]) / (bins[1] - bins[0])), 0, len(bins) - 1).astype(np.int64)
 
 
-def student_spec(name: str, version: str, training_data: str, description: str, extra: dict | None = None) -> ModelSpec:
-    """The preprocessing every model of this project is trained and served with (the spectral estimator too)."""
+def student_spec(name: str, version: str, training_data: str, description: str, extra: dict | None = None, taper: str = "hann") -> ModelSpec:
+    """The preprocessing every model of this project is trained and served with (the spectral estimator too);
+    `taper` is the spectral front end's window, carried in the metadata so the exported graph matches."""
     return ModelSpec(
         name=name,
         version=version,
@@ -35,8 +36,13 @@ def student_spec(name: str, version: str, training_data: str, description: str, 
         normalize="zscore",
         training_data=training_data,
         description=description,
-        extra={"acc_normalize": "none", **(extra or {})},
+        extra={"acc_normalize": "none", "taper": taper, **(extra or {})},
     )
 
 
 TRAINING_SPEC = student_spec("training", "0", "", "")
+
+
+def training_spec(taper: str = "hann") -> ModelSpec:
+    """The spec models are built with for training: the training windows do not depend on the taper."""
+    return TRAINING_SPEC if taper == "hann" else student_spec("training", "0", "", "", taper=taper)

@@ -157,15 +157,22 @@ def train_model(
 
 
 @torch.no_grad()
-def predict_probabilities(model: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
+def predict_logits(model: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
     model.eval()
-    logits = [model(torch.from_numpy(x[i : i + batch])).numpy() for i in range(0, len(x), batch)]
-    return softmax(np.concatenate(logits).astype(np.float64))
+    return np.concatenate([model(torch.from_numpy(x[i : i + batch])).numpy() for i in range(0, len(x), batch)]).astype(np.float64)
+
+
+def predict_probabilities(model: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    return softmax(predict_logits(model, x, batch))
 
 
 def evaluate(model: nn.Module, data: WindowSet) -> dict[str, float]:
     """MAE/RMSE/within-5-bpm of the window-by-window estimate and of the tracked one (per subject, in order)."""
-    probs = predict_probabilities(model, data.x)
+    return evaluate_probabilities(predict_probabilities(model, data.x), data)
+
+
+def evaluate_probabilities(probs: np.ndarray, data: WindowSet) -> dict[str, float]:
+    """`evaluate` for given softmax rows (e.g. after a temperature), one row per window of `data`."""
     raw, _ = decode_probabilities(probs, BINS_BPM)
     tracked = np.empty_like(raw)
     for subject in np.unique(data.subject):

@@ -3,7 +3,9 @@
 Keys (all strings; lists and dicts as JSON):
   `ppg_stream.contract` "1"; `fs` Hz; `window_s`; `hop_s`; `channels` e.g. ["ppg","acc_x","acc_y","acc_z"];
   `bins_bpm` bin centres; `preprocess` {"bandpass_hz": [lo, hi], "bandpass_order": n, "normalize": "zscore"};
-  `name`, `version`, `training_data`, `description`.
+  `name`, `version`, `training_data`, `description`;
+  optional `taper` "hann" (the default: models written before the key existed used it) or "rect": the
+  window the spectral front end applies before its DFT, so the exported graph and torch compute the same.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 CONTRACT_VERSION = "1"
 KNOWN_CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
 NORMALIZATIONS = ("zscore", "none")
+TAPERS = ("hann", "rect")
+DEFAULT_TAPER = "hann"  # what a model without the key was built with
 
 # Sane ranges. Each bound keeps a model that passes from costing unbounded memory or time
 # (a hop of 1e-9 s would emit the same window forever) and keeps every admitted source rate able to
@@ -81,6 +85,11 @@ class ModelSpec:
         return len(self.channels) > 1
 
     @property
+    def taper(self) -> str:
+        """The spectral front end's window; a model without the key predates it and used Hann."""
+        return str(self.extra.get("taper", DEFAULT_TAPER))
+
+    @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
@@ -138,6 +147,8 @@ class ModelSpec:
         acc_normalize = self.extra.get("acc_normalize", self.normalize)
         if acc_normalize not in NORMALIZATIONS:
             raise ModelContractError(f"model metadata 'acc_normalize' must be one of {NORMALIZATIONS}, got {acc_normalize!r:.40}")
+        if self.taper not in TAPERS:
+            raise ModelContractError(f"model metadata 'taper' must be one of {TAPERS}, got {self.taper!r:.40}")
         for key, text in (("name", self.name), ("version", self.version)):
             if not text or len(text) > MAX_LABEL_CHARS or not text.isprintable():
                 raise ModelContractError(f"model metadata '{key}' must be 1-{MAX_LABEL_CHARS} printable characters")

@@ -71,6 +71,7 @@ def _pre(**fields) -> str:
         ({"preprocess": _pre(bandpass_hz=["0.4", 4])}, "'preprocess' must hold finite numbers, got str"),
         ({"preprocess": _pre(normalize=["zscore"])}, "normalize must be a string"),
         ({"acc_normalize": "minmax"}, "'acc_normalize' must be one of \\('zscore', 'none'\\), got 'minmax'"),
+        ({"taper": "kaiser"}, "'taper' must be one of \\('hann', 'rect'\\), got 'kaiser'"),
         ({"name": "x" * 101}, "'name' must be 1-100 printable characters"),
         ({"version": "1\n2"}, "'version' must be 1-100 printable characters"),
     ],
@@ -78,6 +79,11 @@ def _pre(**fields) -> str:
 def test_metadata_outside_the_sane_ranges_is_refused_by_key(changes, message):
     with pytest.raises(ModelContractError, match=message):
         ModelSpec.from_metadata(_meta(**changes))
+
+
+def test_a_model_without_a_taper_key_predates_it_and_means_hann():
+    assert ModelSpec.from_metadata(_meta(taper=None)).taper == "hann"
+    assert ModelSpec.from_metadata(_meta(taper="rect")).taper == "rect"
 
 
 def test_the_shipped_geometry_is_inside_the_ranges():

@@ -227,3 +227,37 @@ def test_seeds_are_averaged_and_synthetic_mix_runs_are_set_apart(tmp_path):
     assert "| resnet | 16x2 (3,489) | 2.40 ± 0.10 (3) | 2.00 (1) | dkd −0.30 (n=1) | tie: dkd ≈ scratch |" in summary
     assert "| resnet | 16x2 (3,489) | scratch (-) | 4 | 0 | 3 | 2.40 ± 0.10 |" in summary
     assert "| resnet | 16x2 (3,489) | scratch (-) | 20 | 2 | 2.40 → 2.50 | 3.50 → 1.70 |" in summary
+
+
+def _recipe_run(seed, taper, activities, mae, ece, ece_cal, reliability, **extra):
+    row = _run("scratch", mae, seed=seed, mix=20, taper=taper, activities=activities, ece=ece, ece_calibrated=ece_cal, temperature=1.5,
+               mae_calibrated=mae - 0.1, reliability=reliability, mae_synthetic=1.0, reliability_calibrated=reliability,
+               scenarios={"boxing": {"mae": 3.0 + seed, "mae_untracked": 9.0}, "rest_irregular": {"mae": 0.4, "mae_untracked": 0.5}}, **extra)
+    row["key"] += f"|mix20|{taper}|act{activities}"
+    return row
+
+
+def test_recipes_get_their_own_table_and_reliability_diagram_and_stay_out_of_the_study(tmp_path):
+    from models.report_plots import pooled_reliability
+
+    a = {"count": [0] * 8 + [10, 30], "confidence": [None] * 8 + [0.85, 0.95], "accuracy": [None] * 8 + [0.5, 0.7]}
+    b = {"count": [0] * 8 + [30, 10], "confidence": [None] * 8 + [0.81, 0.91], "accuracy": [None] * 8 + [0.9, 0.8]}
+    pooled = pooled_reliability([{"reliability": a}, {"reliability": b}])
+    assert pooled["count"][8:] == [40, 40] and pooled["accuracy"][8] == pytest.approx((10 * 0.5 + 30 * 0.9) / 40)
+    assert pooled["confidence"][:8] == [None] * 8
+    rows = [_run("scratch", 2.4, seed=0), _run("dkd", 2.0, seed=0),
+            _recipe_run(0, "hann", 0, 1.5, 0.30, 0.05, a), _recipe_run(1, "hann", 0, 1.7, 0.20, 0.07, b),
+            _recipe_run(0, "rect", 2, 1.2, 0.10, 0.04, b)]
+    summary = render(rows, tmp_path).read_text()
+    assert "## Training recipe" in summary
+    assert "| scratch resnet 16x2, hann, mix 20, act 0 | 2 | 1.60 / 3.60 | 3.50 / 9.00 | 0.40 / 0.50 | 0.250 → 0.060 | 1.50 | 1.50 |" in summary
+    assert "| scratch resnet 16x2, rect, mix 20, act 2 | 1 | 1.20 / 3.20 |" in summary
+    assert (tmp_path / "reliability.png").stat().st_size > 10_000
+    assert Results(rows).students == [r for r in Results(rows).rows[:2]]  # recipes are not study runs
+
+
+def test_a_file_of_recipe_runs_only_renders_its_table(tmp_path):
+    a = {"count": [0] * 9 + [5], "confidence": [None] * 9 + [0.95], "accuracy": [None] * 9 + [0.9]}
+    summary = render([_recipe_run(0, "rect", 6, 1.2, 0.05, 0.04, a)], tmp_path).read_text()
+    assert summary.startswith("# Training recipes") and "| scratch resnet 16x2, rect, mix 20, act 6 | 1 | 1.20 / 3.20 |" in summary
+    assert (tmp_path / "reliability.png").exists()

@@ -161,10 +161,12 @@ def test_dalia_subjects_join_the_study_with_their_own_folds_and_teachers(tmp_pat
 
 def test_synthetic_mix_joins_every_fold_and_runs_report_the_synthetic_error(tmp_path, monkeypatch):
     import models.study as study
+    from replay.activity import ACTIVITIES
     from replay.synthetic import synthesize, write_synthetic_dalia
 
     monkeypatch.setattr(study, "MIX_DURATION_S", 40.0)
     monkeypatch.setattr(study, "SYNTHETIC_TEST", (1, 40.0, 9999))
+    monkeypatch.setattr(study, "SCENARIO_TEST", (1, 40.0, 8642))
     dalia = tmp_path / "dalia"
     dalia.mkdir()
     for i in (1, 2):
@@ -179,3 +181,7 @@ def test_synthetic_mix_joins_every_fold_and_runs_report_the_synthetic_error(tmp_
     assert seen_sizes == [per_recording + 3 * per_recording] * 2  # each fold: its own subject + the 3 synthetic recordings
     assert row["key"].endswith("|dalia|mix3") and row["mix"] == 3
     assert np.isfinite(row["mae_synthetic"]) and np.isfinite(row["mae_synthetic_untracked"])
+    # every activity scenario is scored, and the held-out confidence's calibration is recorded
+    assert sorted(row["scenarios"]) == sorted(ACTIVITIES) and all(np.isfinite(m["mae"]) for m in row["scenarios"].values())
+    assert 0 <= row["ece"] <= 1 and 0 <= row["ece_calibrated"] <= 1 and row["temperature"] > 0
+    assert sum(row["reliability"]["count"]) == len(data.labelled)

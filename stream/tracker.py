@@ -17,7 +17,10 @@ No single window can capture the track (issue 12):
   remedy for a lock on a cadence that bears no relation to the pulse. When the model's peak sits at
   ~2×, 3/2, 3×, 1/2, 2/3 or 1/3 of the track (within `harmonic_tolerance`), the disagreement is the
   classic harmonic confusion of a spectral estimate and is not counted: a harmonic can still win, but
-  only through the bounded evidence accumulating window after window.
+  only through the bounded evidence accumulating window after window. The refusal lapses when the
+  window gives the track itself almost no probability (< `harmonic_support` within ±5 bpm): then the
+  track, not the window, is the likelier harmonic error (a lock on 2× taken during motion, say), and
+  re-acquisition is the quick way back.
 `TrackerParams(outlier_share=0, harmonic_tolerance=0)` is the tracker before these two changes.
 """
 
@@ -41,7 +44,8 @@ class TrackerParams:
     reacquire_windows: int = 4  # ...and this many disagreeing windows in a row re-acquire
     reacquire_confidence: float = 0.5  # only confident windows count as disagreement
     outlier_share: float = 0.1  # ε: a window's likelihood is (1 − ε)·p + ε/K (bounded evidence)
-    harmonic_tolerance: float = 0.05  # a model peak this close (relative) to a harmonic of the track is no disagreement
+    harmonic_tolerance: float = 0.05  # a model peak this close (relative) to a harmonic of the track is no disagreement...
+    harmonic_support: float = 0.05  # ...while the window still gives the track this much probability (±5 bpm)
 
 
 HARMONIC_RATIOS = np.array([2.0, 1.5, 3.0, 0.5, 2.0 / 3.0, 1.0 / 3.0])
@@ -82,7 +86,7 @@ class TrackerTable:
             np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(k, dtype=np.int64),
             np.ascontiguousarray(probs, dtype=np.float64), self.priors, self.states, self.decay, self.bins,
             p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
-            p.outlier_share, p.harmonic_tolerance, HARMONIC_RATIOS,
+            p.outlier_share, p.harmonic_tolerance, p.harmonic_support, HARMONIC_RATIOS,
         )
         return decode_probabilities(post, self.bins)
 
@@ -127,7 +131,9 @@ def _predict(prior: np.ndarray, decay: float, hops: int, floor: float) -> np.nda
 
 @njit(cache=True)
 def _harmonic(candidate: float, track: float, ratios: np.ndarray, tolerance: float) -> bool:
-    """Is `candidate` within `tolerance` (relative) of one of the harmonic ratios times `track`?"""
+    """Is `candidate` within `tolerance` (relative) of one of the harmonic ratios times `track`? (never for 0)"""
+    if tolerance <= 0.0:
+        return False
     for r in ratios:
         if abs(candidate - r * track) <= tolerance * r * track:
             return True
@@ -150,6 +156,7 @@ def track_rows(
     reacquire_confidence: float,
     outlier_share: float,
     harmonic_tolerance: float,
+    harmonic_support: float,
     harmonic_ratios: np.ndarray,
 ) -> np.ndarray:
     """Window w updates the tracker row rows[w] (its prior and [last k, disagreement run])."""
@@ -172,11 +179,14 @@ def track_rows(
         model_peak = bins[np.argmax(probs[w])]
         track_peak = bins[np.argmax(post)]
         mass = 0.0
+        support = 0.0
         for j in range(k):
             if abs(bins[j] - model_peak) <= 5.0:
                 mass += probs[w, j]
-        if abs(model_peak - track_peak) > reacquire_bpm and mass >= reacquire_confidence \
-                and not _harmonic(model_peak, track_peak, harmonic_ratios, harmonic_tolerance):
+            if abs(bins[j] - track_peak) <= 5.0:
+                support += probs[w, j]
+        harmonic = support >= harmonic_support and _harmonic(model_peak, track_peak, harmonic_ratios, harmonic_tolerance)
+        if abs(model_peak - track_peak) > reacquire_bpm and mass >= reacquire_confidence and not harmonic:
             state[1] += 1
         else:
             state[1] = 0

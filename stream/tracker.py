@@ -16,8 +16,9 @@ No single window can capture the track (issue 12):
 - **No harmonic re-acquisition.** Re-acquisition is a hard reset that trusts the evidence alone, the
   remedy for a lock on a cadence that bears no relation to the pulse. When the model's peak sits at
   ~2×, 3/2, 3×, 1/2, 2/3 or 1/3 of the track (within `harmonic_tolerance`), the disagreement is the
-  classic harmonic confusion of a spectral estimate and is not counted: a harmonic can still win, but
-  only through the bounded evidence accumulating window after window. The refusal lapses when the
+  classic harmonic confusion of a spectral estimate: the run of disagreeing windows goes on, but the
+  reset never lands there. A harmonic can still win, only through the bounded evidence accumulating
+  window after window. The refusal lapses when the
   window gives the track itself almost no probability (< `harmonic_support` within ±5 bpm): then the
   track, not the window, is the likelier harmonic error (a lock on 2× taken during motion, say), and
   re-acquisition is the quick way back.
@@ -186,11 +187,11 @@ def track_rows(
             if abs(bins[j] - track_peak) <= 5.0:
                 support += probs[w, j]
         harmonic = support >= harmonic_support and _harmonic(model_peak, track_peak, harmonic_ratios, harmonic_tolerance)
-        if abs(model_peak - track_peak) > reacquire_bpm and mass >= reacquire_confidence and not harmonic:
+        if abs(model_peak - track_peak) > reacquire_bpm and mass >= reacquire_confidence:
             state[1] += 1
         else:
             state[1] = 0
-        if state[1] >= reacquire_windows:
+        if state[1] >= reacquire_windows and not harmonic:  # never land on a harmonic the window still supports
             post = evidence / evidence.sum()
             state[1] = 0
         prior[:] = post

@@ -1,5 +1,6 @@
 """The one pipeline: chunks of any number of devices → keyed per-device preprocessing → one batched
-ONNX call per scheduling tick → decoding and tracking → publishers.
+ONNX call per scheduling tick → decoding and tracking → beat refinement of still, clean windows
+(stream/beats.py) → publishers.
 
 Sources only hand over chunks tagged with a device (`offer` for live sources, which never wait:
 a full per-device queue drops its oldest chunk, counted; `put` for replays, which wait for room, so

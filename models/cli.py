@@ -5,6 +5,7 @@
   ppg-distill sweep --strategies scratch,hard,soft,dkd,feature --families resnet,mlp --teachers T1
   ppg-distill report --results results/sweep.jsonl --out results/report --readme README.md
   ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out models/student.onnx
+  ppg-distill accuracy --out results/accuracy.md
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def parse_student(text: str) -> tuple[str, int, int]:
     if family not in ("resnet", "mlp") or width < 1 or depth < 1:
         raise argparse.ArgumentTypeError(f"student {text!r}: family is resnet or mlp, width and depth ≥ 1")
     return family, width, depth
+
+
+def parse_folds(text: str) -> list[int]:
+    """`0,3,11` → [0, 3, 11] (leave-one-subject-out folds of the 12 IEEE subjects)."""
+    try:
+        folds = sorted({int(v) for v in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"folds {text!r}: expected a comma-separated list of fold numbers, e.g. 0,3") from None
+    if not folds or folds[0] < 0:
+        raise argparse.ArgumentTypeError(f"folds {text!r}: fold numbers are 0 or more")
+    return folds
 
 
 def parse_params(items: list[str]) -> tuple[tuple[str, float], ...]:
@@ -103,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--taper", choices=["hann", "rect"], default="hann", help="the spectral front end's window (default hann)")
     s.add_argument("--activities", type=int, default=0, metavar="N", help="add N synthetic recordings of each activity scenario")
     s.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
+    a = sub.add_parser("accuracy", help="tracker variants before/after per failure class: leave-one-subject-out + synthetic scenarios")
+    a.add_argument("--ieee", default=str(DEFAULT_IEEE), help="IEEE SPC 2015 folder (default: ../shared/data/ieee-spc2015)")
+    a.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and per-fold probabilities")
+    a.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
+    a.add_argument("--folds", type=parse_folds, default=None, metavar="LIST", help="leave-one-subject-out folds to use, e.g. 0,3 (default all 12)")
+    a.add_argument("--student", type=parse_student, default=("resnet", 16, 2), help="FAMILY:WIDTHxDEPTH (default resnet:16x2, the shipped student)")
+    a.add_argument("--epochs", type=int, default=30)
+    a.add_argument("--mix-synthetic", type=int, default=20, metavar="N", help="synthetic recordings added to each fold's training set (default 20)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--scenarios", type=int, default=6, metavar="N", help="recordings per synthetic scenario set (default 6; 0: none)")
+    a.add_argument("--scenario-model", default="student", metavar="PATH", help="model giving the scenario sets' probabilities (default: the shipped student)")
+    a.add_argument("--out", type=Path, default=None, help="also write the markdown tables to this file")
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -328,7 +353,37 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 """
 
 
-COMMANDS = {"train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+def cmd_accuracy(args) -> int:
+    from models.accuracy import onnx_predictor, report, scenario_windows
+    from models.oof import Recipe, out_of_fold
+    from models.scenarios import SCENARIO_SETS
+    from models.study import load_study_data
+
+    ieee = Path(args.ieee)
+    if not any(ieee.glob("DATA_*_TYPE*.mat")):
+        raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there")
+    if args.epochs < 1 or args.mix_synthetic < 0 or args.scenarios < 0 or args.threads < 1:
+        raise UsageError("--epochs and --threads must be 1 or more, --mix-synthetic and --scenarios 0 or more")
+    data = load_study_data(ieee, 12, args.cache)
+    folds = args.folds if args.folds is not None else list(range(len(data.folds)))
+    if folds[-1] >= len(data.folds):
+        raise UsageError(f"--folds: {len(data.folds)} leave-one-subject-out folds, numbered 0-{len(data.folds) - 1}")
+    family, width, depth = args.student
+    recipe = Recipe(family, width, depth, args.epochs, args.mix_synthetic, args.seed, args.threads)
+    sets = {f"IEEE SPC 2015, leave-one-subject-out ({len(folds)} of {len(data.folds)} folds)": out_of_fold(data, recipe, folds, args.cache)}
+    if args.scenarios:
+        predict = onnx_predictor(args.scenario_model)
+        for name, make in SCENARIO_SETS.items():
+            sets[f"synthetic: {name} ({args.scenarios} × 300 s)"] = scenario_windows(make(args.scenarios, 1), predict)
+    text = report(sets)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+COMMANDS = {"accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

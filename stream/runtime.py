@@ -1,5 +1,6 @@
 """The one pipeline: chunks of any number of devices → keyed per-device preprocessing → one batched
-ONNX call per scheduling tick → decoding and tracking → publishers.
+ONNX call per scheduling tick → decoding and tracking → beat refinement of still, clean windows
+(stream/beats.py) → publishers.
 
 Sources only hand over chunks tagged with a device (`offer` for live sources, which never wait:
 a full per-device queue drops its oldest chunk, counted; `put` for replays, which wait for room, so
@@ -35,6 +36,7 @@ import structlog
 from stream.chunk import ACC, PPG, Chunk
 from stream.decode import decode_probabilities, softmax
 from stream.device_table import DEFAULT_QUEUE_CHUNKS, DeviceLimitError, DeviceState, DeviceTable
+from stream.beats import BeatGate, refine_with_beats
 from stream.engine import InferenceEngine
 from stream.message import hr_message, utc_now_iso
 from stream.preprocess import StreamPreprocessor
@@ -55,6 +57,7 @@ class RuntimeConfig:
     speed: float | None = 1.0  # stream seconds per wall second; None = as fast as possible (never drop)
     max_lag_s: float | None = None  # default: one hop of the model
     tracking: bool = True  # causal forward filter over HR bins (stream/tracker.py)
+    beat_refinement: bool = True  # beat intervals in still, clean windows (stream/beats.py)
     max_devices: int = 10_000
     queue_chunks: int = DEFAULT_QUEUE_CHUNKS
 
@@ -75,6 +78,8 @@ class Runtime:
         self.config = config
         self.max_lag_s = config.max_lag_s if config.max_lag_s is not None else spec.hop_s
         self.trackers = TrackerTable(spec.bins_bpm) if config.tracking else None
+        self.beat_gate = BeatGate() if config.beat_refinement and beat_refinement_possible(spec) else None
+        self.refined_windows = 0
         self.table = DeviceTable(spec, self.trackers, config.max_devices, config.queue_chunks)
         self.latency = LatencyHistogram()
         self.windows_total = 0
@@ -281,7 +286,7 @@ class Runtime:
             for state, a, b in segments:
                 state.tally.invalid_windows += int((~finite[a:b]).sum())
             segments = _reindex(segments, finite)
-            logits, k, arrival, rows = logits[finite], k[finite], arrival[finite], rows[finite]
+            logits, k, arrival, rows, x = logits[finite], k[finite], arrival[finite], rows[finite], x[finite]
             rebuild = rebuild[finite] if rebuild is not None else None
             if not len(k):
                 return
@@ -290,6 +295,9 @@ class Runtime:
         bpm = untracked
         if self.trackers is not None:
             bpm, confidence = self.trackers.update(rows, k, probs)
+        if self.beat_gate is not None:
+            bpm, refined = refine_with_beats(x, bpm, self.spec.fs, self.beat_gate)
+            self.refined_windows += int(refined.sum())
         if rebuild is not None and rebuild.any():  # state rebuilt; these windows were published before
             self.rebuilt_windows += int(rebuild.sum())
             live = ~rebuild
@@ -352,6 +360,11 @@ class Runtime:
         )
 
 
+def beat_refinement_possible(spec) -> bool:
+    """The gate needs the accelerometer in g (stillness): a model with ACC channels left unnormalised."""
+    return spec.uses_acc and spec.extra.get("acc_normalize", spec.normalize) == "none"
+
+
 def _reindex(segments: list[tuple[DeviceState, int, int]], keep: np.ndarray) -> list[tuple[DeviceState, int, int]]:
     """Segment bounds after removing the windows where `keep` is False (empty segments vanish)."""
     kept = np.concatenate([[0], np.cumsum(keep)])
@@ -380,6 +393,7 @@ def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
         probs = softmax(engine.run(batch.x))
         decode_probabilities(probs, spec.bins_bpm)
         table = TrackerTable(spec.bins_bpm, capacity=1)
-        table.update(np.full(len(batch.k), table.add()), batch.k, probs)
+        bpm, _ = table.update(np.full(len(batch.k), table.add()), batch.k, probs)
+        refine_with_beats(batch.x, bpm, spec.fs)
     gc.collect()
     gc.freeze()

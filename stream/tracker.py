@@ -5,6 +5,24 @@ Each window's model distribution is evidence; between windows the heart rate mov
 way back from a wrong lock (e.g. onto the running cadence). When the model's own peak disagrees with
 the track for several confident windows in a row, the track is re-acquired from the evidence alone.
 The output is the posterior's peak (refined) and its mass within ±5 bpm as confidence.
+
+No single window can capture the track (issue 12):
+- **Bounded evidence.** A window is an outlier with probability `outlier_share` (arm motion with power
+  at the HR, a harmonic the model preferred): then it says nothing about the HR. Its likelihood is
+  therefore the mixture (1 − ε)·p + ε/K, not p, before tempering. However confident a window is, it
+  favours one bin over another by at most ((1 − ε + ε/K)/(ε/K))^power, so one window can no longer
+  override a settled track (whose prior ratio to a far bin is about peak/(floor/K)); a run of them can,
+  which keeps the Bayesian way back from a wrong lock.
+- **No harmonic re-acquisition.** Re-acquisition is a hard reset that trusts the evidence alone, the
+  remedy for a lock on a cadence that bears no relation to the pulse. When the model's peak sits at
+  ~2×, 3/2, 3×, 1/2, 2/3 or 1/3 of the track (within `harmonic_tolerance`), the disagreement is the
+  classic harmonic confusion of a spectral estimate: the run of disagreeing windows goes on, but the
+  reset never lands there. A harmonic can still win, only through the bounded evidence accumulating
+  window after window. The refusal lapses when the
+  window gives the track itself almost no probability (< `harmonic_support` within ±5 bpm): then the
+  track, not the window, is the likelier harmonic error (a lock on 2× taken during motion, say), and
+  re-acquisition is the quick way back.
+`TrackerParams(outlier_share=0, harmonic_tolerance=0)` is the tracker before these two changes.
 """
 
 from __future__ import annotations
@@ -26,6 +44,12 @@ class TrackerParams:
     reacquire_bpm: float = 15.0  # model peak this far from the track counts as disagreement...
     reacquire_windows: int = 4  # ...and this many disagreeing windows in a row re-acquire
     reacquire_confidence: float = 0.5  # only confident windows count as disagreement
+    outlier_share: float = 0.1  # ε: a window's likelihood is (1 − ε)·p + ε/K (bounded evidence)
+    harmonic_tolerance: float = 0.05  # a model peak this close (relative) to a harmonic of the track is no disagreement...
+    harmonic_support: float = 0.05  # ...while the window still gives the track this much probability (±5 bpm)
+
+
+HARMONIC_RATIOS = np.array([2.0, 1.5, 3.0, 0.5, 2.0 / 3.0, 1.0 / 3.0])
 
 
 class TrackerTable:
@@ -63,6 +87,7 @@ class TrackerTable:
             np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(k, dtype=np.int64),
             np.ascontiguousarray(probs, dtype=np.float64), self.priors, self.states, self.decay, self.bins,
             p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
+            p.outlier_share, p.harmonic_tolerance, p.harmonic_support, HARMONIC_RATIOS,
         )
         return decode_probabilities(post, self.bins)
 
@@ -106,6 +131,17 @@ def _predict(prior: np.ndarray, decay: float, hops: int, floor: float) -> np.nda
 
 
 @njit(cache=True)
+def _harmonic(candidate: float, track: float, ratios: np.ndarray, tolerance: float) -> bool:
+    """Is `candidate` within `tolerance` (relative) of one of the harmonic ratios times `track`? (never for 0)"""
+    if tolerance <= 0.0:
+        return False
+    for r in ratios:
+        if abs(candidate - r * track) <= tolerance * r * track:
+            return True
+    return False
+
+
+@njit(cache=True)
 def track_rows(
     rows: np.ndarray,
     ks: np.ndarray,
@@ -119,6 +155,10 @@ def track_rows(
     reacquire_bpm: float,
     reacquire_windows: int,
     reacquire_confidence: float,
+    outlier_share: float,
+    harmonic_tolerance: float,
+    harmonic_support: float,
+    harmonic_ratios: np.ndarray,
 ) -> np.ndarray:
     """Window w updates the tracker row rows[w] (its prior and [last k, disagreement run])."""
     n, k = probs.shape
@@ -129,7 +169,7 @@ def track_rows(
         last = int(state[0])
         evidence = np.empty(k)
         for j in range(k):
-            evidence[j] = math.pow(probs[w, j] + 1e-12, power)
+            evidence[j] = math.pow((1.0 - outlier_share) * probs[w, j] + outlier_share / k + 1e-12, power)
         if last < 0:
             post = evidence.copy()
         else:
@@ -140,14 +180,18 @@ def track_rows(
         model_peak = bins[np.argmax(probs[w])]
         track_peak = bins[np.argmax(post)]
         mass = 0.0
+        support = 0.0
         for j in range(k):
             if abs(bins[j] - model_peak) <= 5.0:
                 mass += probs[w, j]
+            if abs(bins[j] - track_peak) <= 5.0:
+                support += probs[w, j]
+        harmonic = support >= harmonic_support and _harmonic(model_peak, track_peak, harmonic_ratios, harmonic_tolerance)
         if abs(model_peak - track_peak) > reacquire_bpm and mass >= reacquire_confidence:
             state[1] += 1
         else:
             state[1] = 0
-        if state[1] >= reacquire_windows:
+        if state[1] >= reacquire_windows and not harmonic:  # never land on a harmonic the window still supports
             post = evidence / evidence.sum()
             state[1] = 0
         prior[:] = post

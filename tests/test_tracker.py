@@ -3,7 +3,7 @@
 import numpy as np
 
 from stream.decode import softmax
-from stream.tracker import Tracker
+from stream.tracker import Tracker, TrackerParams
 
 BINS = np.arange(30.0, 211.0)
 
@@ -44,3 +44,50 @@ def test_state_carries_across_batches_and_gaps():
     # after a long gap (e.g. a disconnection) the prior is wide: a new HR is taken at once
     bpm_gap, _ = tracker.update(np.array([60]), np.array([_evidence((130, 1.0))]))
     assert abs(bpm_gap[0] - 130) < 3
+
+
+PREVIOUS = TrackerParams(outlier_share=0.0, harmonic_tolerance=0.0)  # the tracker before issue 12
+
+
+def _sharp(centre, p_elsewhere):
+    """A window so confident that every bin but its peak gets `p_elsewhere` (arm motion at the HR)."""
+    p = np.full(len(BINS), p_elsewhere)
+    p[np.argmin(np.abs(BINS - centre))] = 1.0
+    return p / p.sum()
+
+
+def test_one_overconfident_window_cannot_capture_the_track():
+    # settled at 80 bpm; one window puts ~1e-6 near the true HR and all its mass 22 bpm away
+    rows = [_evidence((80, 1.0), width=4.0)] * 20 + [_sharp(102, 1e-6)] + [_evidence((80, 1.0), width=4.0)] * 3
+    k = np.arange(len(rows))
+    before, _ = Tracker(BINS, PREVIOUS).update(k, np.array(rows))
+    after, _ = Tracker(BINS).update(k, np.array(rows))
+    assert abs(before[20] - 102) < 2  # the failure: the previous tracker jumped with that single window
+    assert abs(after[20] - 80) < 2
+
+
+def test_a_run_of_windows_still_moves_the_track():
+    # bounded evidence must not freeze the track: a sustained change of 30 bpm is followed
+    rows = [_evidence((80, 1.0))] * 20 + [_evidence((110, 1.0), (80, 0.05))] * 12
+    after, _ = Tracker(BINS).update(np.arange(len(rows)), np.array(rows))
+    assert abs(after[-1] - 110) < 2
+
+
+def test_reacquisition_does_not_land_on_a_harmonic_of_the_track():
+    # locked on 70 bpm; during arm motion the model prefers the 2nd harmonic for 6 windows, keeping a
+    # little mass at the pulse, then the motion stops
+    rows = [_evidence((70, 1.0))] * 15 + [_evidence((140, 1.0), (70, 0.15))] * 6 + [_evidence((70, 1.0), (140, 0.3))] * 3
+    k = np.arange(len(rows))
+    before, _ = Tracker(BINS, PREVIOUS).update(k, np.array(rows))
+    after, _ = Tracker(BINS).update(k, np.array(rows))
+    assert np.abs(before[15:] - 140).min() < 2  # the failure: re-acquired onto 2x and stayed there
+    assert np.abs(after[15:] - 70).max() < 3
+
+
+def test_a_harmonic_lock_without_support_is_still_left():
+    # the start was wrong (2x the pulse); when the windows give that lock no probability at all,
+    # re-acquisition onto the pulse (its 1/2) is allowed
+    rows = [_evidence((150, 1.0))] * 8 + [_evidence((75, 1.0))] * 10
+    bpm, _ = Tracker(BINS).update(np.arange(len(rows)), np.array(rows))
+    assert abs(bpm[-1] - 75) < 2
+    assert np.argmax(np.abs(bpm - 75) < 2) <= 8 + 4

@@ -47,7 +47,7 @@ async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
         will = process_will(args.topic_prefix, devices, model_runs, "ble")
         publishers = await start_publishers(args, stack, will, engine.spec.label if engine else None,
                                             None if will.endswith(f"/{devices[0]}/status") else will)
-        runtime = Runtime(engine, publishers, RuntimeConfig(budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking)) if engine else None
+        runtime = Runtime(engine, publishers, RuntimeConfig(budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking, beat_refinement=not args.no_beat_refinement)) if engine else None
         gateway = raw_out = None
         if args.publish_raw:
             from stream.commands.gateway_target import raw_publisher

@@ -78,6 +78,8 @@ def add_model_arguments(p: argparse.ArgumentParser, default_budget_ms: float) ->
     p.add_argument("--model", default="student", metavar="PATH", help="ONNX model following the model contract, or a built-in: student (the shipped distilled model, default) or spectral (non-learned)")
     p.add_argument("--budget-ms", type=positive_float, default=default_budget_ms, metavar="MS", help=f"per-window latency budget; windows over it are flagged late (default {default_budget_ms:g})")
     p.add_argument("--no-tracking", action="store_true", help="publish each window's own estimate instead of the tracked one")
+    p.add_argument("--no-beat-refinement", action="store_true",
+                   help="keep the model's estimate in still, clean windows too (default: refined from beat intervals there)")
 
 
 def check_output_args(args: argparse.Namespace) -> None:

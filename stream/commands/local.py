@@ -195,7 +195,7 @@ async def run_replay(args: argparse.Namespace) -> int:
                                             None if will.endswith(f"/{devices[0][0]}/status") else will)
         runtime = None
         if engine is not None:
-            runtime = Runtime(engine, [p for p in publishers], RuntimeConfig(budget_ms=args.budget_ms, speed=args.speed, tracking=not args.no_tracking))
+            runtime = Runtime(engine, [p for p in publishers], RuntimeConfig(budget_ms=args.budget_ms, speed=args.speed, tracking=not args.no_tracking, beat_refinement=not args.no_beat_refinement))
         raw_out = await raw_publisher(args, stack, publishers) if args.publish_raw else None
         gateway = RawGateway(raw_out, args.topic_prefix) if raw_out is not None else None
         runtime_task = asyncio.create_task(runtime.run()) if runtime else None

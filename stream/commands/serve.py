@@ -104,7 +104,7 @@ async def run(args: argparse.Namespace) -> int:
         publishers = await start_publishers(args, stack, service_topic, engine.spec.label, service_topic)
         mqtt = next(p for p in publishers if hasattr(p, "settings") and hasattr(p, "publish_retained"))
         runtime = Runtime(engine, publishers, RuntimeConfig(
-            budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking, max_devices=args.max_devices, queue_chunks=args.queue_chunks,
+            budget_ms=args.budget_ms, speed=1.0, tracking=not args.no_tracking, beat_refinement=not args.no_beat_refinement, max_devices=args.max_devices, queue_chunks=args.queue_chunks,
         ))
         ingest = RawIngest(runtime, args.topic_prefix)
         subscriber = MqttSubscriber(mqtt.settings, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos, client_id=f"ppg-stream-{service}")

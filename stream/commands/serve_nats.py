@@ -122,7 +122,7 @@ async def run_nats(args: argparse.Namespace) -> int:
             await hr.start()
             publishers.insert(0, hr)
             runtime = Runtime(engine, publishers, RuntimeConfig(
-                budget_ms=args.budget_ms, speed=None, tracking=not args.no_tracking, max_devices=args.max_devices, queue_chunks=args.queue_chunks,
+                budget_ms=args.budget_ms, speed=None, tracking=not args.no_tracking, beat_refinement=not args.no_beat_refinement, max_devices=args.max_devices, queue_chunks=args.queue_chunks,
             ))
             ingest = RawIngest(runtime, args.topic_prefix)
             config = WorkerConfig(partitions=args.nats_partitions, lease_s=args.nats_lease_s, history_s=args.nats_history_s)

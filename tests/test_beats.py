@@ -1,0 +1,63 @@
+"""Beat-interval refinement: sharper in still, clean windows; never applied under motion, without an
+accelerometer, or where the beats disagree with the estimate."""
+
+import json
+
+import numpy as np
+import pytest
+
+from models.dataset import labelled_windows
+from models.targets import TRAINING_SPEC
+from replay.synthetic import synthesize, write_synthetic_dalia
+from stream.beats import refine_with_beats
+from tests.conftest import run_cli
+from tests.serve_helpers import synthetic_recording
+
+FS = TRAINING_SPEC.fs
+
+
+@pytest.fixture(scope="module")
+def still():
+    return labelled_windows(synthetic_recording("still", 120.0, seed=11, motion_share=0.0, noise=0.02), TRAINING_SPEC)
+
+
+def test_still_clean_windows_get_the_beat_rate(still):
+    # a spectral estimate 1.5 bpm off (about the in-lock floor at rest) is pulled to the beats
+    rough = still.hr_bpm + 1.5
+    bpm, refined = refine_with_beats(still.x, rough, FS)
+    assert refined.mean() > 0.7
+    assert np.abs(bpm - still.hr_bpm)[refined].mean() < 0.4
+    assert np.array_equal(bpm[~refined], rough[~refined])  # elsewhere the estimate is kept
+
+
+def test_an_estimate_the_beats_disagree_with_is_kept(still):
+    far = still.hr_bpm + 12.0
+    bpm, refined = refine_with_beats(still.x, far, FS)
+    assert not refined.any() and np.array_equal(bpm, far)
+
+
+def test_no_accelerometer_means_no_refinement(still):
+    x = still.x.copy()
+    x[:, 1:] = 0.0  # what the runtime feeds a model when the device has no accelerometer
+    _, refined = refine_with_beats(x, still.hr_bpm + 1.5, FS)
+    assert not refined.any()
+
+
+def test_moving_windows_are_never_refined():
+    moving = labelled_windows(synthetic_recording("moving", 120.0, seed=12, motion_share=1.0, artefact_gain=3.0), TRAINING_SPEC)
+    acc_rms = np.sqrt((moving.x[:, 1:4].astype(float) ** 2).sum(axis=1).mean(axis=1))
+    _, refined = refine_with_beats(moving.x, moving.hr_bpm, FS)
+    assert (acc_rms > 0.1).sum() > 10  # the recording does move
+    assert not refined[acc_rms > 0.1].any()
+
+
+def test_the_cli_refines_at_rest_unless_told_not_to(tmp_path):
+    syn = synthesize(120, seed=13, motion_share=0.0, noise=0.02)
+    write_synthetic_dalia(tmp_path / "rest.pkl", syn, with_chest=False)
+    mae = {}
+    for flag in ([], ["--no-beat-refinement"]):
+        result = run_cli("--replay", str(tmp_path / "rest.pkl"), "--speed", "max", "--stdout", "--no-mqtt", "--log-json", *flag)
+        assert result.returncode == 0, result.stderr
+        summary = next(json.loads(line) for line in result.stderr.splitlines() if '"replay finished"' in line)
+        mae[bool(flag)] = summary["mae_bpm"]
+    assert mae[False] < 0.7 * mae[True]

@@ -14,6 +14,7 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
 from urllib.parse import urlsplit
 
 import nats
@@ -30,10 +31,30 @@ log = structlog.get_logger("ppg_stream.nats")
 WRONG_LAST_SEQUENCE = 10071  # JetStream: the expected last sequence does not match (nothing stored)
 EXPECTED_STREAM_MISMATCH = 10060  # JetStream: another stream than the expected one took the subject
 _PARTITIONS = re.compile(r"(\d+) partitions")
+T = TypeVar("T")
+
+
+SETUP_WAIT_S = 30.0  # how long a worker waits for a cluster that is still electing its JetStream leaders
 
 
 class NatsSetupError(RuntimeError):
     """The NATS side is not as this worker needs it; the message says what to change."""
+
+
+async def retry_while_electing(step: Callable[[], Awaitable[T]], wait_s: float = SETUP_WAIT_S) -> T:
+    """Run an idempotent set-up step, again while JetStream answers "temporarily unavailable" or not
+    in time: a cluster that has just started (or lost a node) answers so until its meta leader and
+    each new stream's or bucket's leader are elected, which takes seconds on a loaded machine. Any
+    other error, and "no responders" (a server without JetStream), is final at once."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await step()
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as e:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("JetStream not ready, set-up retried", error=str(e) or type(e).__name__)
+            await asyncio.sleep(0.5)
 
 
 def parse_nats_urls(text: str) -> list[str]:
@@ -91,6 +112,12 @@ async def _answers(url: str, timeout_s: float) -> bool:
         return False
     writer.close()
     return True
+
+
+def has_jetstream(nc: nats.NATS) -> bool:
+    """Whether the server this client reached runs JetStream (its INFO says so, elected or not): a server
+    without it answers JetStream requests "unavailable" exactly as a cluster still electing does."""
+    return bool(getattr(nc, "_server_info", {}).get("jetstream", False))
 
 
 def auto_replicas(nc: nats.NATS) -> int:

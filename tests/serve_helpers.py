@@ -69,10 +69,11 @@ class Service:
     _reader: asyncio.Task | None = None
     ready_event = "subscribed"  # the log line that says it takes input
 
-    async def start(self, timeout_s: float = 60.0) -> "Service":
+    async def start(self, timeout_s: float = 60.0, until: str | None = None) -> "Service":
+        """Start it and wait for its ready line (or the `until` line)."""
         self.proc = await start_cli("serve", "--log-json", *self.args)
         self._reader = asyncio.create_task(self._read())
-        await self.wait_for_event(self.ready_event, timeout_s)
+        await self.wait_for_event(until or self.ready_event, timeout_s)
         return self
 
     async def _read(self) -> None:

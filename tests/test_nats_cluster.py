@@ -52,6 +52,30 @@ def worker_args(cluster: NatsCluster, prefix: str, node: int, *extra: str) -> tu
             "--idle-timeout", "120", "--stats-interval", "5", *extra)
 
 
+async def test_workers_started_before_the_cluster_has_a_quorum_wait_for_it_then_share_the_partitions():
+    """A deployment's boot: one node of three is up, so JetStream has no meta leader and answers
+    "temporarily unavailable" or not at all. Workers started then must wait (saying so), not exit;
+    once the other nodes come up they join and split the partitions."""
+    if not nats_server_available():
+        pytest.skip("nats-server is not installed")
+    tag = uuid.uuid4().hex[:6]
+    fresh = NatsCluster(3, prefixes=[f"boot{tag}"], partitions=PARTITIONS)
+    workers = [Worker(worker_args(fresh, f"boot{tag}", 0)) for _ in range(3)]
+    try:
+        fresh.start_node(0)
+        await asyncio.gather(*(w.start(timeout_s=60, until="JetStream not ready, set-up retried") for w in workers))
+        for i in (1, 2):
+            fresh.start_node(i)
+        await asyncio.gather(*(w.wait_for_event(Worker.ready_event, 60) for w in workers))
+        balanced = await eventually(lambda: sorted(len(w.owned()) for w in workers) == [4, 4, 4]
+                                    and sorted(p for w in workers for p in w.owned()) == list(range(PARTITIONS)), 30)
+        assert balanced, [w.owned() for w in workers]
+    finally:
+        codes = await asyncio.gather(*(w.stop() for w in workers))
+        await asyncio.to_thread(fresh.stop)
+    assert codes == [130, 130, 130] and not any(w.tracebacks() for w in workers), codes
+
+
 async def test_one_gateway_command_over_nats_or_over_mqtt_to_nats_server_reaches_a_worker(cluster, synthetic_60s):
     """The same gateway command, once with --nats and once with --broker pointing at nats-server's
     own MQTT listener (same bytes); the servers' mapping partitions both; one worker serves them; an

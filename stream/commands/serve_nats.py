@@ -81,7 +81,7 @@ async def run_nats(args: argparse.Namespace) -> int:
     from stream.engine import InferenceEngine
     from stream.nats_leases import LeaseConfigError, Leases, Progress
     from stream.nats_publisher import NatsHrPublisher
-    from stream.nats_setup import NatsSetupError, StreamPlan, auto_replicas, check_mapping, connect, ensure_streams, parse_nats_urls
+    from stream.nats_setup import NatsSetupError, StreamPlan, auto_replicas, check_mapping, connect, ensure_streams, has_jetstream, parse_nats_urls, retry_while_electing
     from stream.nats_subjects import stream_base, subject_prefix
     from stream.nats_worker import NatsWorker, WorkerConfig
     from stream.raw_ingest import RawIngest
@@ -103,15 +103,18 @@ async def run_nats(args: argparse.Namespace) -> int:
         js = nc.jetstream(timeout=3.0)
         plan = StreamPlan(prefix, f"{base}_RAW", f"{base}_HR", args.nats_partitions, args.nats_replicas or auto_replicas(nc),
                           args.nats_buffer_s, args.nats_buffer_mib << 20)
+        no_jetstream = f"JetStream does not answer at {args.nats} (is nats-server running with JetStream, -js?)"
+        if not has_jetstream(nc):
+            raise UsageError(f"{no_jetstream}: the server says it has none")
         try:
-            await ensure_streams(js, plan)
-            await check_mapping(js, plan)
-            leases = await Leases.open(js, f"{base}_leases", worker_id, args.nats_lease_s, plan.replicas)
-            progress = await Progress.open(js, f"{base}_progress", plan.replicas)
+            await retry_while_electing(lambda: ensure_streams(js, plan))
+            await retry_while_electing(lambda: check_mapping(js, plan))
+            leases = await retry_while_electing(lambda: Leases.open(js, f"{base}_leases", worker_id, args.nats_lease_s, plan.replicas))
+            progress = await retry_while_electing(lambda: Progress.open(js, f"{base}_progress", plan.replicas))
         except (NatsSetupError, LeaseConfigError) as e:
             raise UsageError(str(e)) from None
         except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError) as e:
-            raise UsageError(f"JetStream does not answer at {args.nats} (is nats-server running with JetStream, -js?): {e}") from None
+            raise UsageError(f"{no_jetstream}: {e}") from None
         except nats.errors.Error as e:
             raise UsageError(f"NATS at {args.nats} did not answer the set-up: {e or type(e).__name__}") from None
         async with contextlib.AsyncExitStack() as stack:

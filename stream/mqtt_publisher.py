@@ -205,8 +205,9 @@ class MqttPublisher:
         self._check_drained()
         if self._task is not None and self._fatal is None:
             try:
-                await asyncio.wait_for(self._drained.wait(), self.flush_timeout_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.flush_timeout_s):
+                    await self._drained.wait()
+            except TimeoutError:
                 pass
         conn = self._conn
         if conn is not None and conn.is_open:

@@ -89,8 +89,9 @@ class NatsHrPublisher:
         self._wake.set()
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=self.flush_timeout_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.flush_timeout_s):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
                 self._task.cancel()
                 try:
                     await self._task
@@ -249,8 +250,9 @@ class NatsRawPublisher:
     async def close(self) -> int:
         """Wait (up to flush_timeout_s) for every chunk to be stored; returns how many were not."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout=self.flush_timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.flush_timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
             for task in list(self._senders.values()):
                 task.cancel()
             await asyncio.gather(*self._senders.values(), return_exceptions=True)

@@ -55,8 +55,9 @@ class PullFeed:
                     await asyncio.sleep(0.25)
                     continue
                 try:
-                    await asyncio.wait_for(self._ended.wait(), self.expires_s + 1.0)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(self.expires_s + 1.0):
+                        await self._ended.wait()
+                except TimeoutError:
                     pass  # the request was lost (a reconnect, a consumer leader moving): ask again
                 if self._no_responders:  # no consumer leader right now (an election): wait a little
                     self._no_responders = False

@@ -119,9 +119,10 @@ class Dashboard:
         and the dashboard keeps retrying). A streaming command awaits this before publishing its first
         window, so the dashboard sees the stream from its start."""
         try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._subscribed.wait()
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     def meta(self) -> dict:

@@ -63,8 +63,9 @@ def make_app(hub: EventHub, snapshot: Callable[[], str], loopback_only: bool) ->
             await response.write(f"retry: {RECONNECT_MS}\nevent: snapshot\ndata: {first}\n\n".encode())
             while True:
                 try:
-                    text = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        text = await queue.get()
+                except TimeoutError:
                     text = ": keep-alive\n\n"
                 if text is CLOSE:
                     break

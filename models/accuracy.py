@@ -52,9 +52,10 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     "window by window": Variant(None),
-    "previous tracker": Variant(TrackerParams(outlier_share=0.0, harmonic_tolerance=0.0)),
-    "+ bounded evidence": Variant(TrackerParams(harmonic_tolerance=0.0)),
-    "+ no harmonic re-acq.": Variant(TrackerParams(outlier_share=0.0)),
+    "previous tracker": Variant(TrackerParams(outlier_share=0.0, harmonic_tolerance=0.0, peak_radius_bpm=0.0)),
+    "+ bounded evidence": Variant(TrackerParams(harmonic_tolerance=0.0, peak_radius_bpm=0.0)),
+    "+ no harmonic re-acq.": Variant(TrackerParams(outlier_share=0.0, peak_radius_bpm=0.0)),
+    "+ window's own peak": Variant(TrackerParams(outlier_share=0.0, harmonic_tolerance=0.0)),
     "new tracker": Variant(TrackerParams()),
     "new + beats": Variant(TrackerParams(), BeatGate()),
     "new + loose beats": Variant(TrackerParams(), BeatGate(acc_quiet_g=0.5, max_deviation=0.3, min_beats=4, tolerance_bpm=20.0)),

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--student", type=parse_student, default=("resnet", 16, 2), help="FAMILY:WIDTHxDEPTH (default resnet:16x2, the shipped student)")
     a.add_argument("--epochs", type=int, default=30)
     a.add_argument("--mix-synthetic", type=int, default=20, metavar="N", help="synthetic recordings added to each fold's training set (default 20)")
+    a.add_argument("--taper", choices=["hann", "rect"], default="rect", help="the spectral front end's window (default rect, the shipped student's)")
+    a.add_argument("--activities", type=int, default=6, metavar="N",
+                   help="synthetic recordings of each activity scenario added to each fold's training set (default 6, the shipped student's)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--scenarios", type=int, default=6, metavar="N", help="recordings per synthetic scenario set (default 6; 0: none)")
     a.add_argument("--scenario-model", default="student", metavar="PATH", help="model giving the scenario sets' probabilities (default: the shipped student)")
@@ -362,14 +365,14 @@ def cmd_accuracy(args) -> int:
     ieee = Path(args.ieee)
     if not any(ieee.glob("DATA_*_TYPE*.mat")):
         raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there")
-    if args.epochs < 1 or args.mix_synthetic < 0 or args.scenarios < 0 or args.threads < 1:
-        raise UsageError("--epochs and --threads must be 1 or more, --mix-synthetic and --scenarios 0 or more")
+    if args.epochs < 1 or args.mix_synthetic < 0 or args.scenarios < 0 or args.threads < 1 or args.activities < 0:
+        raise UsageError("--epochs and --threads must be 1 or more, --mix-synthetic, --activities and --scenarios 0 or more")
     data = load_study_data(ieee, 12, args.cache)
     folds = args.folds if args.folds is not None else list(range(len(data.folds)))
     if folds[-1] >= len(data.folds):
         raise UsageError(f"--folds: {len(data.folds)} leave-one-subject-out folds, numbered 0-{len(data.folds) - 1}")
     family, width, depth = args.student
-    recipe = Recipe(family, width, depth, args.epochs, args.mix_synthetic, args.seed, args.threads)
+    recipe = Recipe(family, width, depth, args.epochs, args.mix_synthetic, args.seed, args.threads, args.taper, args.activities)
     sets = {f"IEEE SPC 2015, leave-one-subject-out ({len(folds)} of {len(data.folds)} folds)": out_of_fold(data, recipe, folds, args.cache)}
     if args.scenarios:
         predict = onnx_predictor(args.scenario_model)

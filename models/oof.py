@@ -28,10 +28,12 @@ class Recipe:
     mix: int = 20  # synthetic 300 s recordings added to each fold's training set
     seed: int = 0
     threads: int = 1
+    taper: str = "rect"  # the spectral front end's window
+    activities: int = 6  # activity recordings (240 s) per activity added to each fold's training set
 
     @property
     def tag(self) -> str:
-        return f"scratch-{self.family}{self.width}x{self.depth}-e{self.epochs}-mix{self.mix}-s{self.seed}"
+        return f"scratch-{self.family}{self.width}x{self.depth}-e{self.epochs}-mix{self.mix}-act{self.activities}-{self.taper}-s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,15 @@ def train_fold(data, fold: int, recipe: Recipe, cache: Path, progress: bool = Fa
     """Train the recipe on every subject outside `fold` (plus the synthetic mix) and predict its held-out windows."""
     from models.architectures import build
     from models.dataset import WindowSet
-    from models.study import synthetic_mix
-    from models.targets import TRAINING_SPEC
+    from models.study import activity_mix, synthetic_mix
+    from models.targets import training_spec
     from models.train import TrainConfig, predict_probabilities, train_model
 
     train_set, _ = data.split(fold)
-    if recipe.mix:
-        train_set = WindowSet.concat([train_set, synthetic_mix(recipe.mix, cache)])
-    model = build(recipe.family, TRAINING_SPEC, recipe.width, recipe.depth, seed=recipe.seed + fold)
+    extras = ([synthetic_mix(recipe.mix, cache)] if recipe.mix else []) + ([activity_mix(recipe.activities, cache)] if recipe.activities else [])
+    if extras:
+        train_set = WindowSet.concat([train_set, *extras])
+    model = build(recipe.family, training_spec(recipe.taper), recipe.width, recipe.depth, seed=recipe.seed + fold)
     config = TrainConfig(epochs=recipe.epochs, seed=recipe.seed + fold, threads=recipe.threads)
     train_model(model, train_set, config, progress=progress)
     test = held_out_windows(data, fold)

@@ -3,7 +3,8 @@
 A scenario set is just a named list of recordings with reference labels, so any generator (for example
 `replay.synthetic`'s activity scenarios) can be plugged into `ppg-distill accuracy` as another set.
 The ones here start from a clean, still recording of the project's generator and add arm motion
-whose accelerometer trace and PPG leak are placed where the failure needs them:
+(`replay.activity.add_wrist_motion`, the activity scenarios' own motion and PPG-leak model) placed
+where the failure needs it:
 
 - `rest`: no motion at all (rest precision: the spectral floor against beat intervals);
 - `motion at HR`: bouts of arm motion (20-40 s, pauses of 10-20 s) whose cadence follows the heart
@@ -22,35 +23,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from replay.activity import Cadence, add_wrist_motion
 from replay.recording import Recording, uniform_times
 from replay.synthetic import Synthetic, synthesize
 
 DURATION_S = 300.0
-
-
-def add_arm_motion(syn: Synthetic, segments: list[tuple[float, float, Callable[[np.ndarray], np.ndarray]]], gain: float,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(ppg, acc_g) of `syn` with motion added: per segment (start s, end s, cadence Hz as a function of the
-    HR in bpm). The accelerometer shakes at the cadence (and a weaker 2nd harmonic); the PPG receives a
-    leak of that shake scaled to `gain` × the pulse's standard deviation."""
-    ppg = syn.ppg.copy()
-    acc = syn.acc_g.copy()
-    t = np.arange(len(ppg)) / syn.fs_ppg
-    ta = np.arange(len(acc)) / syn.fs_acc
-    hr_acc = np.interp(ta, t, syn.hr_bpm)
-    pulse_sd = float(np.std(syn.ppg))
-    for start, end, cadence_of in segments:
-        cadence = cadence_of(hr_acc)
-        phase = 2 * np.pi * np.cumsum(cadence) / syn.fs_acc
-        amp = rng.uniform(0.3, 1.0, 3)
-        offset = rng.uniform(0, 2 * np.pi, 3)
-        shake = np.stack([amp[i] * (np.sin(phase + offset[i]) + 0.35 * np.sin(2 * phase + 2 * offset[i])) for i in range(3)], axis=1)
-        on = (ta >= start) & (ta < end)
-        acc[on] += shake[on] + 0.05 * rng.normal(size=(int(on.sum()), 3))
-        seg = (t >= start) & (t < end)
-        leak = np.interp(t[seg], ta, shake @ rng.uniform(0.5, 1.0, 3))
-        ppg[seg] += gain * pulse_sd * leak / max(float(np.std(leak)), 1e-9)
-    return ppg, acc
+Segments = list[tuple[float, float, Cadence]]
 
 
 def _recording(name: str, syn: Synthetic, ppg: np.ndarray, acc: np.ndarray) -> Recording:
@@ -62,61 +40,58 @@ def _still(seed: int) -> Synthetic:
     return synthesize(DURATION_S, seed=seed, motion_share=0.0, noise=0.02)
 
 
+def _with_motion(name: str, n: int, seed: int, stream: int, gain: float, draw: Callable[[np.random.Generator], Segments]) -> list[Recording]:
+    """`n` still recordings, each with the motion segments `draw` picks; `stream` keeps the sets' seeds apart."""
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, stream, i])
+        syn = _still(seed * 1000 + stream * 100 + i + 500)
+        out.append(_recording(f"{name}{i}", syn, *add_wrist_motion(syn, draw(rng), gain, rng)))
+    return out
+
+
+def _repeat(rng: np.random.Generator, first: tuple[float, float], length: tuple[float, float], pause: tuple[float, float],
+            cadence: Callable[[np.random.Generator], Cadence]) -> Segments:
+    """Bouts of `length` s separated by `pause` s from `first` s on, to the end of the recording."""
+    segments, t = [], rng.uniform(*first)
+    while t < DURATION_S - 10:
+        end = min(t + rng.uniform(*length), DURATION_S)
+        segments.append((t, end, cadence(rng)))
+        t = end + rng.uniform(*pause)
+    return segments
+
+
+def _following_hr(ratio: float) -> Callable[[np.random.Generator], Cadence]:
+    """A cadence that follows the HR at `ratio` (±3 %, drawn per bout)."""
+    def draw(rng: np.random.Generator) -> Cadence:
+        r = ratio * (1 + rng.uniform(-0.03, 0.03))
+        return lambda hr: hr / 60.0 * r
+    return draw
+
+
+def _unrelated(rng: np.random.Generator) -> Cadence:
+    c = rng.uniform(1.2, 2.8)
+    return lambda hr: np.full_like(hr, c)
+
+
 def rest(n: int, seed: int = 0) -> list[Recording]:
-    out = []
-    for i in range(n):
-        syn = _still(seed * 1000 + i)
-        out.append(_recording(f"rest{i}", syn, syn.ppg, syn.acc_g))
-    return out
-
-
-def _locked(name: str, ratio: float, n: int, seed: int, gain: float) -> list[Recording]:
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng(seed * 1000 + i + 1)
-        syn = _still(seed * 1000 + i + 500)
-        segments, t = [], rng.uniform(5, 15)
-        while t < DURATION_S - 10:
-            length = rng.uniform(20, 40)
-            r = ratio * (1 + rng.uniform(-0.03, 0.03))
-            segments.append((t, min(t + length, DURATION_S), lambda hr, r=r: hr / 60.0 * r))
-            t += length + rng.uniform(10, 20)
-        out.append(_recording(f"{name}{i}", syn, *add_arm_motion(syn, segments, gain, rng)))
-    return out
+    return _with_motion("rest", n, seed, 0, 0.0, lambda rng: [])
 
 
 def motion_at_hr(n: int, seed: int = 0) -> list[Recording]:
-    return _locked("at-hr", 1.0, n, seed, gain=1.5)
+    return _with_motion("at-hr", n, seed, 1, 1.5, lambda rng: _repeat(rng, (5, 15), (20, 40), (10, 20), _following_hr(1.0)))
 
 
 def motion_at_double_hr(n: int, seed: int = 0) -> list[Recording]:
-    return _locked("at-2hr", 2.0, n, seed, gain=1.5)
+    return _with_motion("at-2hr", n, seed, 2, 1.5, lambda rng: _repeat(rng, (5, 15), (20, 40), (10, 20), _following_hr(2.0)))
 
 
 def bursts(n: int, seed: int = 0) -> list[Recording]:
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng(seed * 1000 + i + 2)
-        syn = _still(seed * 1000 + i + 600)
-        segments, t = [], rng.uniform(20, 40)
-        while t < DURATION_S - 10:
-            length = rng.uniform(3, 5)
-            cadence = rng.uniform(1.2, 2.8)
-            segments.append((t, t + length, lambda hr, c=cadence: np.full_like(hr, c)))
-            t += length + rng.uniform(20, 40)
-        out.append(_recording(f"bursts{i}", syn, *add_arm_motion(syn, segments, 4.0, rng)))
-    return out
+    return _with_motion("bursts", n, seed, 3, 4.0, lambda rng: _repeat(rng, (20, 40), (3, 5), (20, 40), _unrelated))
 
 
 def moving_start(n: int, seed: int = 0) -> list[Recording]:
-    out = []
-    for i in range(n):
-        rng = np.random.default_rng(seed * 1000 + i + 3)
-        syn = _still(seed * 1000 + i + 700)
-        cadence = rng.uniform(1.2, 2.8)
-        segments = [(0.0, 30.0, lambda hr, c=cadence: np.full_like(hr, c))]
-        out.append(_recording(f"start{i}", syn, *add_arm_motion(syn, segments, 3.0, rng)))
-    return out
+    return _with_motion("start", n, seed, 4, 3.0, lambda rng: [(0.0, 30.0, _unrelated(rng))])
 
 
 SCENARIO_SETS: dict[str, Callable[[int, int], list[Recording]]] = {

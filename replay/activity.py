@@ -21,6 +21,7 @@ protocol as `synthesize`'s do: the mean instantaneous heart rate (60 / RR) over 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,45 @@ def bout_motion(kind: str, ta: np.ndarray, hr_acc: np.ndarray, rng: np.random.Ge
     raise ValueError(f"unknown activity {kind!r}; choose from {', '.join(ACTIVITIES)}")
 
 
+def ppg_leak(t: np.ndarray, ta: np.ndarray, motion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The PPG artefact of wrist `motion` (m, 3) at times `ta`, sampled at the PPG times `t`, unit std:
+    a random projection of the motion, linear plus squared (the square adds harmonics, intermodulation)."""
+    lin = np.interp(t, ta, motion @ rng.uniform(0.3, 1.0, 3))
+    lin /= max(np.std(lin), 1e-9)
+    leak = lin + rng.uniform(0.1, 0.5) * (lin**2 - np.mean(lin**2))
+    return leak / max(np.std(leak), 1e-9)
+
+
+def fade(ta: np.ndarray, start: float, end: float, fade_s: float) -> np.ndarray:
+    """(m, 1) envelope rising from 0 to 1 over `fade_s` after `start` and falling back before `end`."""
+    return np.clip(np.minimum(ta - start, end - ta) / fade_s, 0, 1)[:, None]
+
+
+Cadence = Callable[[np.ndarray], np.ndarray]  # the HR (bpm) over a bout's samples → the motion's cadence (Hz)
+
+
+def add_wrist_motion(syn: Synthetic, segments: list[tuple[float, float, Cadence]], gain: float, rng: np.random.Generator,
+                     fade_s: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(ppg, acc_g) of a still recording `syn` with periodic arm motion added in each segment (start s,
+    end s, cadence as a function of the HR): the accelerometer swings at the cadence with harmonics (as
+    `arm_exercise`'s bouts), the PPG receives its leak (`ppg_leak`) scaled to `gain` × the pulse's std.
+    Used to build recordings that isolate one failure (motion exactly at the HR, at 2× it, short bursts)."""
+    ppg, acc = syn.ppg.copy(), syn.acc_g.copy()
+    t = np.arange(len(ppg)) / syn.fs_ppg
+    ta = np.arange(len(acc)) / syn.fs_acc
+    hr_acc = np.interp(ta, t, syn.hr_bpm)
+    pulse_sd = float(np.std(syn.ppg))
+    for start, end, cadence_of in segments:
+        sel = (ta >= start) & (ta < end)
+        cadence = np.clip(cadence_of(hr_acc[sel]), 0.4, 6.0)
+        harmonics = (rng.uniform(0.2, 0.7), rng.uniform(0.05, 0.3))
+        motion = _periodic(_cadence_phase(cadence, ta[sel], rng), rng.uniform(0.3, 1.0, 3), harmonics, rng) * fade(ta[sel], start, end, fade_s)
+        acc[sel] += motion + 0.05 * rng.normal(size=(int(sel.sum()), 3))
+        seg = (t >= start) & (t < end)
+        ppg[seg] += gain * pulse_sd * ppg_leak(t[seg], ta[sel], motion, rng)
+    return ppg, acc
+
+
 def synthesize_activity(kind: str, duration_s: float = 240.0, seed: int = 0) -> Activity:
     """Generate one recording of `kind` (see ACTIVITIES) with its ground truth."""
     if kind not in ACTIVITIES:
@@ -201,15 +241,12 @@ def synthesize_activity(kind: str, duration_s: float = 240.0, seed: int = 0) -> 
     for start, end in segments:
         sel = (ta >= start) & (ta < end)
         motion, cad = bout_motion(kind, ta[sel], hr_acc[sel], rng)
-        ramp = np.clip(np.minimum(ta[sel] - start, end - ta[sel]) / 2.0, 0, 1)[:, None]  # 2 s fade in and out
+        ramp = fade(ta[sel], start, end, 2.0)
         acc[sel] += motion * ramp + 0.03 * rng.normal(size=(sel.sum(), 3))
         cadence[sel] = cad
         seg = (t >= start) & (t < end)
         moving |= seg
-        lin = np.interp(t[seg], ta[sel], (motion * ramp) @ rng.uniform(0.3, 1.0, 3))
-        lin /= max(np.std(lin), 1e-9)
-        leak = lin + rng.uniform(0.1, 0.5) * (lin**2 - np.mean(lin**2))  # the square: harmonics, intermodulation
-        artefact[seg] += gain * 0.35 * leak / max(np.std(leak), 1e-9)
+        artefact[seg] += gain * 0.35 * ppg_leak(t[seg], ta[sel], motion * ramp, rng)
     artefact += (rng.random(n) < moving * 0.002) * rng.normal(0, 1.5, n)
     ppg = 50.0 * (ppg + artefact)
 

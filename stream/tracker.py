@@ -4,7 +4,12 @@ Each window's model distribution is evidence; between windows the heart rate mov
 (a Laplace-shaped transition prior, widened across skipped windows), and a floor on the prior keeps a
 way back from a wrong lock (e.g. onto the running cadence). When the model's own peak disagrees with
 the track for several confident windows in a row, the track is re-acquired from the evidence alone.
-The output is the posterior's peak (refined) and its mass within ±5 bpm as confidence.
+The tracker decides *which* peak; the window decides *where exactly*: the output is the window's own
+probability peak nearest the track (within `peak_radius_bpm` of the posterior's peak, refined by a
+parabola), and the posterior's peak only where the window has no peak that close. The posterior is a
+product with a prior that lags a changing HR by design, so its own peak is less precise than the
+window's whenever the two agree (at rest 0.49 → 0.29 bpm, `ppg-distill accuracy`). The confidence is
+the posterior's mass within ±5 bpm of its peak.
 
 No single window can capture the track (issue 12):
 - **Bounded evidence.** A window is an outlier with probability `outlier_share` (arm motion with power
@@ -22,7 +27,8 @@ No single window can capture the track (issue 12):
   window gives the track itself almost no probability (< `harmonic_support` within ±5 bpm): then the
   track, not the window, is the likelier harmonic error (a lock on 2× taken during motion, say), and
   re-acquisition is the quick way back.
-`TrackerParams(outlier_share=0, harmonic_tolerance=0)` is the tracker before these two changes.
+`TrackerParams(outlier_share=0, harmonic_tolerance=0, peak_radius_bpm=0)` is the tracker before these
+three changes.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class TrackerParams:
     outlier_share: float = 0.1  # ε: a window's likelihood is (1 − ε)·p + ε/K (bounded evidence)
     harmonic_tolerance: float = 0.05  # a model peak this close (relative) to a harmonic of the track is no disagreement...
     harmonic_support: float = 0.05  # ...while the window still gives the track this much probability (±5 bpm)
+    peak_radius_bpm: float = 3.0  # publish the window's own peak within this of the track's (0: the posterior's peak)
 
 
 HARMONIC_RATIOS = np.array([2.0, 1.5, 3.0, 0.5, 2.0 / 3.0, 1.0 / 3.0])
@@ -89,7 +96,10 @@ class TrackerTable:
             p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
             p.outlier_share, p.harmonic_tolerance, p.harmonic_support, HARMONIC_RATIOS,
         )
-        return decode_probabilities(post, self.bins)
+        bpm, confidence = decode_probabilities(post, self.bins)
+        if p.peak_radius_bpm > 0:
+            bpm = nearest_window_peak(np.ascontiguousarray(probs, dtype=np.float64), bpm, self.bins, p.peak_radius_bpm)
+        return bpm, confidence
 
     @property
     def row_nbytes(self) -> int:
@@ -127,6 +137,33 @@ def _predict(prior: np.ndarray, decay: float, hops: int, floor: float) -> np.nda
     total = out.sum()
     for j in range(k):
         out[j] = (1.0 - floor) * out[j] / total + floor / k
+    return out
+
+
+@njit(cache=True)
+def nearest_window_peak(probs: np.ndarray, track_bpm: np.ndarray, bins: np.ndarray, radius_bpm: float) -> np.ndarray:
+    """Per window, its own highest bin within `radius_bpm` of the track, refined by a parabola through the
+    log-probabilities (as `decode_probabilities`); the track where that bin is at the edge of the range
+    (the window rises towards some other peak, none is near the track)."""
+    n, k = probs.shape
+    out = track_bpm.copy()
+    for i in range(n):
+        best, lo, hi = -1, -1, -1
+        for j in range(k):
+            if abs(bins[j] - track_bpm[i]) <= radius_bpm:
+                if lo < 0:
+                    lo = j
+                hi = j
+                if best < 0 or probs[i, j] > probs[i, best]:
+                    best = j
+        if best <= lo or best >= hi or best == 0 or best == k - 1:
+            continue
+        y0 = math.log(max(probs[i, best - 1], 1e-300))
+        y1 = math.log(max(probs[i, best], 1e-300))
+        y2 = math.log(max(probs[i, best + 1], 1e-300))
+        curvature = y0 - 2.0 * y1 + y2
+        shift = min(max(0.5 * (y0 - y2) / curvature, -0.5), 0.5) if curvature < 0 else 0.0
+        out[i] = bins[best] + shift * 0.5 * (bins[best + 1] - bins[best - 1])
     return out
 
 

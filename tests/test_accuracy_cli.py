@@ -19,11 +19,12 @@ def _cli(*args):
 
 def test_two_folds_one_epoch_then_from_the_cache(ieee_dir, tmp_path):
     args = ["--ieee", str(ieee_dir), "--cache", str(tmp_path), "--folds", "0,5", "--epochs", "1", "--mix-synthetic", "0",
-            "--scenarios", "1", "--out", str(tmp_path / "acc.md")]
+            "--activities", "1", "--scenarios", "1", "--out", str(tmp_path / "acc.md")]
     first = _cli(*args)
     assert first.returncode == 0, first.stderr
-    cached = sorted(p.name for p in (tmp_path / "accuracy").rglob("fold*.npz"))
-    assert cached == ["fold0.npz", "fold5.npz"]
+    cached = sorted(str(p.relative_to(tmp_path / "accuracy")) for p in (tmp_path / "accuracy").rglob("fold*.npz"))
+    recipe = "ieee-scratch-resnet16x2-e1-mix0-act1-rect-s0-k12"  # the shipped student's recipe (rect taper, activities) at these settings
+    assert cached == [f"{recipe}/fold0.npz", f"{recipe}/fold5.npz"]
     assert first.stdout.count("trained in") == 2
     table = (tmp_path / "acc.md").read_text()
     for row in ("| all windows |", "| jump capture |", "| harmonic |", "| motion at HR |", "| start-up |", "| rest |",
@@ -35,7 +36,8 @@ def test_two_folds_one_epoch_then_from_the_cache(ieee_dir, tmp_path):
     assert (tmp_path / "acc.md").read_text() == table
 
 
-@pytest.mark.parametrize("args, message", [(["--folds", "12"], "numbered 0-11"), (["--folds", "a,b"], "comma-separated list")])
+@pytest.mark.parametrize("args, message", [(["--folds", "12"], "numbered 0-11"), (["--folds", "a,b"], "comma-separated list"),
+                                           (["--activities", "-1"], "--activities")])
 def test_mistakes_are_one_line(ieee_dir, tmp_path, args, message):
     out = _cli("--ieee", str(ieee_dir), "--cache", str(tmp_path), *args)
     assert out.returncode == 2

@@ -3,7 +3,7 @@
 import numpy as np
 
 from stream.decode import softmax
-from stream.tracker import Tracker, TrackerParams
+from stream.tracker import Tracker, TrackerParams, nearest_window_peak
 
 BINS = np.arange(30.0, 211.0)
 
@@ -46,7 +46,7 @@ def test_state_carries_across_batches_and_gaps():
     assert abs(bpm_gap[0] - 130) < 3
 
 
-PREVIOUS = TrackerParams(outlier_share=0.0, harmonic_tolerance=0.0)  # the tracker before issue 12
+PREVIOUS = TrackerParams(outlier_share=0.0, harmonic_tolerance=0.0, peak_radius_bpm=0.0)  # the tracker before issue 12
 
 
 def _sharp(centre, p_elsewhere):
@@ -91,3 +91,26 @@ def test_a_harmonic_lock_without_support_is_still_left():
     bpm, _ = Tracker(BINS).update(np.arange(len(rows)), np.array(rows))
     assert abs(bpm[-1] - 75) < 2
     assert np.argmax(np.abs(bpm - 75) < 2) <= 8 + 4
+
+
+def test_in_lock_the_published_rate_is_the_windows_own_peak_not_the_lagging_posterior():
+    # a heart rate changing by 1.5 bpm per window, each window sharp and right (a clean PPG at rest):
+    # the posterior lags behind the change, the window's own peak does not
+    hr = 70 + 1.5 * np.arange(30) + 0.3 * np.sin(np.arange(30))
+    rows = np.array([_evidence((h, 1.0), width=1.0) for h in hr])
+    lagging, _ = Tracker(BINS, TrackerParams(peak_radius_bpm=0.0)).update(np.arange(30), rows)
+    published, _ = Tracker(BINS).update(np.arange(30), rows)
+    assert np.abs(lagging - hr)[5:].mean() > 0.3  # the failure: the posterior's peak trails the HR
+    assert np.abs(published - hr)[5:].max() < 0.15
+
+
+def test_a_window_without_a_peak_near_the_track_keeps_the_track():
+    # settled at 80; one window whose only peak is 20 bpm away: the published rate stays on the track
+    rows = [_evidence((80, 1.0))] * 12 + [_evidence((100, 1.0))]
+    bpm, _ = Tracker(BINS).update(np.arange(len(rows)), np.array(rows))
+    assert abs(bpm[12] - 80) < 2
+    # the rule itself: a peak inside the radius is taken (refined between bins); a window that only rises
+    # towards a peak beyond the radius (its highest bin in range is at the range's edge) leaves the track
+    probs = np.array([_evidence((82.4, 1.0)), _evidence((90, 1.0))])
+    out = nearest_window_peak(probs, np.array([80.0, 80.0]), BINS, 3.0)
+    assert abs(out[0] - 82.4) < 0.1 and out[1] == 80.0

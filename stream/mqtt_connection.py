@@ -206,18 +206,22 @@ async def connect(
     except BrokerUrlError as e:
         raise MqttFatalError(str(e)) from None
     try:
-        async with asyncio.timeout(timeout_s):  # not wait_for: on Python 3.11 it can swallow a Ctrl-C that lands as it completes
-            _, conn = await loop.create_connection(lambda: MqttConnection(**handlers), settings.host, settings.port, ssl=context,
-                                                   server_hostname=settings.host if context else None)
+        # wait_for, not asyncio.timeout: awaiting create_connection inline (writing CONNECT in the same loop
+        # turn the TLS handshake completes) had Mosquitto reset half the client-certificate connections
+        # (tests/test_mqtt_tls.py::test_client_certificate, 5 of 10 runs); the cause is not understood yet
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: MqttConnection(**handlers), settings.host, settings.port, ssl=context,
+                                   server_hostname=settings.host if context else None),
+            timeout_s,
+        )
     except ssl.SSLError as e:
         raise _tls_refusal(settings, e) or MqttConnectionError(f"TLS handshake failed: {e}") from None
-    except TimeoutError:
+    except asyncio.TimeoutError:
         raise MqttConnectionError(f"no connection within {timeout_s:g} s") from None
     conn.write(encode_connect(client_id, keepalive_s, clean_session, will, settings.username, settings.password))
     try:
-        async with asyncio.timeout(timeout_s):
-            code = await asyncio.shield(conn.connack)
-    except TimeoutError:
+        code = await asyncio.wait_for(asyncio.shield(conn.connack), timeout_s)
+    except asyncio.TimeoutError:
         conn.abort("no CONNACK")
         raise MqttConnectionError(f"the broker did not answer CONNECT within {timeout_s:g} s") from None
     except ssl.SSLError as e:

@@ -125,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--epochs", type=int, default=30)
     a.add_argument("--mix-synthetic", type=int, default=20, metavar="N", help="synthetic recordings added to each fold's training set (default 20)")
     a.add_argument("--taper", choices=["hann", "rect"], default="rect", help="the spectral front end's window (default rect, the shipped student's)")
-    a.add_argument("--activities", type=int, default=6, metavar="N",
-                   help="synthetic recordings of each activity scenario added to each fold's training set (default 6, the shipped student's)")
+    a.add_argument("--activities", type=int, default=12, metavar="N",
+                   help="synthetic recordings of each activity scenario added to each fold's training set (default 12, the shipped student's)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--scenarios", type=int, default=6, metavar="N", help="recordings per synthetic scenario set (default 6; 0: none)")
     a.add_argument("--scenario-model", default="student", metavar="PATH", help="model giving the scenario sets' probabilities (default: the shipped student)")

@@ -29,7 +29,7 @@ class Recipe:
     seed: int = 0
     threads: int = 1
     taper: str = "rect"  # the spectral front end's window
-    activities: int = 6  # activity recordings (240 s) per activity added to each fold's training set
+    activities: int = 12  # activity recordings (240 s) per activity added to each fold's training set
 
     @property
     def tag(self) -> str:

@@ -29,6 +29,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
+def refined_peak(row: np.ndarray, bins_bpm: np.ndarray, peak: int) -> float:
+    """The bpm of bin `peak` of one probability row, moved by a parabola through the log-probabilities of
+    it and its neighbours (exact for a Gaussian-shaped peak); the bin itself at either end of the range."""
+    estimate = bins_bpm[peak]
+    if 0 < peak < len(row) - 1:
+        y0 = math.log(max(row[peak - 1], 1e-300))
+        y1 = math.log(max(row[peak], 1e-300))
+        y2 = math.log(max(row[peak + 1], 1e-300))
+        curvature = y0 - 2.0 * y1 + y2
+        if curvature < 0:
+            shift = min(max(0.5 * (y0 - y2) / curvature, -0.5), 0.5)
+            estimate += shift * 0.5 * (bins_bpm[peak + 1] - bins_bpm[peak - 1])
+    return estimate
+
+
+@njit(cache=True)
 def decode_probabilities(p: np.ndarray, bins_bpm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(bpm, confidence) per row of a probability matrix (N, K)."""
     n, k = p.shape
@@ -39,15 +55,7 @@ def decode_probabilities(p: np.ndarray, bins_bpm: np.ndarray) -> tuple[np.ndarra
         for j in range(1, k):
             if p[i, j] > p[i, peak]:
                 peak = j
-        estimate = bins_bpm[peak]
-        if 0 < peak < k - 1:
-            y0 = math.log(max(p[i, peak - 1], 1e-300))
-            y1 = math.log(max(p[i, peak], 1e-300))
-            y2 = math.log(max(p[i, peak + 1], 1e-300))
-            curvature = y0 - 2.0 * y1 + y2
-            if curvature < 0:
-                shift = min(max(0.5 * (y0 - y2) / curvature, -0.5), 0.5)
-                estimate += shift * 0.5 * (bins_bpm[peak + 1] - bins_bpm[peak - 1])
+        estimate = refined_peak(p[i], bins_bpm, peak)
         mass = 0.0
         for j in range(k):
             if abs(bins_bpm[j] - estimate) <= CONFIDENCE_BPM:

@@ -103,14 +103,19 @@ async def run_nats(args: argparse.Namespace) -> int:
         js = nc.jetstream(timeout=3.0)
         plan = StreamPlan(prefix, f"{base}_RAW", f"{base}_HR", args.nats_partitions, args.nats_replicas or auto_replicas(nc),
                           args.nats_buffer_s, args.nats_buffer_mib << 20)
+
+        async def set_up() -> tuple[Leases, Progress]:
+            """Every step is idempotent, so the whole set-up is retried while the cluster elects."""
+            await ensure_streams(js, plan)
+            await check_mapping(js, plan)
+            return (await Leases.open(js, f"{base}_leases", worker_id, args.nats_lease_s, plan.replicas),
+                    await Progress.open(js, f"{base}_progress", plan.replicas))
+
         no_jetstream = f"JetStream does not answer at {args.nats} (is nats-server running with JetStream, -js?)"
         if not has_jetstream(nc):
             raise UsageError(f"{no_jetstream}: the server says it has none")
         try:
-            await retry_while_electing(lambda: ensure_streams(js, plan))
-            await retry_while_electing(lambda: check_mapping(js, plan))
-            leases = await retry_while_electing(lambda: Leases.open(js, f"{base}_leases", worker_id, args.nats_lease_s, plan.replicas))
-            progress = await retry_while_electing(lambda: Progress.open(js, f"{base}_progress", plan.replicas))
+            leases, progress = await retry_while_electing(set_up)
         except (NatsSetupError, LeaseConfigError) as e:
             raise UsageError(str(e)) from None
         except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError) as e:

@@ -237,14 +237,14 @@ def cmd_export(args) -> int:
     from models.losses import build_strategy
     from models.dataset import WindowSet
     from models.calibration import apply_temperature
-    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, activity_mix, completed_keys, onnx_file_costs, synthetic_mix, teacher_path
+    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, completed_keys, onnx_file_costs, teacher_path, training_extras
     from models.targets import student_spec, training_spec
     from models.train import TeacherOutputs, TrainConfig, train_model
 
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
     strategy = build_strategy(run.strategy, **dict(run.params))
-    extras = ([synthetic_mix(run.mix, args.cache)] if run.mix else []) + ([activity_mix(run.activities, args.cache)] if run.activities else [])
+    extras = training_extras(run.mix, run.activities, args.cache)
     train_set = WindowSet.concat([data.labelled, *extras])
     cv = {}
     if run.key in completed_keys(args.results):

@@ -92,12 +92,12 @@ def train_fold(data, fold: int, recipe: Recipe, cache: Path, progress: bool = Fa
     """Train the recipe on every subject outside `fold` (plus the synthetic mix) and predict its held-out windows."""
     from models.architectures import build
     from models.dataset import WindowSet
-    from models.study import activity_mix, synthetic_mix
+    from models.study import training_extras
     from models.targets import training_spec
     from models.train import TrainConfig, predict_probabilities, train_model
 
     train_set, _ = data.split(fold)
-    extras = ([synthetic_mix(recipe.mix, cache)] if recipe.mix else []) + ([activity_mix(recipe.activities, cache)] if recipe.activities else [])
+    extras = training_extras(recipe.mix, recipe.activities, cache)
     if extras:
         train_set = WindowSet.concat([train_set, *extras])
     model = build(recipe.family, training_spec(recipe.taper), recipe.width, recipe.depth, seed=recipe.seed + fold)

@@ -118,6 +118,12 @@ def activity_mix(per_kind: int, cache: Path = DEFAULT_CACHE) -> WindowSet:
     return _cached(path, lambda: activity_windows(TRAINING_SPEC, per_kind, ACTIVITY_DURATION_S, ACTIVITY_SEED))
 
 
+def training_extras(mix: int, activities: int, cache: Path = DEFAULT_CACHE) -> list[WindowSet]:
+    """The generated windows a student trains with besides the real subjects: `mix` synthetic recordings
+    and `activities` recordings per activity scenario (none where 0)."""
+    return ([synthetic_mix(mix, cache)] if mix else []) + ([activity_mix(activities, cache)] if activities else [])
+
+
 def scenario_test(cache: Path = DEFAULT_CACHE) -> WindowSet:
     """Held-out recordings of every activity (never trained on: another seed), scored per activity."""
     n, duration, seed = SCENARIO_TEST
@@ -225,7 +231,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     strategy_params = dict(run.params)
     started = time.perf_counter()
     estimates, synthetic_estimates, held_logits, held_sets = [], [], [], []
-    extras = ([synthetic_mix(run.mix, cache)] if run.mix else []) + ([activity_mix(run.activities, cache)] if run.activities else [])
+    extras = training_extras(run.mix, run.activities, cache)
     synthetic_held_out = synthetic_test(cache)
     scenarios = scenario_test(cache)
     scenario_kind = activity_of(scenarios.subject)

@@ -36,6 +36,7 @@ from stream.mqtt_codec import (
 from stream.mqtt_settings import PASSWORD_ENV, USERNAME_ENV, BrokerSettings, BrokerUrlError
 
 CONNECT_TIMEOUT_S = 10.0
+TLS13_VERDICT_WAIT_S = 0.5  # the longest wait for a TLS 1.3 server's verdict on our certificate
 
 
 class MqttFatalError(Exception):
@@ -159,6 +160,11 @@ class MqttConnection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self._transport is not None and not self.closed.done()
 
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS session's state, or None on plain TCP."""
+        return self._transport.get_extra_info("ssl_object") if self._transport is not None else None
+
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
@@ -190,6 +196,24 @@ class MqttConnection(asyncio.Protocol):
             self._transport.close()
 
 
+async def _tls13_verdict(conn: MqttConnection, wait_s: float) -> None:
+    """Under TLS 1.3 the server judges our client certificate (or its absence) after our handshake is done:
+    its refusal is an alert that follows, its acceptance a session ticket. Writing CONNECT before either
+    arrives races the refusal: the server closes with CONNECT unread, its kernel answers with a reset, and
+    the reset can overtake the alert, so a certificate problem looked like an outage (about 1 attempt in 8
+    without a certificate, measured against Mosquitto). So wait, briefly, for the ticket or the close;
+    a server that issues no tickets costs at most `wait_s` per connection."""
+    ssl_object = conn.ssl_object
+    if ssl_object is None or ssl_object.version() != "TLSv1.3":
+        return
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and not conn.closed.done():
+        session = ssl_object.session
+        if session is not None and session.has_ticket:
+            return
+        await asyncio.sleep(0.005)
+
+
 async def connect(
     settings: BrokerSettings,
     client_id: str,
@@ -206,18 +230,14 @@ async def connect(
     except BrokerUrlError as e:
         raise MqttFatalError(str(e)) from None
     try:
-        # wait_for, not asyncio.timeout: awaiting create_connection inline (writing CONNECT in the same loop
-        # turn the TLS handshake completes) had Mosquitto reset half the client-certificate connections
-        # (tests/test_mqtt_tls.py::test_client_certificate, 5 of 10 runs); the cause is not understood yet
-        _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: MqttConnection(**handlers), settings.host, settings.port, ssl=context,
-                                   server_hostname=settings.host if context else None),
-            timeout_s,
-        )
+        async with asyncio.timeout(timeout_s):
+            _, conn = await loop.create_connection(lambda: MqttConnection(**handlers), settings.host, settings.port,
+                                                   ssl=context, server_hostname=settings.host if context else None)
     except ssl.SSLError as e:
         raise _tls_refusal(settings, e) or MqttConnectionError(f"TLS handshake failed: {e}") from None
     except asyncio.TimeoutError:
         raise MqttConnectionError(f"no connection within {timeout_s:g} s") from None
+    await _tls13_verdict(conn, TLS13_VERDICT_WAIT_S)
     conn.write(encode_connect(client_id, keepalive_s, clean_session, will, settings.username, settings.password))
     try:
         code = await asyncio.wait_for(asyncio.shield(conn.connack), timeout_s)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from stream.backoff import Backoff
-from stream.mqtt_connection import MqttFatalError
+from stream.mqtt_connection import MqttConnectionError, MqttFatalError, connect
 from stream.mqtt_publisher import MqttPublisher
 from stream.mqtt_settings import PASSWORD_ENV, USERNAME_ENV, BrokerSettings
 from stream.mqtt_subscriber import MqttSubscriber
@@ -192,6 +192,26 @@ async def test_client_certificate(pki, certificate_broker, synthetic_60s):
     assert sum(t.endswith("/hr") for t, _ in got) >= synthetic_60s.n_windows
     rc, stderr = await _run_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--broker", url, "--ca-file", str(pki.ca))
     _one_line_error(rc, stderr, "TLS", "client certificate")
+
+
+async def test_a_missing_client_certificate_is_always_a_refusal_never_an_outage(pki, certificate_broker):
+    """TLS 1.3 refuses a missing certificate after the client's handshake is done; CONNECT written before that
+    verdict raced the refusal's alert with a reset (an outage, retried, 1-11 of 60 attempts here)."""
+    without = BrokerSettings("127.0.0.1", certificate_broker.port, tls=True, ca_file=pki.ca)
+    outages = []
+    for attempt in range(100):
+        try:
+            (await connect(without, f"no-cert-{attempt}")).disconnect()
+            pytest.fail("the broker accepted a client without a certificate")
+        except MqttFatalError as e:
+            assert "certificate required" in str(e)
+        except (MqttConnectionError, OSError) as e:
+            outages.append(str(e))
+    assert not outages, f"{len(outages)} of 100 attempts looked like an outage: {outages[0]}"
+    with_cert = BrokerSettings("127.0.0.1", certificate_broker.port, tls=True, ca_file=pki.ca,
+                               cert_file=pki.client_cert, key_file=pki.client_key)
+    for attempt in range(10):
+        (await connect(with_cert, f"cert-{attempt}")).disconnect()
 
 
 async def test_subscriber_refused_credentials_raise_instead_of_retrying(pki, password_broker):

@@ -36,12 +36,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_fleet import proc_cpu_s, proc_rss_mib, table  # noqa: E402
 
-HEADER = struct.Struct("<BBBBIIIdd")  # the raw-chunk header (README, "Raw chunks")
+HEADER = struct.Struct("<BBBBIIIdd")  # the raw-chunk header (docs/messages.md, "Raw chunks")
 POOL = 16
 PARTITIONS = 12
 
@@ -50,8 +49,8 @@ PARTITIONS = 12
 async def loadgen(urls: str, prefix: str, devices: int, duration_s: float, chunk_s: float, t0: float) -> None:
     import nats
 
-    from replay.synthetic import synthesize
-    from stream.nats_publisher import NatsRawPublisher
+    from ppg_stream.replay.synthetic import synthesize
+    from ppg_stream.stream.nats.publisher import NatsRawPublisher
 
     n_chunks = int(duration_s / chunk_s)
     pool = []
@@ -90,7 +89,7 @@ class WorkerProc:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "stream.cli", *self.args, cwd=ROOT,
+        self.proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ppg_stream.stream.cli", *self.args, cwd=ROOT,
                                                          stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         self._reader = asyncio.create_task(self._read())
 

@@ -2,9 +2,9 @@
 
     python benchmarks/bench_dashboard.py                      # 500 devices, one message each every 2 s
     python benchmarks/bench_dashboard.py --devices 100 --seconds 20
-    python benchmarks/bench_dashboard.py --screenshot docs/dashboard.png   # the README's picture
+    python benchmarks/bench_dashboard.py --screenshot docs/dashboard.png   # docs/dashboard.md's picture
 
-Starts `python -m stream.dashboard` against the MQTT broker on 127.0.0.1:1883 (a unique topic prefix),
+Starts `ppg-stream dashboard` against the MQTT broker on 127.0.0.1:1883 (a unique topic prefix),
 fills every device's chart with `--history` windows, then publishes live HR messages (QoS 1, spread
 evenly over each 2 s hop) while headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)
 shows the page. Three phases, side by side: the page idle (no messages), live with the cards in
@@ -166,7 +166,7 @@ async def run(args: argparse.Namespace) -> None:
         names = ["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "ble-a09e1a123456", "ble-c0ffee123456", "wrist-lab-2"]
         args.devices = len(names)
     fleet = Fleet(args.devices, names=names)
-    server = subprocess.Popen([sys.executable, "-m", "stream.dashboard", "--port", str(port), "--topic-prefix", prefix],
+    server = subprocess.Popen([sys.executable, "-m", "ppg_stream.stream.cli", "dashboard", "--port", str(port), "--topic-prefix", prefix],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -218,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def shoot(page, client, prefix: str, fleet: Fleet, path: Path) -> None:
-    """The README's picture: a few devices live, one gone offline, one that lost windows on the way."""
+    """The dashboard page's picture: a few devices live, one gone offline, one that lost windows on the way."""
     await client.publish(f"{prefix}/S6/status", b"offline", qos=1, retain=True)
     fleet.names.remove("S6")
     fleet.window["S4"] += 3  # three windows lost on the way

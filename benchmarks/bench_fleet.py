@@ -5,7 +5,7 @@
 
 For each K: the service runs in its own process (as a user runs it); a load generator in its own
 process publishes K devices' raw chunks at real-time rate over a real Mosquitto that this script starts with
-the settings the README recommends for a service (`set_tcp_nodelay true`, `max_queued_messages 100000`)
+the settings docs/broker.md recommends for a service (`set_tcp_nodelay true`, `max_queued_messages 100000`)
 (synthetic recordings with known HR, staggered so devices do not all send at once); a subscriber in
 this process checks that every expected window of every device arrives. Printed per K: the
 service's CPU (share of one core) and peak RSS, windows/s, end-to-end latency p50/p99 (the raw chunk
@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tables import table  # noqa: E402
 
-HEADER = struct.Struct("<BBBBIIIdd")  # the raw-chunk header (README, "Raw chunks"), packed directly for speed
+HEADER = struct.Struct("<BBBBIIIdd")  # the raw-chunk header (docs/messages.md, "Raw chunks"), packed directly for speed
 POOL = 16  # distinct synthetic recordings the devices cycle through
 
 
@@ -45,9 +44,9 @@ def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, qos: i
     uses; QoS 1): a Python load generator must not be the bottleneck of the measurement."""
     import asyncio
 
-    from replay.synthetic import synthesize
-    from stream.mqtt_publisher import MqttPublisher
-    from stream.mqtt_settings import BrokerSettings
+    from ppg_stream.replay.synthetic import synthesize
+    from ppg_stream.stream.mqtt.publisher import MqttPublisher
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
 
     n_chunks = int(duration_s / chunk_s)
     pool = []
@@ -117,7 +116,7 @@ def proc_cpu_s(pid: int) -> float:
 
 
 class Broker:
-    """A Mosquitto of this benchmark's own, configured as the README recommends for `serve`."""
+    """A Mosquitto of this benchmark's own, configured as docs/broker.md recommends for `serve`."""
 
     def __init__(self) -> None:
         import socket
@@ -152,7 +151,7 @@ def proc_rss_mib(pid: int) -> float:
 def run_step(devices: int, duration_s: float, chunk_s: float, qos: int, budget_ms: float, extra: list[str], broker) -> list:
     prefix = f"fleet-{uuid.uuid4().hex[:6]}"
     service = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--raw-qos", str(qos), "--broker", f"mqtt://127.0.0.1:{broker.port}",
+        [sys.executable, "-m", "ppg_stream.stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--raw-qos", str(qos), "--broker", f"mqtt://127.0.0.1:{broker.port}",
          "--idle-timeout", "600", "--max-devices", str(devices + 10), "--stats-interval", "5", "--budget-ms", str(budget_ms), *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )

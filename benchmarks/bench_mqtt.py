@@ -13,7 +13,7 @@
 
 Clients: aiomqtt (the previous publisher: 256 publishes gathered per batch), paho-mqtt 2.x on its own network
 thread and driven by asyncio (socket callbacks, a window of acknowledgements, no future per message),
-gmqtt, and ppg-stream's own codec (`stream/mqtt_publisher.py`, `stream/mqtt_subscriber.py`). Each case runs
+gmqtt, and ppg-stream's own codec (`stream/mqtt/publisher.py`, `stream/mqtt/subscriber.py`). Each case runs
 in a fresh process, so CPU time is that client's alone; the broker's CPU comes from /proc. Mosquitto's
 `set_tcp_nodelay` is compared for the publish case (false is its default).
 """
@@ -35,7 +35,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tables import table  # noqa: E402
@@ -157,8 +156,8 @@ async def publish_gmqtt(port: int, prefix: str, messages: list[dict]) -> None:
 
 
 async def publish_ppg_stream(port: int, prefix: str, messages: list[dict]) -> None:
-    from stream.mqtt_publisher import MqttPublisher
-    from stream.mqtt_settings import BrokerSettings
+    from ppg_stream.stream.mqtt.publisher import MqttPublisher
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
 
     publisher = MqttPublisher(BrokerSettings("127.0.0.1", port), prefix, f"{prefix}/bench/status", outbox_size=len(messages) + 1,
                               max_inflight=WINDOW)
@@ -293,8 +292,8 @@ async def receive_gmqtt(port, topic, qos, receipt):
 
 
 async def receive_ppg_stream(port, topic, qos, receipt):
-    from stream.mqtt_settings import BrokerSettings
-    from stream.mqtt_subscriber import MqttSubscriber
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
+    from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
 
     subscriber = MqttSubscriber(BrokerSettings("127.0.0.1", port), topic, lambda t, p, r: receipt.add(p), qos=qos)
     await subscriber.start()
@@ -305,9 +304,9 @@ async def receive_ppg_stream(port, topic, qos, receipt):
 
 async def service_worker(port: int, prefix: str, qos: int) -> dict:
     """The MQTT side of the coming `serve`: raw chunks in on <prefix>/+/raw, one HR message out per two chunks."""
-    from stream.mqtt_publisher import MqttPublisher
-    from stream.mqtt_settings import BrokerSettings
-    from stream.mqtt_subscriber import MqttSubscriber
+    from ppg_stream.stream.mqtt.publisher import MqttPublisher
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
+    from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
 
     settings = BrokerSettings("127.0.0.1", port)
     publisher = MqttPublisher(settings, prefix, f"{prefix}/service/status", outbox_size=100_000)
@@ -341,9 +340,9 @@ async def service_worker(port: int, prefix: str, qos: int) -> dict:
 
 async def paced_generator(port: int, prefix: str, rate: int, seconds: float, qos: int) -> dict:
     """`rate` raw chunks/s from DEVICES devices for `seconds`, in 10 ms ticks (devices send on their own clocks)."""
-    from stream.mqtt_codec import encode_publish, encode_string
-    from stream.mqtt_connection import connect
-    from stream.mqtt_settings import BrokerSettings
+    from ppg_stream.stream.mqtt.codec import encode_publish, encode_string
+    from ppg_stream.stream.mqtt.connection import connect
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
 
     conn = await connect(BrokerSettings("127.0.0.1", port), f"gen-{uuid.uuid4().hex[:8]}", on_pubacks=lambda pids: None)
     topics = [encode_string(f"{prefix}/dev{i:04d}/raw") for i in range(DEVICES)]
@@ -371,9 +370,9 @@ def run_receive_worker(client: str, port: int, n: int, topic: str, qos: int) -> 
 
 async def generate(port: int, prefix: str, n: int, qos: int) -> dict:
     """Load generator: n raw chunks from DEVICES devices as fast as the broker takes them (own codec, one process)."""
-    from stream.mqtt_codec import encode_publish, encode_string
-    from stream.mqtt_connection import connect
-    from stream.mqtt_settings import BrokerSettings
+    from ppg_stream.stream.mqtt.codec import encode_publish, encode_string
+    from ppg_stream.stream.mqtt.connection import connect
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
 
     acked = 0
     room = asyncio.Event()
@@ -414,7 +413,7 @@ class Broker:
         self.port = _free_port()
         conf = self.dir / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay {'true' if nodelay else 'false'}\n"
-                        "max_queued_messages 100000\n")  # the README's settings for the service (default 1000 drops a QoS-1 flood)
+                        "max_queued_messages 100000\n")  # the settings docs/broker.md gives for the service (default 1000 drops a QoS-1 flood)
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not _port_open(self.port):
@@ -564,12 +563,12 @@ def goal_case(broker: Broker, rate: int, seconds: float, qos: int) -> list[str]:
 
 def pipeline_case(port: int, hours: float, repeats: int) -> list[list[str]]:
     """Replay at --speed max (student, 32 s chunks) without MQTT and publishing every window, interleaved."""
-    from replay.recording import Recording, uniform_times
-    from replay.source import ReplaySource
-    from replay.synthetic import synthesize
-    from stream.engine import InferenceEngine
-    from stream.mqtt_publisher import MqttPublisher
-    from stream.mqtt_settings import BrokerSettings
+    from ppg_stream.replay.recording import Recording, uniform_times
+    from ppg_stream.stream.sources.replay import ReplaySource
+    from ppg_stream.replay.synthetic import synthesize
+    from ppg_stream.stream.core.engine import InferenceEngine
+    from ppg_stream.stream.mqtt.publisher import MqttPublisher
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
     from stream.pipeline import Pipeline, PipelineConfig
 
     syn = synthesize(hours * 3600, seed=1)

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gc
 import socket
-import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -24,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from replay.synthetic import synthesize  # noqa: E402
-from stream.chunk import ACC, PPG, Chunk  # noqa: E402
-from stream.engine import InferenceEngine  # noqa: E402
-from stream.runtime import Runtime, RuntimeConfig, warm_up_runtime  # noqa: E402
+from ppg_stream.replay.synthetic import synthesize  # noqa: E402
+from ppg_stream.stream.core.chunk import ACC, PPG, Chunk  # noqa: E402
+from ppg_stream.stream.core.engine import InferenceEngine  # noqa: E402
+from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig, warm_up_runtime  # noqa: E402
 
 RATES = {PPG: 64.0, ACC: 32.0}
 CHUNK_S = 2.0
@@ -54,8 +52,8 @@ async def soak(devices: int, hours: float, mqtt: bool) -> None:
     warm_up_runtime(engine, RATES)
     publishers = []
     if mqtt:
-        from stream.mqtt_publisher import MqttPublisher
-        from stream.mqtt_settings import BrokerSettings
+        from ppg_stream.stream.mqtt.publisher import MqttPublisher
+        from ppg_stream.stream.mqtt.settings import BrokerSettings
 
         pub = MqttPublisher(BrokerSettings("127.0.0.1", 1883), "soak", "soak/_service/soak/status", outbox_size=100_000)
         await pub.start()

@@ -27,17 +27,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tables import table  # noqa: E402
 
-from replay.load import load_recording  # noqa: E402
-from replay.source import ReplaySource  # noqa: E402
-from replay.synthetic import synthesize, write_synthetic_dalia  # noqa: E402
-from stream.engine import InferenceEngine  # noqa: E402
-from stream.runtime import Runtime, RuntimeConfig, warm_up_runtime  # noqa: E402
-from stream.source_pump import pump  # noqa: E402
+from ppg_stream.replay.load import load_recording  # noqa: E402
+from ppg_stream.stream.sources.replay import ReplaySource  # noqa: E402
+from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia  # noqa: E402
+from ppg_stream.stream.core.engine import InferenceEngine  # noqa: E402
+from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig, warm_up_runtime  # noqa: E402
+from ppg_stream.stream.runtime.source_pump import pump  # noqa: E402
 
 IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
 
@@ -50,8 +49,8 @@ def broker_up(port: int = 1883) -> bool:
 
 async def run_pipeline(recording, chunk_s: float, mqtt: bool, model: str = "spectral") -> tuple[float, object]:
     """A replay at --speed max through the one runtime (one device), optionally publishing over MQTT."""
-    from stream.mqtt_publisher import MqttPublisher
-    from stream.mqtt_settings import BrokerSettings
+    from ppg_stream.stream.mqtt.publisher import MqttPublisher
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
 
     engine = InferenceEngine(model)
     source = ReplaySource(recording, speed=None, chunk_s=chunk_s)
@@ -76,7 +75,7 @@ async def run_pipeline(recording, chunk_s: float, mqtt: bool, model: str = "spec
 
 def bench_throughput(hours: float, repeats: int, also: tuple[str, ...] = ()) -> None:
     syn = synthesize(hours * 3600, seed=1)
-    from replay.recording import Recording, uniform_times
+    from ppg_stream.replay.recording import Recording, uniform_times
 
     rec = Recording("bench", syn.ppg[:, None], uniform_times(len(syn.ppg), syn.fs_ppg), syn.fs_ppg,
                     syn.acc_g, uniform_times(len(syn.acc_g), syn.fs_acc), syn.fs_acc, syn.labels_bpm)
@@ -104,7 +103,7 @@ def first_message_s(path: Path, cache_dir: str) -> tuple[float, float]:
     """Seconds from process start to the first JSON line on stdout, and the process's peak RSS (MiB)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "--replay", str(path), "--speed", "max", "--stdout", "--no-mqtt"],
+    proc = subprocess.Popen([sys.executable, "-m", "ppg_stream.stream.cli", "--replay", str(path), "--speed", "max", "--stdout", "--no-mqtt"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     proc.stdout.readline()
     first = time.perf_counter() - t
@@ -176,7 +175,7 @@ def bench_ieee() -> None:
     if not files:
         print(f"\n(IEEE comparison skipped: no data at {IEEE_DIR})")
         return
-    models = ["spectral"] + (["student"] if (ROOT / "models" / "student.onnx").exists() else [])
+    models = ["spectral"] + (["student"] if (ROOT / "stream" / "core" / "student.onnx").exists() else [])
     ours = {m: {"err": 0.0, "err_untracked": 0.0, "windows": 0, "wall": 0.0} for m in models}
     baselines = {"HeartPy 1.2.7 (band-pass + peaks)": heartpy_bpm, "NeuroKit2 (ppg_process)": neurokit_bpm}
     errs = {name: [] for name in baselines}
@@ -209,7 +208,7 @@ def bench_ieee() -> None:
     n_labels = sum(len(load_recording(p).labels_bpm) for p in files)
     rows = []
     for m, o in ours.items():
-        note = " (in-sample: trained on these 12; CV figure in models/student.md)" if m == "student" else ""
+        note = " (in-sample: trained on these 12; CV figure in stream/core/student.md)" if m == "student" else ""
         rows.append([f"ppg-stream {m}, full pipeline, tracked{note}", o["windows"], round(o["windows"] / o["wall"]), f"{o['err'] / o['windows']:.2f}"])
         rows.append([f"ppg-stream {m}, window by window", o["windows"], "(same run)", f"{o['err_untracked'] / o['windows']:.2f}"])
     for name in baselines:
@@ -224,12 +223,12 @@ def bench_ieee() -> None:
 
 def bench_ble_decode(minutes: float) -> None:
     """Polar PMD decoding cost: raw vs delta-compressed frames, parse alone and parse → stream chunk."""
-    from stream.ble.connection import BleConnection
-    from stream.ble.pmd_control import Measurement
-    from stream.ble.pmd_frames import decode_frame
-    from stream.ble.pmd_session import StreamSettings
-    from stream.ble.pmd_source import PmdSource
-    from stream.ble.pmd_time import FrameTiming
+    from ppg_stream.stream.sources.ble.connection import BleConnection
+    from ppg_stream.stream.sources.ble.pmd_control import Measurement
+    from ppg_stream.stream.sources.ble.pmd_frames import decode_frame
+    from ppg_stream.stream.sources.ble.pmd_session import StreamSettings
+    from ppg_stream.stream.sources.ble.pmd_source import PmdSource
+    from ppg_stream.stream.sources.ble.pmd_time import FrameTiming
     from tests.fake_ble import FakeBackend, ScriptedDevice
     from tests.pmd_encode import encode_compressed, encode_raw
 

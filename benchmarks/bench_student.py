@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tables import table  # noqa: E402
 
-from models.study import onnx_file_costs  # noqa: E402
-from stream.engine import SHIPPED_STUDENT, InferenceEngine  # noqa: E402
+from ppg_stream.models.study import onnx_file_costs  # noqa: E402
+from ppg_stream.stream.core.engine import SHIPPED_STUDENT, InferenceEngine  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +36,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for p in paths:
             latencies[p].append(onnx_file_costs(p)["latency_us"])
-    rows = [[InferenceEngine(p).spec.label, str(p if p != SHIPPED_STUDENT else "models/student.onnx"), f"{p.stat().st_size:,}",
+    rows = [[InferenceEngine(p).spec.label, str(p if p != SHIPPED_STUDENT else "stream/core/student.onnx"), f"{p.stat().st_size:,}",
              f"{np.median(latencies[p]):.1f}", f"{min(latencies[p]):.1f}"] for p in paths]
     table(f"Student cost, onnxruntime 1 thread, 1 window per call ({args.rounds} interleaved rounds of 300)",
           ["model", "file", "bytes", "µs/window (median of rounds)", "best round"], rows)

@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tables import table  # noqa: E402
 
-from stream.decode import softmax  # noqa: E402
-from stream.tracker import TrackerParams, TrackerTable  # noqa: E402
+from ppg_stream.stream.core.decode import softmax  # noqa: E402
+from ppg_stream.stream.core.tracker import TrackerParams, TrackerTable  # noqa: E402
 
 BINS = np.arange(30.0, 211.0)
 VARIANTS = {

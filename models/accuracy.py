@@ -6,8 +6,8 @@ Evidence sets:
 - **synthetic scenario sets** (models/scenarios.py, or any named list of recordings): windows from the
   stream's preprocessing, probabilities from a model that never saw them (the shipped student by default).
 
-Variants run the real kernels: `stream.tracker.Tracker` per recording in window order, then
-`stream.beats.refine_with_beats` on the same preprocessed windows the runtime hands it.
+Variants run the real kernels: `ppg_stream.stream.core.tracker.Tracker` per recording in window order, then
+`ppg_stream.stream.core.beats.refine_with_beats` on the same preprocessed windows the runtime hands it.
 
 Failure classes (windows; a window may be in several). "Own estimate" is the model's window-by-window
 estimate (decoded without tracking), so every class is the same set of windows for every variant:
@@ -31,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from models.features import window_features
-from models.oof import OutOfFold
-from models.targets import BINS_BPM, TRAINING_SPEC
-from stream.beats import BeatGate, refine_with_beats
-from stream.decode import decode_probabilities
-from stream.tracker import Tracker, TrackerParams
+from .features import window_features
+from .oof import OutOfFold
+from .targets import TRAINING_SPEC
+from ..stream.core.student_spec import BINS_BPM
+from ..stream.core.beats import BeatGate, refine_with_beats
+from ..stream.core.decode import decode_probabilities
+from ..stream.core.tracker import Tracker, TrackerParams
 
 HARMONICS = (2.0, 0.5, 1.5, 2.0 / 3.0)
 JUMP_BPM = 15.0
@@ -142,7 +143,7 @@ def markdown_table(title: str, result: dict) -> str:
 
 def scenario_windows(recordings: list, predict: Callable[[np.ndarray], np.ndarray]) -> OutOfFold:
     """A scenario set → windows through the stream's preprocessing, probabilities from `predict`."""
-    from models.dataset import labelled_windows
+    from .dataset import labelled_windows
 
     parts = []
     for rec in recordings:
@@ -152,8 +153,8 @@ def scenario_windows(recordings: list, predict: Callable[[np.ndarray], np.ndarra
 
 
 def onnx_predictor(model: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    from stream.decode import softmax
-    from stream.engine import InferenceEngine
+    from ..stream.core.decode import softmax
+    from ..stream.core.engine import InferenceEngine
 
     engine = InferenceEngine(str(model))
     return lambda x: softmax(engine.run(np.ascontiguousarray(x, dtype=np.float32)))

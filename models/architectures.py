@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.mlp import SpectralMLP
-from models.resnet1d import BinResNet
-from stream.model_spec import ModelSpec
+from .mlp import SpectralMLP
+from .resnet1d import BinResNet
+from ..stream.core.model_spec import ModelSpec
 
 FAMILIES = {"resnet": BinResNet, "mlp": SpectralMLP}
 

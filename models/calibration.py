@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from models.targets import BINS_BPM, gaussian_targets
-from stream.decode import CONFIDENCE_BPM, decode_probabilities, softmax
+from .targets import gaussian_targets
+
+from ..stream.core.student_spec import BINS_BPM
+from ..stream.core.decode import CONFIDENCE_BPM, decode_probabilities, softmax
 
 N_BINS = 10
 TEMPERATURES = np.exp(np.linspace(np.log(0.1), np.log(30.0), 81))  # the grid T is chosen from
@@ -78,9 +80,8 @@ def cross_fitted(held_logits: list[np.ndarray], held_sets: list) -> dict:
     ECE and reliability table before and after, the temperatures, and the metrics of the tracked and
     window-by-window estimates with the calibrated probabilities (a temperature moves no peak, but the
     tracker weighs the evidence by it)."""
-    from models.dataset import WindowSet
-    from models.study import pool_folds
-    from models.train import evaluate_probabilities
+    from .dataset import WindowSet
+    from .train import evaluate_probabilities, pool_folds
 
     raw_conf, raw_ok, cal_conf, cal_ok, estimates, temps = [], [], [], [], [], []
     for f, (logits, data) in enumerate(zip(held_logits, held_sets)):

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.architectures import build
-from models.targets import TRAINING_SPEC
+from .architectures import build
+from .targets import TRAINING_SPEC
 
 
 def save_checkpoint(path: Path, model: nn.Module, info: dict) -> None:

@@ -3,8 +3,8 @@
   ppg-distill train-teacher --size T1
   ppg-distill distill --strategy soft --student resnet:16x2 --teacher T1
   ppg-distill sweep --strategies scratch,hard,soft,dkd,feature --families resnet,mlp --teachers T1
-  ppg-distill report --results results/sweep.jsonl --out results/report --readme README.md
-  ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out models/student.onnx
+  ppg-distill report --results results/sweep.jsonl --out results/report --readme docs/distillation.md
+  ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out stream/core/student.onnx
   ppg-distill accuracy --out results/accuracy.md
 """
 
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data(args):
-    from models.study import load_study_data
+    from .study import load_study_data
 
     ieee = None if args.ieee == "none" else Path(args.ieee)
     if ieee is not None and not any(ieee.glob("DATA_*_TYPE*.mat")):
@@ -153,8 +153,8 @@ def _data(args):
 
 
 def _run_config(args, data, family, width, depth, strategy, teacher):
-    from models.losses import build_strategy
-    from models.study import RunConfig
+    from .losses import build_strategy
+    from .study import RunConfig
 
     try:
         needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
@@ -169,7 +169,7 @@ def _run_config(args, data, family, width, depth, strategy, teacher):
 
 
 def cmd_train_teacher(args) -> int:
-    from models.study import append_result, completed_keys, pretraining_corpus, teacher_row, train_teacher
+    from .study import append_result, completed_keys, pretraining_corpus, teacher_row, train_teacher
 
     data = _data(args)
     corpus = pretraining_corpus(args.pretrain_recordings, args.pretrain_duration, args.cache)
@@ -183,7 +183,7 @@ def cmd_train_teacher(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from models.study import append_result, run_cv
+    from .study import append_result, run_cv
 
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
@@ -196,8 +196,8 @@ def cmd_distill(args) -> int:
 def cmd_sweep(args) -> int:
     from tqdm import tqdm
 
-    from models.architectures import STUDENT_SIZES
-    from models.study import append_result, completed_keys, run_cv
+    from .architectures import STUDENT_SIZES
+    from .study import append_result, completed_keys, run_cv
 
     data = _data(args)
     runs = []
@@ -218,7 +218,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from models.report import load_results, render, update_readme
+    from .report import load_results, render, update_readme
 
     if not args.results.exists():
         raise UsageError(f"--results {args.results}: no such file (run ppg-distill sweep first)")
@@ -231,15 +231,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from models.architectures import build, n_parameters
-    from models.checkpoint import load_checkpoint
-    from models.export import ExportMismatch, export
-    from models.losses import build_strategy
-    from models.dataset import WindowSet
-    from models.calibration import apply_temperature
-    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, completed_keys, onnx_file_costs, teacher_path, training_extras
-    from models.targets import student_spec, training_spec
-    from models.train import TeacherOutputs, TrainConfig, train_model
+    from .architectures import build, n_parameters
+    from .checkpoint import load_checkpoint
+    from .export import ExportMismatch, export
+    from .losses import build_strategy
+    from .dataset import WindowSet
+    from .calibration import apply_temperature
+    from .study import ACTIVITY_DURATION_S, MIX_DURATION_S, completed_keys, onnx_file_costs, teacher_path, training_extras
+    from .targets import training_spec
+    from ..stream.core.student_spec import student_spec
+    from .train import TeacherOutputs, TrainConfig, train_model
 
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
@@ -248,7 +249,7 @@ def cmd_export(args) -> int:
     train_set = WindowSet.concat([data.labelled, *extras])
     cv = {}
     if run.key in completed_keys(args.results):
-        from models.report import load_results
+        from .report import load_results
 
         cv = next(r for r in load_results(args.results) if r["key"] == run.key)
     if args.calibrate and "temperature" not in cv:
@@ -291,7 +292,7 @@ def cmd_export(args) -> int:
 
 def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float) -> str:
     """The model card shipped beside an exported student (everything a user needs to trust or replace it)."""
-    from models.study import ACTIVITY_DURATION_S, MIX_DURATION_S, SCENARIO_TEST, SYNTHETIC_TEST
+    from .study import ACTIVITY_DURATION_S, MIX_DURATION_S, SCENARIO_TEST, SYNTHETIC_TEST
 
     where = {"ieee": "the 12 IEEE SPC 2015 recordings", "dalia": "the PPG-DaLiA subjects", "ieee+dalia": "the IEEE SPC 2015 and PPG-DaLiA subjects"}[metadata["data"]]
     cv_line = (f"{cv['folds']}-fold subject-wise CV on {where} ({cv['windows']} windows): "
@@ -357,10 +358,10 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 
 
 def cmd_accuracy(args) -> int:
-    from models.accuracy import onnx_predictor, report, scenario_windows
-    from models.oof import Recipe, out_of_fold
-    from models.scenarios import SCENARIO_SETS
-    from models.study import load_study_data
+    from .accuracy import onnx_predictor, report, scenario_windows
+    from .oof import Recipe, out_of_fold
+    from .scenarios import SCENARIO_SETS
+    from .study import load_study_data
 
     ieee = Path(args.ieee)
     if not any(ieee.glob("DATA_*_TYPE*.mat")):

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.load import load_recording
-from replay.recording import Recording, uniform_times
-from replay.source import ReplaySource
-from replay.activity import ACTIVITIES, synthesize_activity
-from replay.synthetic import Synthetic, synthesize
-from stream.model_spec import ModelSpec
-from stream.preprocess import StreamPreprocessor
+from ..replay.load import load_recording
+from ..replay.recording import Recording, uniform_times
+from ..stream.sources.replay import ReplaySource
+from ..replay.activity import ACTIVITIES, synthesize_activity
+from ..replay.synthetic import Synthetic, synthesize
+from ..stream.core.model_spec import ModelSpec
+from ..stream.core.preprocess import StreamPreprocessor
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import torch
 from onnx import TensorProto, compose, helper, numpy_helper
 from torch import nn
 
-from models.spectral import acc_floor
-from models.spectral_front import N_FEATURES
-from stream.model_spec import ModelSpec
+from ..stream.core.spectral_model import acc_floor
+from .spectral_front import N_FEATURES
+from ..stream.core.model_spec import ModelSpec
 
 OPSET = 18
 IR_VERSION = 9
@@ -176,7 +176,7 @@ def export(model: nn.Module, spec: ModelSpec, path: Path, metadata: dict[str, st
 
 @torch.no_grad()
 def max_abs_difference(model: nn.Module, path: Path, windows: np.ndarray) -> float:
-    from stream.engine import InferenceEngine
+    from ..stream.core.engine import InferenceEngine
 
     engine = InferenceEngine(path)
     ours = engine.run(windows.astype(np.float32))

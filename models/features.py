@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.targets import BINS_BPM
+from ..stream.core.student_spec import BINS_BPM
 
 FS = 25.0  # the training spec's rate
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.features import window_features
+from .features import window_features
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,11 @@ def held_out_windows(data, fold: int):
 
 def train_fold(data, fold: int, recipe: Recipe, cache: Path, progress: bool = False) -> OutOfFold:
     """Train the recipe on every subject outside `fold` (plus the synthetic mix) and predict its held-out windows."""
-    from models.architectures import build
-    from models.dataset import WindowSet
-    from models.study import training_extras
-    from models.targets import training_spec
-    from models.train import TrainConfig, predict_probabilities, train_model
+    from .architectures import build
+    from .dataset import WindowSet
+    from .study import training_extras
+    from .targets import training_spec
+    from .train import TrainConfig, predict_probabilities, train_model
 
     train_set, _ = data.split(fold)
     extras = training_extras(recipe.mix, recipe.activities, cache)

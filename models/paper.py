@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.repeats import relative_gain, signed, welch_difference
-from models.results import Results
-from models.scaling import Fit, describe, form_outcome
-from models.winners import SizeResult, strategy_vs_rest
+from .repeats import relative_gain, signed, welch_difference
+from .results import Results
+from .scaling import Fit, describe, form_outcome
+from .winners import SizeResult, strategy_vs_rest
 
 PAPER = "Arora et al., NeurIPS 2025 TS4H, arXiv 2511.18829"
 DISTILLED = ("hard", "soft", "dkd", "feature")

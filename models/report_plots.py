@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.results import Results
-from models.scaling import FORMS, Fit, best_form
+from .results import Results
+from .scaling import FORMS, Fit, best_form
 
 STYLE = {  # strategy → (colour, marker)
     "scratch": ("#000000", "o"),
@@ -173,7 +173,7 @@ def error_vs_size_figure(results: Results, fits: dict[str, dict[tuple[str, str],
 def gain_vs_size_figure(results: Results, metrics: tuple[str, ...] = ("mae",)):
     """One row per metric, one panel per distillation strategy: relative gain over scratch vs size,
     one series per family (the ResNet-vs-MLP claim)."""
-    from models.repeats import per_repeat
+    from .repeats import per_repeat
 
     plt = _pyplot()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.spectral_front import N_FEATURES, SpectralFront
-from stream.model_spec import ModelSpec
+from .spectral_front import N_FEATURES, SpectralFront
+from ..stream.core.model_spec import ModelSpec
 
 
 class _Block(nn.Module):

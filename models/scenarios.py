@@ -1,9 +1,9 @@
 """Synthetic scenario sets that each isolate one failure class of a tracker (issue 12).
 
 A scenario set is just a named list of recordings with reference labels, so any generator (for example
-`replay.synthetic`'s activity scenarios) can be plugged into `ppg-distill accuracy` as another set.
+`ppg_stream.replay.synthetic`'s activity scenarios) can be plugged into `ppg-distill accuracy` as another set.
 The ones here start from a clean, still recording of the project's generator and add arm motion
-(`replay.activity.add_wrist_motion`, the activity scenarios' own motion and PPG-leak model) placed
+(`ppg_stream.replay.activity.add_wrist_motion`, the activity scenarios' own motion and PPG-leak model) placed
 where the failure needs it:
 
 - `rest`: no motion at all (rest precision: the spectral floor against beat intervals);
@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from replay.activity import Cadence, add_wrist_motion
-from replay.recording import Recording, uniform_times
-from replay.synthetic import Synthetic, synthesize
+from ..replay.activity import Cadence, add_wrist_motion
+from ..replay.recording import Recording, uniform_times
+from ..replay.synthetic import Synthetic, synthesize
 
 DURATION_S = 300.0
 Segments = list[tuple[float, float, Cadence]]

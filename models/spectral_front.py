@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.spectral import acc_floor, dft_matrix
-from stream.model_spec import ModelSpec
+from ..stream.core.spectral_model import acc_floor, dft_matrix
+from ..stream.core.model_spec import ModelSpec
 
 N_FEATURES = 3
 

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from models.architectures import TEACHER_SIZES, build, n_parameters
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.calibration import confidence_and_correct, cross_fitted, expected_calibration_error
-from models.dataset import WindowSet, activity_windows, dalia_windows, ieee_windows, synthetic_windows, subject_folds
-from models.losses import build_strategy
-from models.targets import TRAINING_SPEC, student_spec, training_spec
-from models.train import TeacherOutputs, TrainConfig, evaluate, evaluate_probabilities, predict_logits, train_model
-from replay.activity import ACTIVITIES
-from stream.decode import softmax
+from .architectures import TEACHER_SIZES, build, n_parameters
+from .checkpoint import load_checkpoint, save_checkpoint
+from .calibration import confidence_and_correct, cross_fitted, expected_calibration_error
+from .dataset import WindowSet, activity_windows, dalia_windows, ieee_windows, synthetic_windows, subject_folds
+from .losses import build_strategy
+from .targets import TRAINING_SPEC, training_spec
+from ..stream.core.student_spec import student_spec
+from .train import TeacherOutputs, TrainConfig, evaluate, evaluate_probabilities, pool_folds, predict_logits, train_model
+from ..replay.activity import ACTIVITIES
+from ..stream.core.decode import softmax
 
 DEFAULT_CACHE = Path(".cache/ppg-distill")
 
@@ -173,12 +174,6 @@ def train_teacher(size: str, data: StudyData, pretrain: WindowSet, pretrain_epoc
         save_checkpoint(out, tuned, info)
 
 
-def pool_folds(estimates: list[tuple[dict, int]]) -> tuple[int, dict[str, float]]:
-    """Per-fold metrics → (windows, metrics over all held-out windows), each fold weighted by its windows."""
-    total = sum(n for _, n in estimates)
-    return total, {k: sum(m[k] * n for m, n in estimates) / total for k in estimates[0][0]}
-
-
 def teacher_row(size: str, data: StudyData, cache: Path = DEFAULT_CACHE) -> dict:
     """The teacher's own cross-validated figures (each fold's checkpoint on its held-out subjects)."""
     estimates = []
@@ -226,7 +221,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     Besides the metrics pooled over every held-out window, the row keeps each fold's MAE (`per_fold`),
     so the report can show the spread over folds as well as over seeds; the held-out activity
     scenarios per activity (`scenarios`); and the calibration of the held-out confidence (ECE and
-    reliability before and after a cross-fitted temperature, `models.calibration.cross_fitted`)."""
+    reliability before and after a cross-fitted temperature, `ppg_stream.models.calibration.cross_fitted`)."""
     run = replace(run, folds=len(data.folds))  # the key names the split the data really has
     strategy_params = dict(run.params)
     started = time.perf_counter()
@@ -289,7 +284,7 @@ def _rss_kib() -> int:
 
 def onnx_costs(model) -> dict:
     """ONNX size, single-window latency in onnxruntime on one thread (median of 300), session memory."""
-    from models.export import export
+    from .export import export
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
@@ -298,7 +293,7 @@ def onnx_costs(model) -> dict:
 
 
 def onnx_file_costs(path: Path) -> dict:
-    from stream.engine import InferenceEngine
+    from ..stream.core.engine import InferenceEngine
 
     before = _rss_kib()
     engine = InferenceEngine(path)

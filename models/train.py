@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.augment import augment
-from models.dataset import WindowSet
-from models.losses import Strategy, StrategyInputs, build_strategy
-from models.targets import BINS_BPM, gaussian_targets, nearest_bin
-from stream.decode import decode_probabilities, softmax
-from stream.tracker import Tracker
+from .augment import augment
+from .dataset import WindowSet
+from .losses import Strategy, StrategyInputs, build_strategy
+from .targets import gaussian_targets, nearest_bin
+from ..stream.core.student_spec import BINS_BPM
+from ..stream.core.decode import decode_probabilities, softmax
+from ..stream.core.tracker import Tracker
 
 
 @dataclass(frozen=True)
@@ -185,3 +186,9 @@ def evaluate_probabilities(probs: np.ndarray, data: WindowSet) -> dict[str, floa
 def error_metrics(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     err = np.abs(estimate - reference)
     return {"mae": float(err.mean()), "rmse": float(np.sqrt((err**2).mean())), "within5": float((err <= 5).mean())}
+
+
+def pool_folds(estimates: list[tuple[dict, int]]) -> tuple[int, dict[str, float]]:
+    """Per-fold metrics → (windows, metrics over all held-out windows), each fold weighted by its windows."""
+    total = sum(n for _, n in estimates)
+    return total, {k: sum(m[k] * n for m, n in estimates) / total for k in estimates[0][0]}

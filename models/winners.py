@@ -1,7 +1,7 @@
 """Who wins at each student size, and only when the repeats say so.
 
 At one size, every strategy (distilled ones from the reference teacher) is compared with every
-other on their shared repeats (`models.repeats`). The strategy with the lowest mean error on the
+other on their shared repeats (`ppg_stream.models.repeats`). The strategy with the lowest mean error on the
 main split is the winner only if it is below each of the others beyond the noise; the strategies it
 cannot be told apart from are listed as tied with it.
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.repeats import Difference, paired_difference
-from models.results import Results, Size
+from .repeats import Difference, paired_difference
+from .results import Results, Size
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Beats are placed one by one (so RR intervals can be irregular); the PPG artefact
 leaking in linearly and squared (the square adds the motion's harmonics). Labels follow the window
 protocol as `synthesize`'s do: the mean instantaneous heart rate (60 / RR) over [2k, 2k+8) s.
 
-`python -m replay.activity OUT.pkl --kind boxing --seed 3` writes a DaLiA-structured pickle.
+`python -m ppg_stream.replay.activity OUT.pkl --kind boxing --seed 3` writes a DaLiA-structured pickle.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.recording import HOP_S, WINDOW_S, window_count
-from replay.synthetic import FS_ACC, FS_PPG, FS_RPEAKS, Synthetic, pulse_wave, write_synthetic_dalia
+from .recording import HOP_S, WINDOW_S, window_count
+from .synthetic import FS_ACC, FS_PPG, FS_RPEAKS, Synthetic, pulse_wave, write_synthetic_dalia
 
 ACTIVITIES = ("arm_exercise", "boxing", "walking", "stairs", "aperiodic", "rest_irregular")
 GRAVITY = np.array([0.1, -0.2, 0.97])
@@ -258,7 +258,7 @@ def synthesize_activity(kind: str, duration_s: float = 240.0, seed: int = 0) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m replay.activity", description="Write a synthetic activity recording (DaLiA-structured) with known heart rate.")
+    parser = argparse.ArgumentParser(prog="python -m ppg_stream.replay.activity", description="Write a synthetic activity recording (DaLiA-structured) with known heart rate.")
     parser.add_argument("out", type=Path)
     parser.add_argument("--kind", choices=ACTIVITIES, required=True)
     parser.add_argument("--duration", type=float, default=240.0, help="seconds (default 240)")

@@ -17,9 +17,8 @@ from typing import TextIO
 
 import numpy as np
 
-from replay.limits import MAX_CSV_LINE_CHARS, check_allocation, check_sample_count, reader_budget_bytes, regular_file_size
-from replay.recording import Recording, RecordingError, subject_name
-from stream.model_spec import MAX_SOURCE_FS_HZ, MIN_SOURCE_FS_HZ
+from .limits import MAX_CSV_LINE_CHARS, check_allocation, check_sample_count, reader_budget_bytes, regular_file_size
+from .recording import MAX_SOURCE_FS_HZ, MIN_SOURCE_FS_HZ, Recording, RecordingError, subject_name
 
 ACC_COLUMNS = ("acc_x", "acc_y", "acc_z")
 HEADER_HELP = "expected a header 't,ppg[,acc_x,acc_y,acc_z]'"

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from replay.limits import check_allocation, check_sample_count, regular_file_size
-from replay.recording import MAX_SUBJECT_CHARS, Recording, RecordingError, subject_name, uniform_times
-from replay.safe_pickle import safe_load
+from .limits import check_allocation, check_sample_count, regular_file_size
+from .recording import MAX_SUBJECT_CHARS, Recording, RecordingError, subject_name, uniform_times
+from .safe_pickle import safe_load
 
 FS_BVP = 64.0
 FS_ACC = 32.0

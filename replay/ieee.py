@@ -6,7 +6,7 @@
 A variable's class and dimensions are read from the file's headers first (scipy's `whosmat`), so
 text, cells, structs and oversized matrices are refused before anything is loaded; compressed
 variables are checked for how far they really inflate, and data elements for a type scipy can read
-(`replay.mat_guard`), before scipy sees the file.
+(`ppg_stream.replay.mat_guard`), before scipy sees the file.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.limits import check_allocation, check_sample_count, reader_budget_bytes, regular_file_size
-from replay.mat_guard import check_variables
-from replay.recording import Recording, RecordingError, subject_name, uniform_times
+from .limits import check_allocation, check_sample_count, reader_budget_bytes, regular_file_size
+from .mat_guard import check_variables
+from .recording import Recording, RecordingError, subject_name, uniform_times
 
 FS = 125.0
 NUMERIC_CLASSES = frozenset({"double", "single", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})

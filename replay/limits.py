@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from replay.recording import MAX_SAMPLES, RecordingError
+from .recording import MAX_SAMPLES, RecordingError
 
 MAX_CSV_LINE_CHARS = 65_536  # a CSV row of a recording is a few numbers; binary junk has no newlines
 MEMORY_SHARE = 0.5  # a reader plans to use at most this share of the memory available when it starts

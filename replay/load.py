@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from replay.recording import Recording, RecordingError
+from .recording import Recording, RecordingError
 
 FORMATS = ".pkl (PPG-DaLiA), .mat (IEEE SPC 2015), .csv (t,ppg[,acc_x,acc_y,acc_z])"
 
@@ -26,15 +26,15 @@ def _load(path: Path) -> Recording:
         raise RecordingError(f"{path}: is a directory, expected a recording file ({FORMATS})")
     suffix = path.suffix.lower()
     if suffix == ".pkl":
-        from replay.dalia import read_dalia
+        from .dalia import read_dalia
 
         return read_dalia(path)
     if suffix == ".mat":
-        from replay.ieee import read_ieee
+        from .ieee import read_ieee
 
         return read_ieee(path)
     if suffix == ".csv":
-        from replay.csv_file import read_csv
+        from .csv_file import read_csv
 
         return read_csv(path)
     raise RecordingError(f"{path}: unknown format '{suffix}'; supported: {FORMATS}")

@@ -19,7 +19,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from replay.recording import RecordingError
+from .recording import RecordingError
 
 HEADER_BYTES = 128
 MI_MATRIX, MI_COMPRESSED = 14, 15

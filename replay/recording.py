@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from stream.model_spec import source_rate_problem
 
 
 class RecordingError(ValueError):
@@ -18,6 +17,19 @@ HOP_S = 2.0
 MAX_SAMPLES = 100_000_000  # per channel group: a day at over 1 kHz
 MAX_DURATION_S = 86_400.0  # a replay is cut into chunks up front: a day is the longest it plans for
 MAX_SUBJECT_CHARS = 200
+# The sampling rates any source may have, a recording or a live device: the stream band-passes each at
+# its own rate with the upper edge capped at 0.45·rate.
+MIN_SOURCE_FS_HZ = 8.0  # below this a PPG cannot carry heart rates up to 210 bpm (3.5 Hz)
+MAX_SOURCE_FS_HZ = 10_000.0
+
+
+def source_rate_problem(fs: float) -> str | None:
+    """Why a source's sampling rate cannot be band-passed and resampled, or None if it can."""
+    if not isinstance(fs, numbers.Real):
+        return f"sampling rate {fs!r:.40} is not a number"
+    if not MIN_SOURCE_FS_HZ <= fs <= MAX_SOURCE_FS_HZ:
+        return f"sampling rate {float(fs):.6g} Hz is outside {MIN_SOURCE_FS_HZ:g}-{MAX_SOURCE_FS_HZ:g} Hz"
+    return None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ drift move the baseline; motion segments shake the accelerometer at a cadence an
 (the artefact every wrist algorithm must reject). Labels follow the window protocol exactly as
 PPG-DaLiA's do: the mean instantaneous heart rate over [2k, 2k+8) s.
 
-`python -m replay.synthetic OUT.pkl --duration 180 --seed 7` writes a DaLiA-structured pickle.
+`python -m ppg_stream.replay.synthetic OUT.pkl --duration 180 --seed 7` writes a DaLiA-structured pickle.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from replay.recording import HOP_S, WINDOW_S, window_count
+from .recording import HOP_S, WINDOW_S, window_count
 
+DEMO_RECORDING = Path(__file__).resolve().parent / "demo_dalia.pkl"  # `ppg-stream --demo`: 3 min made by this generator
 FS_PPG = 64.0
 FS_ACC = 32.0
 FS_RPEAKS = 700.0
@@ -119,14 +120,14 @@ def synthesize(
 
 
 def write_synthetic_dalia(path: str | Path, syn: Synthetic, subject: str = "SYN", with_chest: bool = True) -> None:
-    from replay.dalia import write_dalia
+    from .dalia import write_dalia
 
     activity = syn.motion[:: int(FS_PPG / 4)].astype(float)  # DaLiA's activity track is 4 Hz
     write_dalia(path, subject, syn.ppg, syn.acc_g, syn.labels_bpm, rpeaks=syn.rpeaks, activity=activity, with_chest=with_chest)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m replay.synthetic", description="Write a synthetic DaLiA-structured recording with known heart rate.")
+    parser = argparse.ArgumentParser(prog="python -m ppg_stream.replay.synthetic", description="Write a synthetic DaLiA-structured recording with known heart rate.")
     parser.add_argument("out", type=Path)
     parser.add_argument("--duration", type=float, default=180.0, help="seconds (default 180)")
     parser.add_argument("--seed", type=int, default=0)

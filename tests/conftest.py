@@ -18,7 +18,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from replay.synthetic import Synthetic, synthesize, write_synthetic_dalia
+from ppg_stream.replay.synthetic import Synthetic, synthesize, write_synthetic_dalia
 
 ROOT = Path(__file__).resolve().parent.parent
 IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
@@ -183,14 +183,14 @@ class CliResult:
 def run_cli(*args: str, timeout: float = 120) -> CliResult:
     """`ppg-stream ARGS` exactly as a user runs it (a fresh process)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "stream.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, "-m", "ppg_stream.stream.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 async def start_cli(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "stream.cli", *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "ppg_stream.stream.cli", *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
 
 

@@ -55,7 +55,7 @@ class DashboardProcess:
 def start_dashboard(prefix: str, *args: str, broker_port: int = 1883, wait_subscribed: bool = True) -> DashboardProcess:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stream.dashboard", "--port", str(port), "--topic-prefix", prefix,
+        [sys.executable, "-m", "ppg_stream.stream.cli", "dashboard", "--port", str(port), "--topic-prefix", prefix,
          "--broker", f"mqtt://127.0.0.1:{broker_port}", *args],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from bleak.exc import BleakError
 
-from stream.ble.backend import Advertisement
-from stream.ble.uuids import HEART_RATE_MEASUREMENT, HEART_RATE_SERVICE, PMD_CONTROL, PMD_DATA, PMD_SERVICE
+from ppg_stream.stream.sources.ble.backend import Advertisement
+from ppg_stream.stream.sources.ble.uuids import HEART_RATE_MEASUREMENT, HEART_RATE_SERVICE, PMD_CONTROL, PMD_DATA, PMD_SERVICE
 from tests.pmd_encode import encode_compressed, encode_raw
 
 PPG, ACC = 1, 2

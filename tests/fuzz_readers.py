@@ -275,7 +275,7 @@ def _record(data: bytes) -> None:
 
 
 def _check_pickle(data: bytes) -> None:
-    from replay.safe_pickle import MalformedPickleError, UnsafePickleError, safe_loads
+    from ppg_stream.replay.safe_pickle import MalformedPickleError, UnsafePickleError, safe_loads
 
     _record(data)
     try:
@@ -285,7 +285,7 @@ def _check_pickle(data: bytes) -> None:
 
 
 def _check_file(data: bytes, suffix: str, workdir: Path) -> None:
-    from replay import RecordingError, load_recording
+    from ppg_stream.replay import RecordingError, load_recording
 
     _record(data)
     path = workdir / f"fuzz{suffix}"

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from models.spectral import build_spectral_model, spectral_spec
+from ppg_stream.stream.core.spectral_model import build_spectral_model, spectral_spec
 
 
 def slow_model(layers: int) -> onnx.ModelProto:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stream.nats_subjects import mapping
+from ppg_stream.stream.nats.subjects import mapping
 from tests.conftest import free_port, port_open, wait_port
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from stream.nats_publisher import NatsRawPublisher
+from ppg_stream.stream.nats.publisher import NatsRawPublisher
 from tests.serve_helpers import Service
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import aiomqtt
 import numpy as np
 
-from replay.recording import Recording, uniform_times
-from replay.source import ReplaySource
-from replay.synthetic import synthesize
-from stream.raw_gateway import RawGateway
+from ppg_stream.replay.recording import Recording, uniform_times
+from ppg_stream.stream.sources.replay import ReplaySource
+from ppg_stream.replay.synthetic import synthesize
+from ppg_stream.stream.sources.raw_gateway import RawGateway
 from tests.conftest import start_cli
 
 
@@ -131,9 +131,9 @@ def mae(windows: dict[int, dict], labels: np.ndarray) -> float:
 def direct_estimates(recordings: list[Recording], model: str = "student") -> dict[str, dict[int, float]]:
     """What a replay of each recording publishes (in process, as fast as possible): the reference a
     service fed the same samples over MQTT must reproduce."""
-    from stream.engine import InferenceEngine
-    from stream.runtime import Runtime, RuntimeConfig
-    from stream.source_pump import pump
+    from ppg_stream.stream.core.engine import InferenceEngine
+    from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig
+    from ppg_stream.stream.runtime.source_pump import pump
 
     out: dict[str, dict[int, float]] = {}
 

@@ -13,7 +13,7 @@ from tests.conftest import ROOT  # noqa: E402
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "models.cli", "accuracy", *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
+    return subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "accuracy", *args], capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 

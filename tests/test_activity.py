@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from replay.activity import ACTIVITIES, synthesize_activity
-from replay.load import load_recording
-from replay.recording import window_count
-from replay.synthetic import FS_ACC, FS_PPG, FS_RPEAKS
+from ppg_stream.replay.activity import ACTIVITIES, synthesize_activity
+from ppg_stream.replay.load import load_recording
+from ppg_stream.replay.recording import window_count
+from ppg_stream.replay.synthetic import FS_ACC, FS_PPG, FS_RPEAKS
 from tests.conftest import ROOT
 
 MOVING = [k for k in ACTIVITIES if k != "rest_irregular"]
@@ -129,10 +129,10 @@ def test_regular_activities_stay_regular_and_every_kind_is_reproducible():
 
 def test_command_writes_a_recording_the_readers_load(tmp_path):
     out = tmp_path / "box.pkl"
-    done = subprocess.run([sys.executable, "-m", "replay.activity", str(out), "--kind", "boxing", "--duration", "60", "--seed", "2"],
+    done = subprocess.run([sys.executable, "-m", "ppg_stream.replay.activity", str(out), "--kind", "boxing", "--duration", "60", "--seed", "2"],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     rec = load_recording(out)
     np.testing.assert_allclose(rec.labels_bpm, synthesize_activity("boxing", 60.0, 2).syn.labels_bpm)
-    bad = subprocess.run([sys.executable, "-m", "replay.activity", str(out), "--kind", "swimming"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    bad = subprocess.run([sys.executable, "-m", "ppg_stream.replay.activity", str(out), "--kind", "swimming"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "invalid choice: 'swimming'" in bad.stderr

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from models.dataset import labelled_windows
-from models.targets import TRAINING_SPEC
-from replay.synthetic import synthesize, write_synthetic_dalia
-from stream.beats import refine_with_beats
+from ppg_stream.models.dataset import labelled_windows
+from ppg_stream.models.targets import TRAINING_SPEC
+from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
+from ppg_stream.stream.core.beats import refine_with_beats
 from tests.conftest import run_cli
 from tests.serve_helpers import synthetic_recording
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.ble.errors import BleParseError
-from stream.ble.pmd_time import FrameTiming, sdk_sample_times
-from stream.ble.sensor_clock import SensorClock
+from ppg_stream.stream.sources.ble.errors import BleParseError
+from ppg_stream.stream.sources.ble.pmd_time import FrameTiming, sdk_sample_times
+from ppg_stream.stream.sources.ble.sensor_clock import SensorClock
 
 S = 1_000_000_000
 

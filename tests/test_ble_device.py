@@ -12,14 +12,14 @@ import signal
 import numpy as np
 import pytest
 
-from replay.synthetic import synthesize
-from stream import cli
-from stream.commands import local
-from stream.backoff import Backoff
-from stream.ble.connection import DATA, BleConnection
-from stream.ble.device_stream import ble_device_id
-from stream.logs import configure_logging
-from stream.tasks import cancel_and_wait
+from ppg_stream.replay.synthetic import synthesize
+from ppg_stream.stream.cli import main as cli
+from ppg_stream.stream.cli.commands import local
+from ppg_stream.stream.runtime.backoff import Backoff
+from ppg_stream.stream.sources.ble.connection import DATA, BleConnection
+from ppg_stream.stream.sources.ble.device_stream import ble_device_id
+from ppg_stream.stream.cli.logs import configure_logging
+from ppg_stream.stream.runtime.tasks import cancel_and_wait
 from tests.conftest import Collector
 from tests.fake_ble import FakeBackend, ScriptedDevice
 

@@ -13,16 +13,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.ble.connection import DATA, BleConnection, Event
-from stream.ble.errors import BleParseError, DeviceError
-from stream.ble.heart_rate import parse_heart_rate
-from stream.ble.pmd_control import Measurement, parse_control_response, parse_device_message, parse_features, parse_settings, raise_for_error
-from stream.ble.pmd_delta import decode_delta
-from stream.ble.pmd_frames import FRAME_LAYOUTS, decode_frame, parse_frame_header
-from stream.ble.pmd_session import StreamSettings
-from stream.ble.pmd_signals import carries_signal, signal_of
-from stream.ble.pmd_source import DATA_TAG, PmdSource
-from stream.ble.pmd_time import FrameTiming, sdk_sample_times
+from ppg_stream.stream.sources.ble.connection import DATA, BleConnection, Event
+from ppg_stream.stream.sources.ble.errors import BleParseError, DeviceError
+from ppg_stream.stream.sources.ble.heart_rate import parse_heart_rate
+from ppg_stream.stream.sources.ble.pmd_control import Measurement, parse_control_response, parse_device_message, parse_features, parse_settings, raise_for_error
+from ppg_stream.stream.sources.ble.pmd_delta import decode_delta
+from ppg_stream.stream.sources.ble.pmd_frames import FRAME_LAYOUTS, decode_frame, parse_frame_header
+from ppg_stream.stream.sources.ble.pmd_session import StreamSettings
+from ppg_stream.stream.sources.ble.pmd_signals import carries_signal, signal_of
+from ppg_stream.stream.sources.ble.pmd_source import DATA_TAG, PmdSource
+from ppg_stream.stream.sources.ble.pmd_time import FrameTiming, sdk_sample_times
 from tests.fake_ble import FakeBackend, ScriptedDevice
 
 BUDGET = settings(max_examples=200, deadline=None, derandomize=True)

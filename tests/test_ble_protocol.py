@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.ble.errors import BleParseError, DeviceError
-from stream.ble.heart_rate import parse_heart_rate
-from stream.ble.pmd_control import (
+from ppg_stream.stream.sources.ble.errors import BleParseError, DeviceError
+from ppg_stream.stream.sources.ble.heart_rate import parse_heart_rate
+from ppg_stream.stream.sources.ble.pmd_control import (
     Measurement,
     Setting,
     get_settings_command,
@@ -21,8 +21,8 @@ from stream.ble.pmd_control import (
     start_command,
     stop_command,
 )
-from stream.ble.pmd_frames import decode_frame
-from stream.ble.pmd_session import choose_settings
+from ppg_stream.stream.sources.ble.pmd_frames import decode_frame
+from ppg_stream.stream.sources.ble.pmd_session import choose_settings
 from tests.pmd_encode import encode_compressed, encode_raw
 
 TS = bytes.fromhex("08 07 06 05 04 03 02 01")  # uint64 LE 0x0102030405060708

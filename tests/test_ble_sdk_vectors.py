@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.ble.errors import BleParseError
-from stream.ble.heart_rate import parse_heart_rate
-from stream.ble.pmd_control import (
+from ppg_stream.stream.sources.ble.errors import BleParseError
+from ppg_stream.stream.sources.ble.heart_rate import parse_heart_rate
+from ppg_stream.stream.sources.ble.pmd_control import (
     MeasurementStopped,
     Measurement,
     Op,
@@ -27,9 +27,9 @@ from stream.ble.pmd_control import (
     parse_settings,
     start_command,
 )
-from stream.ble.pmd_delta import decode_delta, unpack_signed_bits
-from stream.ble.pmd_frames import decode_frame, parse_frame_header
-from stream.ble.pmd_time import FrameTiming, sdk_sample_times
+from ppg_stream.stream.sources.ble.pmd_delta import decode_delta, unpack_signed_bits
+from ppg_stream.stream.sources.ble.pmd_frames import decode_frame, parse_frame_header
+from ppg_stream.stream.sources.ble.pmd_time import FrameTiming, sdk_sample_times
 from tests.sdk_vectors import (
     ACC_DELTA_0,
     ACC_DELTA_0_SHORT,

@@ -10,19 +10,19 @@ import time
 import numpy as np
 import pytest
 
-from stream.backoff import Backoff
-from stream.ble.connection import DATA, BleConnection, Event
-from stream.ble.device_stream import open_device_stream
-from stream.ble.errors import DeviceError
-from stream.ble.pmd_control import Measurement
-from stream.ble.pmd_frames import decode_frame
-from stream.ble.pmd_session import StreamSettings
-from stream.ble.pmd_source import DATA_TAG, PmdSource
-from stream.ble.pmd_time import FrameTiming
-from stream.ble.uuids import PMD_DATA
-from stream.ble.watchdog import DataWatchdog
-from stream.chunk import ACC, PPG
-from stream.logs import configure_logging
+from ppg_stream.stream.runtime.backoff import Backoff
+from ppg_stream.stream.sources.ble.connection import DATA, BleConnection, Event
+from ppg_stream.stream.sources.ble.device_stream import open_device_stream
+from ppg_stream.stream.sources.ble.errors import DeviceError
+from ppg_stream.stream.sources.ble.pmd_control import Measurement
+from ppg_stream.stream.sources.ble.pmd_frames import decode_frame
+from ppg_stream.stream.sources.ble.pmd_session import StreamSettings
+from ppg_stream.stream.sources.ble.pmd_source import DATA_TAG, PmdSource
+from ppg_stream.stream.sources.ble.pmd_time import FrameTiming
+from ppg_stream.stream.sources.ble.uuids import PMD_DATA
+from ppg_stream.stream.sources.ble.watchdog import DataWatchdog
+from ppg_stream.stream.core.chunk import ACC, PPG
+from ppg_stream.stream.cli.logs import configure_logging
 from tests.fake_ble import FakeBackend, ScriptedDevice
 from tests.pmd_encode import encode_compressed, encode_raw
 from tests.sdk_vectors import PPG_DELTA_7, PPG_DELTA_8, PPG_DELTA_10_FRAME, TS_2E9
@@ -211,7 +211,7 @@ async def test_silence_restarts_the_measurement_then_reconnects(cure):
 
 
 async def test_a_restart_the_device_answers_already_running_gets_a_stop_and_a_fresh_start():
-    from stream.ble.pmd_session import PmdControl
+    from ppg_stream.stream.sources.ble.pmd_session import PmdControl
 
     device = _device(10.0)
     backend = FakeBackend(device, time_scale=20.0)
@@ -305,7 +305,7 @@ async def test_a_host_stall_longer_than_the_watchdog_allows_does_not_restart_a_s
 
 
 async def test_ctrl_c_that_lands_as_the_device_answers_a_command_is_honoured():
-    from stream.ble.pmd_session import PmdControl
+    from ppg_stream.stream.sources.ble.pmd_session import PmdControl
 
     backend = FakeBackend(ScriptedDevice(address=ADDRESS), time_scale=20.0)
     conn = BleConnection(backend, ADDRESS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.ble.watchdog import Action, DataWatchdog
+from ppg_stream.stream.sources.ble.watchdog import Action, DataWatchdog
 
 PPG, ACC = 1, 2
 

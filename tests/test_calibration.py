@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
 
-from models.architectures import build  # noqa: E402
-from models.calibration import (  # noqa: E402
+from ppg_stream.models.architectures import build  # noqa: E402
+from ppg_stream.models.calibration import (  # noqa: E402
     apply_temperature,
     calibrated_probabilities,
     confidence_and_correct,
@@ -15,9 +15,10 @@ from models.calibration import (  # noqa: E402
     fit_temperature,
     reliability,
 )
-from models.export import export  # noqa: E402
-from models.targets import BINS_BPM, student_spec, training_spec  # noqa: E402
-from stream.engine import InferenceEngine  # noqa: E402
+from ppg_stream.models.export import export  # noqa: E402
+from ppg_stream.models.targets import training_spec  # noqa: E402
+from ppg_stream.stream.core.student_spec import BINS_BPM, student_spec  # noqa: E402
+from ppg_stream.stream.core.engine import InferenceEngine  # noqa: E402
 
 
 def test_ece_is_zero_when_confidence_matches_the_hit_rate_and_grows_with_the_gap():
@@ -66,8 +67,8 @@ def test_a_baked_in_temperature_is_what_onnxruntime_serves(tmp_path):
 
 
 def test_export_calibrate_without_a_cv_row_is_one_line(tmp_path, capsys):
-    from models.cli import main
-    from replay.synthetic import synthesize, write_synthetic_dalia
+    from ppg_stream.models.cli import main
+    from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
 
     dalia = tmp_path / "dalia"
     dalia.mkdir()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from models.spectral import build_spectral_model
+from ppg_stream.stream.core.spectral_model import build_spectral_model
 from tests.conftest import ROOT, CliResult, run_cli
 from tests.fuzz_readers import CRASH_PICKLE
 from tests.mat_files import FUZZ_CRASH_COMPLEX_TYPE0, sig_file
@@ -152,6 +152,16 @@ def test_bad_files_and_flags(tmp_path, setup, args, fragments):
     _assert_one_line_error(run_cli(*args, "--no-mqtt"), *fragments)
 
 
+def test_a_consumer_of_mqtt_is_refused_where_nothing_is_published_there():
+    """A NATS gateway that runs no model, or `serve --nats` without --broker, publishes nothing over
+    MQTT: a dashboard or Home Assistant beside it would show nothing, so it is a mistake, said at once."""
+    gateway = run_cli("--demo", "--publish-raw", "--nats", "nats://127.0.0.1:4222", "--dashboard")
+    _assert_one_line_error(gateway, "--dashboard reads the MQTT broker, but with --publish-raw only --nats nothing is published there")
+    for option in ("--dashboard", "--ha-discovery"):
+        serve = run_cli("serve", "--nats", "nats://127.0.0.1:4222", option)
+        _assert_one_line_error(serve, f"{option} ", "MQTT, but with --nats heart rate goes to MQTT only when --broker URL names a broker")
+
+
 def test_help_explains_usage_to_a_newcomer():
     result = run_cli("--help")
     assert result.returncode == 0
@@ -179,7 +189,7 @@ def _peak():
         out.write(kib)
 atexit.register(_peak)
 sys.argv = ["ppg-stream", *sys.argv[1:]]
-runpy.run_module("stream.cli", run_name="__main__", alter_sys=True)
+runpy.run_module("ppg_stream.stream.cli", run_name="__main__", alter_sys=True)
 """
 
 

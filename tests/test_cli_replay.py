@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from replay.csv_file import write_csv
-from replay.synthetic import synthesize
+from ppg_stream.replay.csv_file import write_csv
+from ppg_stream.replay.synthetic import synthesize
 from tests.conftest import run_cli
 
 

@@ -59,7 +59,7 @@ async def test_ha_discovery_from_a_replay_and_its_removal(mosquitto_1883, synthe
     config = json.loads(payloads[0])
     assert config["state_topic"] == f"{prefix}/syn60/hr" and config["unit_of_measurement"] == "bpm"
     assert config["availability"] == [{"topic": f"{prefix}/syn60/status", "payload_available": "online", "payload_not_available": "offline"}]
-    from stream.engine import InferenceEngine
+    from ppg_stream.stream.core.engine import InferenceEngine
 
     assert config["device"]["model"] == InferenceEngine("student").spec.label  # the shipped default, whatever its version
     assert payloads[-1] == b""  # --ha-remove-on-leave: the entity is removed when the replay ends

@@ -1,5 +1,5 @@
 """The dashboard as a person sees it: headless Chromium (Debian's, driven by Playwright through its
-executable path) on the page of a running `python -m stream.dashboard`, fed through the real Mosquitto."""
+executable path) on the page of a running `ppg-stream dashboard`, fed through the real Mosquitto."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from statistics import NormalDist
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.dashboard.band import MAX_HALF_WIDTH_BPM, band_half_width
-from stream.dashboard.fleet import HISTORY_POINTS, REORDER_WINDOWS, Fleet
-from stream.message import device_hr_message, hr_message
+from ppg_stream.stream.consumers.dashboard.band import MAX_HALF_WIDTH_BPM, band_half_width
+from ppg_stream.stream.consumers.dashboard.fleet import HISTORY_POINTS, REORDER_WINDOWS, Fleet
+from ppg_stream.stream.core.message import device_hr_message, hr_message
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

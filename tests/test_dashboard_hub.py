@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.dashboard.hub import CLOSE, EventHub, TooManyClients
+from ppg_stream.stream.consumers.dashboard.hub import CLOSE, EventHub, TooManyClients
 
 
 async def test_each_client_gets_each_event_and_a_stalled_one_is_dropped():

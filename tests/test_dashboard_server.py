@@ -1,4 +1,4 @@
-"""`ppg-stream dashboard` (for now `python -m stream.dashboard`) against the real Mosquitto: the page and
+"""`ppg-stream dashboard` (for now `ppg-stream dashboard`) against the real Mosquitto: the page and
 its event stream, the command's errors, broker outages, and the embeddable `Dashboard`."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 import aiohttp
 import pytest
 
-from stream.dashboard import Dashboard, DashboardError
-from stream.dashboard.server import STATIC_DIR
+from ppg_stream.stream.consumers.dashboard import Dashboard, DashboardError
+from ppg_stream.stream.consumers.dashboard.server import STATIC_DIR
 from tests.conftest import ROOT, port_open
 from tests.dashboard_helpers import clear_retained, hr_payload, publish, start_dashboard, unique_prefix
 
@@ -127,7 +127,7 @@ async def test_loopback_dashboard_refuses_foreign_host_names(mosquitto_1883):
 
 
 def run_dashboard(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stream.dashboard", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "ppg_stream.stream.cli", "dashboard", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -222,7 +222,7 @@ async def test_stops_promptly_with_a_browser_connected(mosquitto_1883):
 
 async def test_logs_the_url_it_listens_on(mosquitto_1883):
     """With --port 0 the system picks the port; the log line is how a user finds the page."""
-    proc = subprocess.Popen([sys.executable, "-m", "stream.dashboard", "--port", "0", "--log-json", "--topic-prefix", unique_prefix()],
+    proc = subprocess.Popen([sys.executable, "-m", "ppg_stream.stream.cli", "dashboard", "--port", "0", "--log-json", "--topic-prefix", unique_prefix()],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 20)
@@ -243,7 +243,7 @@ async def test_shows_a_real_replay_end_to_end(mosquitto_1883):
     dash = start_dashboard(prefix)
     try:
         replay = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stream.cli", "--demo", "--speed", "max", "--topic-prefix", prefix, "--stdout",
+            sys.executable, "-m", "ppg_stream.stream.cli", "--demo", "--speed", "max", "--topic-prefix", prefix, "--stdout",
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await asyncio.wait_for(replay.communicate(), 120)
         assert replay.returncode == 0
@@ -269,7 +269,7 @@ def test_stops_cleanly_even_while_still_subscribing(mosquitto_1883):
     """SIGTERM right after start-up lands while the MQTT subscription is being set up: the process
     still ends at once with status 0 (a cancellation lost inside aiomqtt is repeated)."""
     for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-m", "stream.dashboard", "--port", "0", "--log-json", "--topic-prefix", unique_prefix()],
+        proc = subprocess.Popen([sys.executable, "-m", "ppg_stream.stream.cli", "dashboard", "--port", "0", "--log-json", "--topic-prefix", unique_prefix()],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert json.loads(proc.stderr.readline())["event"] == "dashboard running"
         proc.terminate()

@@ -12,7 +12,7 @@ from tests.conftest import ROOT  # noqa: E402
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "models.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 def _rows():
@@ -56,7 +56,7 @@ def test_mistakes_are_one_line(tmp_path, args, message):
 
 
 def test_run_keys_name_the_fold_split_except_the_default_one():
-    from models.study import RunConfig
+    from ppg_stream.models.study import RunConfig
 
     assert RunConfig("scratch", "resnet", 8, 2, None).key == "scratch|resnet:8x2|-|e30|s0|"  # as in earlier results files
     assert RunConfig("dkd", "resnet", 8, 2, "T1", seed=1, folds=12).key == "dkd|resnet:8x2|T1|e30|s1||k12"

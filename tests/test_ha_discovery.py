@@ -12,7 +12,7 @@ import uuid
 import aiomqtt
 import pytest
 
-from stream.ha_discovery import (
+from ppg_stream.stream.consumers.home_assistant.discovery import (
     discovery_messages,
     discovery_topic,
     ha_id,
@@ -20,7 +20,7 @@ from stream.ha_discovery import (
     removal_messages,
     unique_id,
 )
-from stream.message import device_hr_message, hr_message, hr_topic, status_topic
+from ppg_stream.stream.core.message import device_hr_message, hr_message, hr_topic, status_topic
 
 jinja2_sandbox = pytest.importorskip("jinja2.sandbox", reason="jinja2 renders the templates as Home Assistant does")
 

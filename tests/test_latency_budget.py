@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from stream.engine import InferenceEngine
+from ppg_stream.stream.core.engine import InferenceEngine
 from tests.conftest import run_cli
 from tests.models_for_tests import slow_model
 

@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
 
-from models.losses import StrategyInputs, build_strategy  # noqa: E402
-from models.losses.dkd import dkd_terms  # noqa: E402
-from models.losses.registry import kl_divergence, soft_cross_entropy  # noqa: E402
+from ppg_stream.models.losses import StrategyInputs, build_strategy  # noqa: E402
+from ppg_stream.models.losses.dkd import dkd_terms  # noqa: E402
+from ppg_stream.models.losses.registry import kl_divergence, soft_cross_entropy  # noqa: E402
 
 LN = math.log
 

@@ -6,14 +6,14 @@ import numpy as np
 import onnx
 import pytest
 
-from models.spectral import build_spectral_model, spectral_spec
-from replay.recording import Recording, uniform_times
-from replay.synthetic import synthesize
-from stream.chunk import ACC, PPG, Chunk
-from stream.decode import decode_logits
-from stream.engine import InferenceEngine, ModelLoadError
-from stream.model_spec import ModelSpec
-from stream.preprocess import StreamPreprocessor
+from ppg_stream.stream.core.spectral_model import build_spectral_model, spectral_spec
+from ppg_stream.replay.recording import Recording, uniform_times
+from ppg_stream.replay.synthetic import synthesize
+from ppg_stream.stream.core.chunk import ACC, PPG, Chunk
+from ppg_stream.stream.core.decode import decode_logits
+from ppg_stream.stream.core.engine import InferenceEngine, ModelLoadError
+from ppg_stream.stream.core.model_spec import ModelSpec
+from ppg_stream.stream.core.preprocess import StreamPreprocessor
 from tests.models_for_tests import identity_model, with_metadata
 
 
@@ -51,7 +51,7 @@ def test_spectral_estimator_uses_the_accelerometer_against_motion():
 
 
 def test_metadata_round_trip_and_written_model_loads(tmp_path):
-    from models.spectral import main
+    from ppg_stream.stream.core.spectral_model import main
 
     main(["--out", str(tmp_path / "s.onnx")])
     engine = InferenceEngine(tmp_path / "s.onnx")

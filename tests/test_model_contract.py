@@ -7,20 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.spectral import spectral_spec
-from stream.chunk import PPG, Chunk
-from stream.model_spec import (
+from ppg_stream.stream.core.spectral_model import spectral_spec
+from ppg_stream.stream.core.chunk import PPG, Chunk
+from ppg_stream.stream.core.model_spec import (
     BANDPASS_LO_RANGE_HZ,
     BANDPASS_ORDER_RANGE,
     FS_RANGE_HZ,
-    MAX_SOURCE_FS_HZ,
-    MIN_SOURCE_FS_HZ,
     ModelContractError,
     ModelSpec,
-    source_rate_problem,
 )
-from stream.preprocess import StreamPreprocessor
-from stream.sos_filter import design_bandpass
+from ppg_stream.stream.core.preprocess import StreamPreprocessor
+from ppg_stream.replay.recording import MAX_SOURCE_FS_HZ, MIN_SOURCE_FS_HZ, source_rate_problem
+from ppg_stream.stream.core.sos_filter import design_bandpass
 
 
 def _meta(**changes: str | None) -> dict[str, str]:
@@ -145,7 +143,7 @@ def test_model_files_that_cannot_run_under_the_contract(tmp_path):
     import onnx
     from onnx import TensorProto
 
-    from stream.engine import InferenceEngine, ModelLoadError
+    from ppg_stream.stream.core.engine import InferenceEngine, ModelLoadError
 
     onnx.save(_onnx_model(TensorProto.FLOAT, ["N", 4, 200], ["N", 181]), tmp_path / "ok.onnx")
     assert InferenceEngine(tmp_path / "ok.onnx").run(np.ones((3, 4, 200), dtype=np.float32)).shape == (3, 181)

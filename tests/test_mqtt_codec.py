@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.mqtt_codec import (
+from ppg_stream.stream.mqtt.codec import (
     CONNACK,
     PUBACK,
     PUBLISH,

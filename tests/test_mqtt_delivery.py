@@ -14,12 +14,12 @@ import uuid
 import pytest
 from structlog.testing import capture_logs
 
-from stream.backoff import Backoff
-from stream.mqtt_codec import CONNECT, PINGREQ, PUBLISH, PacketDecoder, encode_puback, parse_publish
-from stream import mqtt_publisher
-from stream.mqtt_publisher import MqttPublisher
-from stream.mqtt_settings import BrokerSettings
-from stream.mqtt_subscriber import MqttSubscriber
+from ppg_stream.stream.runtime.backoff import Backoff
+from ppg_stream.stream.mqtt.codec import CONNECT, PINGREQ, PUBLISH, PacketDecoder, encode_puback, parse_publish
+from ppg_stream.stream.mqtt import publisher as mqtt_publisher
+from ppg_stream.stream.mqtt.publisher import MqttPublisher
+from ppg_stream.stream.mqtt.settings import BrokerSettings
+from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
 from tests.conftest import Collector, start_cli
 
 pytestmark = pytest.mark.network

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from stream.engine import InferenceEngine
+from ppg_stream.stream.core.engine import InferenceEngine
 from tests.conftest import Collector, free_port, start_cli, window_mae
 
 pytestmark = pytest.mark.network

@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from stream.mqtt_settings import (
+from ppg_stream.stream.mqtt.settings import (
     PASSWORD_ENV,
     USERNAME_ENV,
     BrokerSettings,

@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 
-from stream.backoff import Backoff
-from stream.mqtt_codec import encode_publish, encode_string
-from stream.mqtt_connection import connect
-from stream.mqtt_settings import BrokerSettings
-from stream.mqtt_subscriber import MqttSubscriber
+from ppg_stream.stream.runtime.backoff import Backoff
+from ppg_stream.stream.mqtt.codec import encode_publish, encode_string
+from ppg_stream.stream.mqtt.connection import connect
+from ppg_stream.stream.mqtt.settings import BrokerSettings
+from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
 
 pytestmark = pytest.mark.network
 

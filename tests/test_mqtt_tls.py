@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from stream.backoff import Backoff
-from stream.mqtt_connection import MqttConnectionError, MqttFatalError, connect
-from stream.mqtt_publisher import MqttPublisher
-from stream.mqtt_settings import PASSWORD_ENV, USERNAME_ENV, BrokerSettings
-from stream.mqtt_subscriber import MqttSubscriber
+from ppg_stream.stream.runtime.backoff import Backoff
+from ppg_stream.stream.mqtt.connection import MqttConnectionError, MqttFatalError, connect
+from ppg_stream.stream.mqtt.publisher import MqttPublisher
+from ppg_stream.stream.mqtt.settings import PASSWORD_ENV, USERNAME_ENV, BrokerSettings
+from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
 from tests.conftest import ROOT, free_port, need_broker_or_fail, wait_port
 
 pytestmark = pytest.mark.network
@@ -110,7 +110,7 @@ def certificate_broker(pki):
 
 async def _run_cli(*args: str, env: dict | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        os.sys.executable, "-m", "stream.cli", *args, cwd=ROOT, env={**os.environ, **(env or {})},
+        os.sys.executable, "-m", "ppg_stream.stream.cli", *args, cwd=ROOT, env={**os.environ, **(env or {})},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, stderr = await asyncio.wait_for(proc.communicate(), 90)
     return proc.returncode, stderr.decode()

@@ -101,7 +101,7 @@ async def test_one_gateway_command_over_nats_or_over_mqtt_to_nats_server_reaches
     finally:
         worker.kill()
         await dashboard.stop()
-    assert rc == 130 and not worker.tracebacks()
+    assert rc == 130 and not worker.tracebacks(), worker.logs[-6:]
     assert worker.events("worker left")[-1]["handed_over"] == PARTITIONS
     expected = {m["window"]: m for m in direct.messages}
     for device in ("syn60", "syn60n"):

@@ -11,10 +11,10 @@ import uuid
 import nats
 import pytest
 
-from stream.nats_leases import LeaseConfigError, Leases, Progress
-from stream.nats_setup import NatsSetupError, StreamPlan, check_mapping, ensure_streams, parse_nats_urls
-from stream.nats_subjects import mapping, parse_partitioned, raw_subject, server_config, stream_base, subject_prefix, topic_to_subject
-from stream.partition_assignment import assign
+from ppg_stream.stream.nats.leases import LeaseConfigError, Leases, Progress
+from ppg_stream.stream.nats.jetstream import NatsSetupError, StreamPlan, check_mapping, ensure_streams, parse_nats_urls
+from ppg_stream.stream.nats.subjects import mapping, parse_partitioned, raw_subject, server_config, stream_base, subject_prefix, topic_to_subject
+from ppg_stream.stream.nats.partition_assignment import assign
 from tests.conftest import IN_CI, free_port, run_cli, wait_port
 from tests.nats_cluster import NATS_SERVER, NatsCluster, nats_server_available
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.signal import sosfilt
 
-from models.spectral import spectral_spec
-from stream.chunk import ACC, PPG, Chunk
-from stream.preprocess import StreamPreprocessor
-from stream.sos_filter import design_bandpass
+from ppg_stream.stream.core.spectral_model import spectral_spec
+from ppg_stream.stream.core.chunk import ACC, PPG, Chunk
+from ppg_stream.stream.core.preprocess import StreamPreprocessor
+from ppg_stream.stream.core.sos_filter import design_bandpass
 
 SPEC = spectral_spec()
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.chunk import ACC, PPG
-from stream.raw_chunk import HEADER, HEADER_SIZE, RawChunk, RawChunkError, decode_raw_chunk, encode_raw_chunk
-from stream.raw_gateway import chunk_rate
+from ppg_stream.stream.core.chunk import ACC, PPG
+from ppg_stream.stream.core.raw_chunk import HEADER, HEADER_SIZE, RawChunk, RawChunkError, decode_raw_chunk, encode_raw_chunk
+from ppg_stream.stream.sources.raw_gateway import chunk_rate
 
 BOTH = frozenset({PPG, ACC})
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from replay import RecordingError, load_recording
-from replay.csv_file import write_csv
-from replay.dalia import write_dalia
-from replay.safe_pickle import UnsafePickleError, safe_loads
-from replay.synthetic import synthesize
+from ppg_stream.replay import RecordingError, load_recording
+from ppg_stream.replay.csv_file import write_csv
+from ppg_stream.replay.dalia import write_dalia
+from ppg_stream.replay.safe_pickle import UnsafePickleError, safe_loads
+from ppg_stream.replay.synthetic import synthesize
 from tests.mat_files import FUZZ_CRASH_COMPLEX_TYPE0, sig_file
 
 
@@ -193,8 +193,8 @@ def test_csv_that_is_not_text_or_not_a_file(tmp_path):
 
 
 def test_csv_reader_stops_at_its_memory_budget_and_sample_bound(tmp_path, monkeypatch):
-    import replay.csv_file as csv_file
-    import replay.limits as limits
+    import ppg_stream.replay.csv_file as csv_file
+    import ppg_stream.replay.limits as limits
 
     t = np.arange(0, 100, 1 / 50)
     write_csv(tmp_path / "long.csv", t, np.sin(t))  # 5,000 rows
@@ -209,7 +209,7 @@ def test_csv_reader_stops_at_its_memory_budget_and_sample_bound(tmp_path, monkey
 
 
 def test_available_memory_is_measured():
-    from replay.limits import available_memory_bytes
+    from ppg_stream.replay.limits import available_memory_bytes
 
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert 0 < available_memory_bytes() <= total
@@ -289,7 +289,7 @@ def test_mat_data_of_an_unknown_type_is_refused_before_scipy_crashes_on_it(tmp_p
     path = tmp_path / "bad.mat"
     path.write_bytes(sig_file(compress=compress, real_type=real_type, imag_type=imag_type))
     code = f"""
-from replay import RecordingError, load_recording
+from ppg_stream.replay import RecordingError, load_recording
 for path in ({str(good)!r}, {str(path)!r}):
     try:
         print(load_recording(path).ppg.shape)
@@ -310,7 +310,7 @@ def test_mat_the_fuzzer_crashed_scipy_with_is_refused(tmp_path):
 
     path = tmp_path / "crash.mat"
     path.write_bytes(FUZZ_CRASH_COMPLEX_TYPE0)
-    code = f"from replay import RecordingError, load_recording\ntry:\n    load_recording({str(path)!r})\nexcept RecordingError as e:\n    print(e)\n"
+    code = f"from ppg_stream.replay import RecordingError, load_recording\ntry:\n    load_recording({str(path)!r})\nexcept RecordingError as e:\n    print(e)\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == f"{path}: variable 'sig' has real data of unknown type 0: a corrupt file"
@@ -381,7 +381,7 @@ def test_pickle_larger_than_memory_is_refused_before_reading(tmp_path):
     ],
 )
 def test_recording_invariants(changes, message):
-    from replay.recording import Recording
+    from ppg_stream.replay.recording import Recording
 
     fields = {"subject": "x", "ppg": np.zeros((2, 1)), "t_ppg": np.array([0.0, 0.02]), "fs_ppg": 50.0, **changes}
     with pytest.raises(RecordingError, match=message):
@@ -403,7 +403,7 @@ def test_running_out_of_memory_while_reading_is_still_one_line(tmp_path):
     code = textwrap.dedent(
         f"""
         import resource
-        from replay import RecordingError, load_recording
+        from ppg_stream.replay import RecordingError, load_recording
         with open("/proc/self/status") as f:
             used = int(next(line.split()[1] for line in f if line.startswith("VmSize:"))) * 1024
         resource.setrlimit(resource.RLIMIT_AS, (used + (16 << 20), resource.RLIM_INFINITY))  # 16 MiB more: not enough

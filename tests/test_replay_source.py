@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 
-from replay.recording import Recording, uniform_times
-from replay.source import ReplaySource
+from ppg_stream.replay.recording import Recording, uniform_times
+from ppg_stream.stream.sources.replay import ReplaySource
 
 
 def _recording(duration_s=20.0):

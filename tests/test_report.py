@@ -6,13 +6,13 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="the [train] extra (matplotlib) is not installed")
 
-from models.paper import verdict  # noqa: E402
-from models.report import README_BEGIN, README_END, render, series_fits, update_readme  # noqa: E402
-from models.report_plots import error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, group_close, spread_labels  # noqa: E402
-from models.repeats import paired_difference  # noqa: E402
-from models.results import Results, aggregate_seeds  # noqa: E402
-from models.scaling import best_form, fit_scaling, form_outcome  # noqa: E402
-from models.winners import size_results  # noqa: E402
+from ppg_stream.models.paper import verdict  # noqa: E402
+from ppg_stream.models.report import README_BEGIN, README_END, render, series_fits, update_readme  # noqa: E402
+from ppg_stream.models.report_plots import error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, group_close, spread_labels  # noqa: E402
+from ppg_stream.models.repeats import paired_difference  # noqa: E402
+from ppg_stream.models.results import Results, aggregate_seeds  # noqa: E402
+from ppg_stream.models.scaling import best_form, fit_scaling, form_outcome  # noqa: E402
+from ppg_stream.models.winners import size_results  # noqa: E402
 
 SIZES = {"resnet": [(8, 2, 977), (16, 2, 3489), (32, 3, 19393), (64, 4, 100481)],
          "mlp": [(2, 1, 1631), (8, 1, 5981), (32, 1, 23381), (64, 2, 50741), (256, 2, 251573)]}
@@ -106,7 +106,7 @@ def _study(seeds: int, dkd_gain=0.4, mlp_gain=0.1, noise=0.05):
 
 def _claims(rows, metric="mae"):
     """Claims judged on `metric`, by their name without the metric suffix."""
-    from models.paper import METRIC_NAMES, claims
+    from ppg_stream.models.paper import METRIC_NAMES, claims
 
     results = Results(rows)
     metrics = ("mae", "mae_untracked")
@@ -238,7 +238,7 @@ def _recipe_run(seed, taper, activities, mae, ece, ece_cal, reliability, **extra
 
 
 def test_recipes_get_their_own_table_and_reliability_diagram_and_stay_out_of_the_study(tmp_path):
-    from models.report_plots import pooled_reliability
+    from ppg_stream.models.report_plots import pooled_reliability
 
     a = {"count": [0] * 8 + [10, 30], "confidence": [None] * 8 + [0.85, 0.95], "accuracy": [None] * 8 + [0.5, 0.7]}
     b = {"count": [0] * 8 + [30, 10], "confidence": [None] * 8 + [0.81, 0.91], "accuracy": [None] * 8 + [0.9, 0.8]}

@@ -10,9 +10,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from stream.chunk import ACC, PPG, Chunk
-from stream.engine import InferenceEngine
-from stream.runtime import Runtime, RuntimeConfig, warm_up_runtime
+from ppg_stream.stream.core.chunk import ACC, PPG, Chunk
+from ppg_stream.stream.core.engine import InferenceEngine
+from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig, warm_up_runtime
 from tests.serve_helpers import synthetic_recording
 
 RATES = {PPG: 64.0, ACC: 32.0}

@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from stream.chunk import ACC, PPG
-from stream.engine import InferenceEngine
-from stream.preprocess import StreamPreprocessor
-from stream.runtime import Runtime, RuntimeConfig, warm_up_runtime
+from ppg_stream.stream.core.chunk import ACC, PPG
+from ppg_stream.stream.core.engine import InferenceEngine
+from ppg_stream.stream.core.preprocess import StreamPreprocessor
+from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig, warm_up_runtime
 from tests.serve_helpers import synthetic_recording
 from tests.test_runtime import Recorder, _chunks
 

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from replay import safe_pickle
-from replay.safe_pickle import MalformedPickleError, UnsafePickleError, safe_loads
+from ppg_stream.replay import safe_pickle
+from ppg_stream.replay.safe_pickle import MalformedPickleError, UnsafePickleError, safe_loads
 from tests.conftest import ROOT
 from tests.fuzz_readers import CRASH_PICKLE, _dalia_like, py2_array_pickle
 
@@ -83,7 +83,7 @@ def test_the_54_byte_pickle_that_segfaulted_numpy_is_refused():
     assert len(CRASH_PICKLE) == 54
     result = _run_isolated(
         f"""
-        from replay.safe_pickle import MalformedPickleError, safe_loads
+        from ppg_stream.replay.safe_pickle import MalformedPickleError, safe_loads
         try:
             safe_loads({CRASH_PICKLE!r})
         except MalformedPickleError as e:
@@ -109,7 +109,7 @@ def test_a_deeply_nested_tuple_key_is_refused_before_it_is_hashed():
     result = _run_isolated(
         """
         import pickle
-        from replay.safe_pickle import UnsafePickleError, safe_loads
+        from ppg_stream.replay.safe_pickle import UnsafePickleError, safe_loads
         P = pickle
         data = P.PROTO + b"\\x02" + P.EMPTY_DICT + P.EMPTY_TUPLE + P.TUPLE1 * 1_000_000 + P.NONE + P.SETITEM + P.STOP
         try:

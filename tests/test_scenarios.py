@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
 
-from models.dataset import labelled_windows  # noqa: E402
-from models.features import window_features  # noqa: E402
-from models.scenarios import SCENARIO_SETS  # noqa: E402
-from models.targets import TRAINING_SPEC  # noqa: E402
-from stream.beats import BeatGate  # noqa: E402
+from ppg_stream.models.dataset import labelled_windows  # noqa: E402
+from ppg_stream.models.features import window_features  # noqa: E402
+from ppg_stream.models.scenarios import SCENARIO_SETS  # noqa: E402
+from ppg_stream.models.targets import TRAINING_SPEC  # noqa: E402
+from ppg_stream.stream.core.beats import BeatGate  # noqa: E402
 
 
 def _windows(name: str, n: int = 2):

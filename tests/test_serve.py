@@ -8,7 +8,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from stream.raw_chunk import RawChunk, encode_raw_chunk
+from ppg_stream.stream.core.raw_chunk import RawChunk, encode_raw_chunk
 from tests.conftest import Collector, run_cli
 from tests.serve_helpers import Service, by_device, direct_estimates, mae, publish_all, raw_payloads, synthetic_recording, unique_prefix
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from stream.engine import SHIPPED_STUDENT, InferenceEngine
+from ppg_stream.stream.core.engine import SHIPPED_STUDENT, InferenceEngine
 from tests.conftest import run_cli, window_mae
 
 

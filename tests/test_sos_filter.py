@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.signal import sosfilt
 
-from stream.sos_filter import design_bandpass, sosfilt_chunk
+from ppg_stream.stream.core.sos_filter import design_bandpass, sosfilt_chunk
 
 
 def _chunked(sos, zi_unit, x, cuts):

@@ -8,20 +8,21 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
 
-from models.architectures import build  # noqa: E402
-from models.export import ExportMismatch, export  # noqa: E402
-from models.spectral import build_spectral_model, spectral_spec  # noqa: E402
-from models.spectral_front import SpectralFront  # noqa: E402
-from models.targets import student_spec, training_spec  # noqa: E402
-from stream.engine import InferenceEngine  # noqa: E402
+from ppg_stream.models.architectures import build  # noqa: E402
+from ppg_stream.models.export import ExportMismatch, export  # noqa: E402
+from ppg_stream.stream.core.spectral_model import build_spectral_model, spectral_spec  # noqa: E402
+from ppg_stream.models.spectral_front import SpectralFront  # noqa: E402
+from ppg_stream.models.targets import training_spec  # noqa: E402
+from ppg_stream.stream.core.student_spec import student_spec  # noqa: E402
+from ppg_stream.stream.core.engine import InferenceEngine  # noqa: E402
 from tests.conftest import make_synthetic_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def windows(tmp_path_factory):
     """Real model inputs: a synthetic recording with motion pushed through the stream's preprocessing."""
-    from models.dataset import labelled_windows
-    from replay.load import load_recording
+    from ppg_stream.models.dataset import labelled_windows
+    from ppg_stream.replay.load import load_recording
 
     rec = make_synthetic_file(tmp_path_factory.mktemp("taper"), "t", 60.0, seed=31)
     return labelled_windows(load_recording(rec.path), training_spec()).x
@@ -87,9 +88,9 @@ def test_the_spectral_estimator_follows_its_taper_and_rect_is_closer_at_rest(tmp
     """At rest the error of a spectral peak is its width's floor: the narrower rectangular peak is closer."""
     import onnx
 
-    from models.dataset import labelled_windows
-    from replay.load import load_recording
-    from stream.decode import decode_logits
+    from ppg_stream.models.dataset import labelled_windows
+    from ppg_stream.replay.load import load_recording
+    from ppg_stream.stream.core.decode import decode_logits
 
     spec = spectral_spec()
     errors = {}
@@ -117,9 +118,9 @@ def test_an_export_whose_graph_disagrees_with_torch_fails_and_keeps_the_old_file
 
 def test_export_command_exits_1_with_one_line_when_the_graph_disagrees(tmp_path, monkeypatch, capsys):
     """`ppg-distill export` used to print the mismatch and exit 0; now the command fails and writes nothing."""
-    import models.export as export_module
-    from models.cli import main
-    from replay.synthetic import synthesize, write_synthetic_dalia
+    import ppg_stream.models.export as export_module
+    from ppg_stream.models.cli import main
+    from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
 
     dalia = tmp_path / "dalia"
     dalia.mkdir()

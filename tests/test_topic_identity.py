@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.message import (
+from ppg_stream.stream.core.message import (
     MAX_DEVICE_ID_BYTES,
     MAX_PREFIX_BYTES,
     MAX_TOPIC_BYTES,

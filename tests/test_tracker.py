@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from stream.decode import softmax
-from stream.tracker import Tracker, TrackerParams, nearest_window_peak
+from ppg_stream.stream.core.decode import softmax
+from ppg_stream.stream.core.tracker import Tracker, TrackerParams, nearest_window_peak
 
 BINS = np.arange(30.0, 211.0)
 

@@ -8,17 +8,18 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the [train] extra (torch) is not installed")
 
-from models.architectures import build, n_parameters  # noqa: E402
-from models.dataset import WindowSet, labelled_windows, subject_folds  # noqa: E402
-from models.export import export  # noqa: E402
-from models.losses import build_strategy  # noqa: E402
-from models.targets import TRAINING_SPEC, student_spec  # noqa: E402
-from models.train import TrainConfig, evaluate, train_model  # noqa: E402
-from replay.load import load_recording  # noqa: E402
-from replay.source import ReplaySource  # noqa: E402
-from stream.engine import InferenceEngine  # noqa: E402
-from stream.runtime import Runtime, RuntimeConfig  # noqa: E402
-from stream.source_pump import pump  # noqa: E402
+from ppg_stream.models.architectures import build, n_parameters  # noqa: E402
+from ppg_stream.models.dataset import WindowSet, labelled_windows, subject_folds  # noqa: E402
+from ppg_stream.models.export import export  # noqa: E402
+from ppg_stream.models.losses import build_strategy  # noqa: E402
+from ppg_stream.models.targets import TRAINING_SPEC  # noqa: E402
+from ppg_stream.stream.core.student_spec import student_spec  # noqa: E402
+from ppg_stream.models.train import TrainConfig, evaluate, train_model  # noqa: E402
+from ppg_stream.replay.load import load_recording  # noqa: E402
+from ppg_stream.stream.sources.replay import ReplaySource  # noqa: E402
+from ppg_stream.stream.core.engine import InferenceEngine  # noqa: E402
+from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig  # noqa: E402
+from ppg_stream.stream.runtime.source_pump import pump  # noqa: E402
 from tests.conftest import make_synthetic_file, run_cli  # noqa: E402
 
 
@@ -122,7 +123,7 @@ def test_export_round_trip_and_the_student_runs_in_ppg_stream(tiny_data, tmp_pat
 
 
 def test_parameter_counts_span_the_study_range():
-    from models.architectures import STUDENT_SIZES, TEACHER_SIZES
+    from ppg_stream.models.architectures import STUDENT_SIZES, TEACHER_SIZES
 
     for family, sizes in STUDENT_SIZES.items():
         counts = [n_parameters(build(family, TRAINING_SPEC, w, d)) for w, d in sizes]
@@ -131,7 +132,7 @@ def test_parameter_counts_span_the_study_range():
 
 
 def test_offline_teacher_outputs_match_the_online_teacher(tiny_data):
-    from models.train import TeacherOutputs
+    from ppg_stream.models.train import TeacherOutputs
 
     data, _ = tiny_data
     teacher = build("resnet", TRAINING_SPEC, 16, 2, seed=3).eval()
@@ -144,8 +145,8 @@ def test_offline_teacher_outputs_match_the_online_teacher(tiny_data):
 
 
 def test_dalia_subjects_join_the_study_with_their_own_folds_and_teachers(tmp_path):
-    from models.study import load_study_data, teacher_path
-    from replay.synthetic import synthesize, write_synthetic_dalia
+    from ppg_stream.models.study import load_study_data, teacher_path
+    from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
 
     dalia = tmp_path / "PPG_FieldStudy"
     for i in (1, 2):
@@ -160,9 +161,9 @@ def test_dalia_subjects_join_the_study_with_their_own_folds_and_teachers(tmp_pat
 
 
 def test_synthetic_mix_joins_every_fold_and_runs_report_the_synthetic_error(tmp_path, monkeypatch):
-    import models.study as study
-    from replay.activity import ACTIVITIES
-    from replay.synthetic import synthesize, write_synthetic_dalia
+    import ppg_stream.models.study as study
+    from ppg_stream.replay.activity import ACTIVITIES
+    from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
 
     monkeypatch.setattr(study, "MIX_DURATION_S", 40.0)
     monkeypatch.setattr(study, "SYNTHETIC_TEST", (1, 40.0, 9999))

@@ -1,5 +1,5 @@
 """Distillation strategies, one small module each, selected by name through the registry."""
 
-from models.losses.registry import STRATEGIES, Strategy, StrategyInputs, build_strategy
+from .registry import STRATEGIES, Strategy, StrategyInputs, build_strategy
 
 __all__ = ["STRATEGIES", "Strategy", "StrategyInputs", "build_strategy"]

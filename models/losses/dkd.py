@@ -9,7 +9,7 @@ T = 4 are the paper's; the warm-up ramps the KD terms in linearly over the first
 
 import torch
 
-from models.losses.registry import Strategy, StrategyInputs, register, soft_cross_entropy
+from .registry import Strategy, StrategyInputs, register, soft_cross_entropy
 
 MASK = 1000.0
 

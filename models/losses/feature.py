@@ -11,7 +11,7 @@ is dropped at export.
 import torch
 from torch import nn
 
-from models.losses.registry import Strategy, StrategyInputs, register, soft_cross_entropy
+from .registry import Strategy, StrategyInputs, register, soft_cross_entropy
 
 
 def _standardise(h: torch.Tensor) -> torch.Tensor:

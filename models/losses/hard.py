@@ -6,7 +6,7 @@ teacher's hard label is only a correction where it is more reliable than the noi
 
 import torch
 
-from models.losses.registry import Strategy, StrategyInputs, register, soft_cross_entropy
+from .registry import Strategy, StrategyInputs, register, soft_cross_entropy
 
 
 @register

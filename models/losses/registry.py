@@ -50,7 +50,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 
 def build_strategy(name: str, **params: float) -> Strategy:
-    import models.losses.strategies  # noqa: F401  (registers every strategy)
+    from . import strategies  # noqa: F401  (registers every strategy)
 
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(sorted(STRATEGIES))}")

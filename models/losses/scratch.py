@@ -1,6 +1,6 @@
 """`scratch`: no teacher, cross-entropy to the Gaussian ground truth; the baseline every strategy must beat."""
 
-from models.losses.registry import Strategy, StrategyInputs, register, soft_cross_entropy
+from .registry import Strategy, StrategyInputs, register, soft_cross_entropy
 
 
 @register

@@ -5,7 +5,7 @@ neighbouring bins and the cadence/harmonic alternatives (the "dark knowledge" of
 α = 0.7 leans on the teacher, as Hinton et al. recommend when the teacher is much stronger.
 """
 
-from models.losses.registry import Strategy, StrategyInputs, kl_divergence, register, soft_cross_entropy
+from .registry import Strategy, StrategyInputs, kl_divergence, register, soft_cross_entropy
 
 
 @register

@@ -1,1 +1,0 @@
-"""One module per `ppg-stream` command; `stream/cli.py` only dispatches."""

@@ -1,0 +1,98 @@
+"""The dashboard's HTTP side (aiohttp): the page and its vendored static files, the event stream
+(Server-Sent Events) and a JSON snapshot for scripts.
+
+Read-only: no route changes anything. When bound to loopback, requests must name a loopback host, so a
+web page elsewhere cannot read the dashboard through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+from yarl import URL
+
+from .hub import CLOSE, EventHub, TooManyClients
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+KEEPALIVE_S = 15.0
+RECONNECT_MS = 1000  # EventSource retry delay after a dropped stream
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def make_app(hub: EventHub, snapshot: Callable[[], str], loopback_only: bool) -> web.Application:
+    """`snapshot()` returns the JSON of everything a browser that just connected needs."""
+    app = web.Application(middlewares=[_guard(loopback_only)])
+
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def devices(request: web.Request) -> web.Response:
+        return web.Response(text=snapshot(), content_type="application/json")
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        try:
+            queue = hub.subscribe()
+        except TooManyClients as e:
+            raise web.HTTPServiceUnavailable(text=str(e)) from None
+        first = snapshot()  # taken in the same step as subscribing: no update falls between the two
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
+        try:
+            await response.prepare(request)
+            await response.write(f"retry: {RECONNECT_MS}\nevent: snapshot\ndata: {first}\n\n".encode())
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        text = await queue.get()
+                except TimeoutError:
+                    text = ": keep-alive\n\n"
+                if text is CLOSE:
+                    break
+                await response.write(text.encode())
+        except (ConnectionResetError, ConnectionError):
+            pass  # the browser went away
+        finally:
+            hub.unsubscribe(queue)
+        return response
+
+    app.router.add_get("/", index)
+    app.router.add_get("/events", events)
+    app.router.add_get("/api/devices", devices)
+    app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
+    return app
+
+
+def _guard(loopback_only: bool):
+    @web.middleware
+    async def guard(request: web.Request, handler):
+        if loopback_only:
+            host = URL(f"http://{request.host}").host or ""
+            if not is_loopback(host):
+                raise web.HTTPMisdirectedRequest(text="this dashboard answers on loopback names only (127.0.0.1, localhost)")
+        response = await handler(request)
+        if not response.prepared:
+            response.headers.update(SECURITY_HEADERS)
+        return response
+
+    return guard

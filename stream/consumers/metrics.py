@@ -1,0 +1,47 @@
+"""Prometheus `/metrics` for `serve`: the same figures as the periodic log line, read from the
+runtime's counters when scraped (nothing is computed per window for it)."""
+
+from __future__ import annotations
+
+from prometheus_client import start_http_server
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class RuntimeCollector(Collector):
+    def __init__(self, runtime, ingest) -> None:
+        self.runtime = runtime
+        self.ingest = ingest
+
+    def collect(self):
+        rt = self.runtime
+        totals = rt.totals()
+        yield GaugeMetricFamily("ppg_devices", "Devices served now", value=len(rt.table))
+        counters = {
+            "ppg_chunks_received": ("Raw chunks accepted from gateways", self.ingest.chunks),
+            "ppg_malformed_payloads": ("Raw payloads dropped as malformed (or on a bad topic)", self.ingest.malformed),
+            "ppg_windows_published": ("HR messages handed to the publishers", totals.windows),
+            "ppg_windows_late": ("Windows over the latency budget", totals.late),
+            "ppg_windows_dropped_stale": ("Windows dropped because the service fell behind", totals.dropped_stale),
+            "ppg_windows_skipped_gap": ("Windows touching a gap, never estimated", totals.skipped_gap),
+            "ppg_windows_invalid": ("Windows without a usable estimate", totals.invalid_windows),
+            "ppg_chunks_dropped": ("Chunks dropped because a device sent faster than it was served", totals.dropped_chunks),
+            "ppg_chunks_duplicate": ("Chunks received twice", totals.duplicate_chunks),
+            "ppg_device_restarts": ("New epochs of devices that restarted", totals.epochs),
+            "ppg_devices_refused": ("Devices refused at --max-devices", rt.table.refused),
+        }
+        for name, (text, value) in counters.items():
+            yield CounterMetricFamily(name, text, value=value)
+        below = rt.latency.count_below([le * 1000.0 for le in LATENCY_BUCKETS_S])
+        buckets = [(str(le), n) for le, n in zip(LATENCY_BUCKETS_S, below)]
+        buckets.append(("+Inf", rt.latency.count))
+        yield HistogramMetricFamily("ppg_window_latency_seconds", "Window complete → handed to the publishers",
+                                    buckets=buckets, sum_value=rt.latency.sum_ms / 1000.0)
+
+
+def serve_metrics(runtime, ingest, host: str, port: int) -> None:
+    """Start the HTTP endpoint (a daemon thread) with the runtime's collector."""
+    REGISTRY.register(RuntimeCollector(runtime, ingest))
+    start_http_server(port, addr=host)

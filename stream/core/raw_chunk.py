@@ -1,0 +1,115 @@
+"""The raw-chunk payload gateways publish on `<prefix>/<device>/raw`: pure encoder and decoder.
+
+Version 1, little-endian, a 32-byte header then the samples:
+
+    offset size type     field
+    0      1    uint8    version (1)
+    1      1    uint8    group: 1 = PPG, 2 = ACC (x, y, z in g)
+    2      1    uint8    channels per sample (PPG 1-8, averaged by the service; ACC 3)
+    3      1    uint8    groups the stream carries, a bit mask (bit 0 PPG, bit 1 ACC): the service waits
+                         for every announced group before it cuts a window
+    4      4    uint32   stream id: a gateway picks a new random one whenever it (re)starts a stream;
+                         time and sequence start again with it
+    8      4    uint32   sequence number: +1 per payload of the stream, across groups
+    12     4    uint32   n, samples in this chunk (1-16384)
+    16     8    float64  rate in Hz of these samples (the chunk's own rate, 0 < rate ≤ 2000)
+    24     8    float64  t0: time of the first sample, seconds since the stream started (0 ≤ t0 < 10^8)
+    32     4·n·channels  float32 samples, sample-major (s0c0 s0c1 … s1c0 …)
+
+Sample i was taken at t0 + i / rate. A payload whose size is not exactly 32 + 4·n·channels is refused.
+Non-finite sample values are admitted here and dropped (and counted) by the preprocessor, per sample.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from .chunk import ACC, PPG, Chunk
+
+VERSION = 1
+HEADER = struct.Struct("<BBBBIIIdd")
+HEADER_SIZE = HEADER.size  # 32
+GROUP_CODES = {PPG: 1, ACC: 2}
+GROUP_NAMES = {code: name for name, code in GROUP_CODES.items()}
+GROUP_BITS = {PPG: 1, ACC: 2}
+MAX_SAMPLES = 16384
+MAX_PPG_CHANNELS = 8
+MAX_RATE_HZ = 2000.0
+MAX_T0_S = 1e8
+MAX_PAYLOAD = HEADER_SIZE + 4 * MAX_SAMPLES * MAX_PPG_CHANNELS
+
+
+class RawChunkError(ValueError):
+    """A payload that is not a valid raw chunk; the message says which field is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawChunk:
+    group: str  # "ppg" or "acc"
+    groups: frozenset[str]  # every group this stream carries
+    stream_id: int
+    seq: int
+    rate_hz: float
+    t0: float
+    samples: np.ndarray  # (n, channels) float32
+
+    def times(self) -> np.ndarray:
+        """Sample times in seconds since the stream started (float64)."""
+        return self.t0 + np.arange(self.samples.shape[0], dtype=np.float64) / self.rate_hz
+
+    def to_chunk(self) -> Chunk:
+        return Chunk(self.group, self.times(), self.samples.astype(np.float64))
+
+
+def groups_mask(groups: frozenset[str] | set[str]) -> int:
+    return sum(GROUP_BITS[g] for g in groups)
+
+
+def encode_raw_chunk(chunk: RawChunk) -> bytes:
+    """The payload for one chunk (validated, so a gateway cannot publish what the service refuses)."""
+    samples = np.ascontiguousarray(chunk.samples, dtype="<f4")
+    if samples.ndim != 2:
+        raise RawChunkError(f"samples must be (n, channels), got shape {samples.shape}")
+    header = HEADER.pack(
+        VERSION, GROUP_CODES[chunk.group], samples.shape[1], groups_mask(chunk.groups),
+        chunk.stream_id & 0xFFFFFFFF, chunk.seq & 0xFFFFFFFF, samples.shape[0], float(chunk.rate_hz), float(chunk.t0),
+    )
+    payload = header + samples.tobytes()
+    decode_raw_chunk(payload)  # the same checks the service applies
+    return payload
+
+
+def decode_raw_chunk(payload: bytes) -> RawChunk:
+    """Parse and validate one payload; any defect raises RawChunkError naming the field."""
+    if len(payload) < HEADER_SIZE:
+        raise RawChunkError(f"payload of {len(payload)} bytes is shorter than the {HEADER_SIZE}-byte header")
+    if len(payload) > MAX_PAYLOAD:
+        raise RawChunkError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    version, group_code, channels, mask, stream_id, seq, n, rate, t0 = HEADER.unpack_from(payload)
+    if version != VERSION:
+        raise RawChunkError(f"unknown payload version {version} (this service reads version {VERSION})")
+    group = GROUP_NAMES.get(group_code)
+    if group is None:
+        raise RawChunkError(f"unknown channel group {group_code} (1 = PPG, 2 = ACC)")
+    if group == PPG and not 1 <= channels <= MAX_PPG_CHANNELS:
+        raise RawChunkError(f"PPG chunk with {channels} channels (1-{MAX_PPG_CHANNELS})")
+    if group == ACC and channels != 3:
+        raise RawChunkError(f"ACC chunk with {channels} channels (must be 3: x, y, z)")
+    if mask & ~3 or not mask & GROUP_BITS[PPG] or not mask & GROUP_BITS[group]:
+        raise RawChunkError(f"groups mask {mask:#x} must include PPG and this chunk's group, and nothing unknown")
+    if not 1 <= n <= MAX_SAMPLES:
+        raise RawChunkError(f"sample count {n} outside 1-{MAX_SAMPLES}")
+    if not (math.isfinite(rate) and 0 < rate <= MAX_RATE_HZ):
+        raise RawChunkError(f"rate {rate!r} Hz outside (0, {MAX_RATE_HZ:g}]")
+    if not (math.isfinite(t0) and 0 <= t0 < MAX_T0_S):
+        raise RawChunkError(f"first-sample time {t0!r} s outside [0, {MAX_T0_S:g})")
+    expected = HEADER_SIZE + 4 * n * channels
+    if len(payload) != expected:
+        raise RawChunkError(f"payload is {len(payload)} bytes; header says {n} samples x {channels} channels = {expected}")
+    samples = np.frombuffer(payload, dtype="<f4", count=n * channels, offset=HEADER_SIZE).reshape(n, channels)
+    groups = frozenset(g for g, bit in GROUP_BITS.items() if mask & bit)
+    return RawChunk(group, groups, stream_id, seq, rate, t0, samples)

@@ -1,0 +1,396 @@
+"""The one pipeline: chunks of any number of devices → keyed per-device preprocessing → one batched
+ONNX call per scheduling tick → decoding and tracking → beat refinement of still, clean windows
+(stream/core/beats.py) → publishers.
+
+Sources only hand over chunks tagged with a device (`offer` for live sources, which never wait:
+a full per-device queue drops its oldest chunk, counted; `put` for replays, which wait for room, so
+nothing is lost at --speed max). Each tick takes the queued chunks of every device that has some (a
+live device's queue is bounded, so a device that floods cannot starve the others), cuts the windows
+that became complete into one shared batch, runs the model once over the batch, and publishes.
+
+Latency of a window = from the moment its last sample existed (the arrival of the chunk that
+completed it) to the moment its message is handed to the publishers; over `budget_ms` it is
+flagged `late`. In real time, a runtime that falls behind drops windows whose stream-time age
+exceeds `max_lag_s` (counted and logged), but always keeps each device's newest window of the tick:
+falling behind degrades the rate of messages, it never blanks them. With `speed=None` (replay as
+fast as possible, or a buffered at-least-once intake such as NATS) nothing is ever dropped.
+
+A chunk may come with a `Ticket` (the NATS intake): the runtime calls `ticket.done()` once the tick
+that processed the chunk has handed the messages it produced to the publishers, so the sender can
+acknowledge it only then. A ticket with `rebuild` set only rebuilds the device's state (filters,
+ring, tracker): the windows that chunk completes are estimated but not published (a new owner of a
+partition replaying history its predecessor already published).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import structlog
+
+from ..core.chunk import ACC, PPG, Chunk
+from ..core.decode import decode_probabilities, softmax
+from .device_table import DEFAULT_QUEUE_CHUNKS, DeviceLimitError, DeviceState, DeviceTable
+from ..core.beats import BeatGate, refine_with_beats
+from ..core.engine import InferenceEngine
+from ..core.message import hr_message, utc_now_iso
+from ..core.preprocess import StreamPreprocessor
+from .publisher import Publisher, broadcast_status
+from .summary import LatencyHistogram, RunSummary, Tally
+from .throttle import Throttle
+from ..core.tracker import TrackerTable
+
+log = structlog.get_logger("ppg_stream")
+
+DEFAULT_BUDGET_MS = 50.0
+BATCH_WINDOWS = 256  # windows per onnxruntime call (batching beyond this buys little)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    budget_ms: float = DEFAULT_BUDGET_MS
+    speed: float | None = 1.0  # stream seconds per wall second; None = as fast as possible (never drop)
+    max_lag_s: float | None = None  # default: one hop of the model
+    tracking: bool = True  # causal forward filter over HR bins (stream/core/tracker.py)
+    beat_refinement: bool = True  # beat intervals in still, clean windows (stream/core/beats.py)
+    max_devices: int = 10_000
+    queue_chunks: int = DEFAULT_QUEUE_CHUNKS
+
+
+class Ticket(Protocol):
+    """What a sender attaches to a chunk it must hear back about (see the module docstring)."""
+
+    rebuild: bool
+
+    def done(self) -> None: ...
+
+
+class Runtime:
+    def __init__(self, engine: InferenceEngine, publishers: list[Publisher], config: RuntimeConfig) -> None:
+        self.engine = engine
+        self.spec = spec = engine.spec
+        self.publishers = publishers
+        self.config = config
+        self.max_lag_s = config.max_lag_s if config.max_lag_s is not None else spec.hop_s
+        self.trackers = TrackerTable(spec.bins_bpm) if config.tracking else None
+        self.beat_gate = BeatGate() if config.beat_refinement and beat_refinement_possible(spec) else None
+        self.refined_windows = 0
+        self.table = DeviceTable(spec, self.trackers, config.max_devices, config.queue_chunks)
+        self.latency = LatencyHistogram()
+        self.windows_total = 0
+        self._ready: dict[DeviceState, None] = {}  # devices with queued chunks, in arrival order
+        self._wake = asyncio.Event()
+        shape = (BATCH_WINDOWS, len(spec.channels), spec.window_samples)
+        self._x = np.zeros(shape, dtype=np.float32)
+        self._k = np.zeros(BATCH_WINDOWS, dtype=np.int64)
+        self._arrival = np.zeros(BATCH_WINDOWS)
+        self._rows = np.zeros(BATCH_WINDOWS, dtype=np.int64)
+        self._segments: list[tuple[DeviceState, int, int]] = []  # (device, first, end) in the batch
+        self._rebuild = np.zeros(BATCH_WINDOWS, dtype=np.bool_)  # windows completed by a rebuild-only chunk
+        self._any_rebuild = False
+        self._tickets: list[Ticket] = []  # processed chunks whose senders hear back after the next flush
+        self.rebuilt_windows = 0
+        self._stopping = False
+        self.chunks_in = 0
+        self.interval_latency = LatencyHistogram()  # since the last periodic stats line
+        self._queue_drop_log = Throttle(10.0)
+        self._stale_log = Throttle(1.0)
+
+    # ---- devices -------------------------------------------------------------------------------
+    def open_device(self, device: str, groups: frozenset[str], rates: dict[str, float] | None = None, labels: np.ndarray | None = None) -> DeviceState | None:
+        """Add a device (None if the table is full: refused and counted)."""
+        try:
+            state = self.table.open(device, groups, rates, labels)
+        except DeviceLimitError as e:
+            if self.table.refused == 1 or self.table.refused % 1000 == 0:
+                log.warning("device refused", reason=str(e), refused=self.table.refused)
+            return None
+        if self.spec.uses_acc and ACC not in groups:
+            log.warning("device has no accelerometer: the model's ACC channels are fed zeros", device=device, model=self.spec.label)
+        self._set_status(device, "online")
+        return state
+
+    def finish_device(self, device: str) -> None:
+        """Its source ended: the device leaves once its queued chunks are processed."""
+        state = self.table.get(device)
+        if state is None:
+            return
+        state.closing = True
+        self._ready[state] = None
+        self._wake.set()
+
+    def restart_device(self, state: DeviceState, groups: frozenset[str]) -> None:
+        """A new epoch: what the device queued before is processed first, then its state starts afresh."""
+        self._process_device_queue(state)
+        self._flush_batch()
+        self._ready.pop(state, None)
+        self.table.restart(state, groups)
+
+    def drop_device(self, device: str, reason: str, announce: bool = True) -> None:
+        """Leave now (idle timeout): queued chunks are processed first, then offline. `announce=False`:
+        the device is handed to another process (a partition moved), so no `offline` is published."""
+        state = self.table.get(device)
+        if state is not None:
+            self._process_device_queue(state)
+            self._flush_batch()
+            self._leave(state, reason, announce)
+
+    def _leave(self, state: DeviceState, reason: str, announce: bool = True) -> None:
+        self._ready.pop(state, None)
+        self.table.close(state.device)
+        if announce:
+            self._set_status(state.device, "offline")
+        if state.space is not None:
+            state.space.set()
+        fields = state.tally
+        log.info("device left", device=state.device, reason=reason, windows=fields.windows,
+                 **({"mae_bpm": round(fields.abs_error / fields.labelled_windows, 3)} if fields.labelled_windows else {}))
+
+    def _set_status(self, device: str, status: str) -> None:
+        broadcast_status(self.publishers, device, status)
+
+    # ---- input -------------------------------------------------------------------------------
+    def offer(self, state: DeviceState, chunk: Chunk, arrival: float, rate: float | None = None, ticket: Ticket | None = None) -> bool:
+        """A live chunk; never waits. False when the device's queue was full (its oldest chunk dropped).
+        A chunk with a ticket is never dropped: its sender bounds what it has in flight."""
+        self.chunks_in += 1
+        ok = DeviceTable.enqueue(state, chunk, arrival, rate, self.table.queue_chunks if ticket is None else None, ticket)
+        if not ok and self._queue_drop_log.ready():
+            log.warning("device sends faster than it is served: dropping its oldest chunks", device=state.device,
+                        dropped=state.tally.dropped_chunks, dropped_since_last_log=self._queue_drop_log.take())
+        self._ready[state] = None
+        self._wake.set()
+        return ok
+
+    async def put(self, state: DeviceState, chunk: Chunk, arrival: float, rate: float | None = None) -> None:
+        """A replayed chunk, never dropped. As fast as possible (speed None), it waits for room in the
+        device's queue; in real time it is queued at once, like data a live device already sent (a
+        replay is finite, and its chunks are views of the recording)."""
+        if self.config.speed is not None:
+            self.chunks_in += 1
+            DeviceTable.enqueue(state, chunk, arrival, rate, None)
+            self._ready[state] = None
+            self._wake.set()
+            return
+        while len(state.queue) >= self.table.queue_chunks and state.device in self.table.devices:
+            if state.space is None:
+                state.space = asyncio.Event()
+            state.space.clear()
+            self._wake.set()
+            await state.space.wait()
+        self.offer(state, chunk, arrival, rate)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Tick until `stop()`; then process what is queued and return."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self.tick()
+            if self._stopping and not self._ready:
+                return
+            await asyncio.sleep(0)  # let sources and publishers run between ticks
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def finish_all(self) -> None:
+        """Shutting down: every device leaves after its queued chunks, then the run loop ends."""
+        for device in list(self.table.devices):
+            self.finish_device(device)
+        self.stop()
+
+    def tick(self) -> None:
+        """One scheduling round over every device with queued chunks."""
+        for state in list(self._ready):
+            self._process_device_queue(state)
+            del self._ready[state]
+            if state.closing:
+                self._flush_batch()
+                self._leave(state, "source ended")
+        self._flush_batch()
+
+    def _process_device_queue(self, state: DeviceState) -> None:
+        """Everything the device has queued (its queue is bounded, so one device's share of a tick is too)."""
+        pre = state.pre
+        while state.queue:
+            chunk, arrival, rate, ticket = state.queue.popleft()
+            rebuild = ticket is not None and ticket.rebuild
+            for piece in pre.pieces(chunk):
+                pre.push(piece, rate)
+                self._collect(state, arrival, rebuild)
+            if ticket is not None:
+                self._tickets.append(ticket)
+        if state.space is not None:
+            state.space.set()
+
+    def _collect(self, state: DeviceState, arrival: float, rebuild: bool = False) -> None:
+        while True:
+            n0 = self._segments[-1][2] if self._segments else 0
+            got = state.pre.collect_into(self._x[n0:], self._k[n0:])
+            if not got:
+                return
+            self._arrival[n0 : n0 + got] = arrival
+            if rebuild:
+                self._rebuild[n0 : n0 + got] = True
+                self._any_rebuild = True
+            self._rows[n0 : n0 + got] = state.tracker_row
+            if self._segments and self._segments[-1][0] is state:
+                self._segments[-1] = (state, self._segments[-1][1], n0 + got)
+            else:
+                self._segments.append((state, n0, n0 + got))
+            if n0 + got < BATCH_WINDOWS:
+                return
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        """Run the model over the windows collected so far and publish; then the tickets of the chunks
+        processed before this point are done (their windows were in this batch or an earlier one)."""
+        self._run_batch()
+        if self._tickets:
+            tickets, self._tickets = self._tickets, []
+            for ticket in tickets:
+                ticket.done()
+
+    def _run_batch(self) -> None:
+        if not self._segments:
+            return
+        segments, self._segments = self._segments, []
+        n = segments[-1][2]
+        rebuild = None
+        if self._any_rebuild:
+            rebuild = self._rebuild[:n].copy()
+            self._rebuild[:n] = False
+            self._any_rebuild = False
+        keep = self._stale_filter(segments, n)
+        if keep is not None:
+            segments = _reindex(segments, keep)
+            x, k, arrival, rows = self._x[:n][keep], self._k[:n][keep], self._arrival[:n][keep], self._rows[:n][keep]
+            rebuild = rebuild[keep] if rebuild is not None else None
+        else:
+            x, k, arrival, rows = self._x[:n], self._k[:n], self._arrival[:n], self._rows[:n]
+        if not len(k):
+            return
+        logits = self.engine.run(x)
+        finite = np.isfinite(logits).all(axis=1)
+        if not finite.all():
+            for state, a, b in segments:
+                state.tally.invalid_windows += int((~finite[a:b]).sum())
+            segments = _reindex(segments, finite)
+            logits, k, arrival, rows, x = logits[finite], k[finite], arrival[finite], rows[finite], x[finite]
+            rebuild = rebuild[finite] if rebuild is not None else None
+            if not len(k):
+                return
+        probs = softmax(logits)
+        untracked, confidence = decode_probabilities(probs, self.spec.bins_bpm)
+        bpm = untracked
+        if self.trackers is not None:
+            bpm, confidence = self.trackers.update(rows, k, probs)
+        if self.beat_gate is not None:
+            bpm, refined = refine_with_beats(x, bpm, self.spec.fs, self.beat_gate)
+            self.refined_windows += int(refined.sum())
+        if rebuild is not None and rebuild.any():  # state rebuilt; these windows were published before
+            self.rebuilt_windows += int(rebuild.sum())
+            live = ~rebuild
+            segments = _reindex(segments, live)
+            k, arrival, bpm, untracked, confidence = k[live], arrival[live], bpm[live], untracked[live], confidence[live]
+            if not len(k):
+                return
+        handoff = time.perf_counter()
+        latency_ms = (handoff - arrival) * 1000.0
+        late = latency_ms > self.config.budget_ms
+        self.latency.add(latency_ms)
+        self.interval_latency.add(latency_ms)
+        self.windows_total += len(k)
+        ts = utc_now_iso()
+        hop, win, model = self.spec.hop_s, self.spec.window_s, self.spec.label
+        k_list, bpm_list, conf_list, lat_list, late_list = k.tolist(), bpm.tolist(), confidence.tolist(), latency_ms.tolist(), late.tolist()
+        messages = []
+        for state, a, b in segments:
+            device = state.device
+            messages += [
+                hr_message(device, k_list[i], k_list[i] * hop + win, ts, bpm_list[i], conf_list[i], lat_list[i], late_list[i], model)
+                for i in range(a, b)
+            ]
+            tally = state.tally
+            tally.windows += b - a
+            tally.late += sum(late_list[a:b])
+            if state.labels is not None:
+                tally.add_errors(k[a:b], bpm[a:b], untracked[a:b], state.labels)
+        for publisher in self.publishers:
+            publisher.publish(messages)
+
+    def _stale_filter(self, segments: list, n: int) -> np.ndarray | None:
+        """In real time: windows older than max_lag_s of stream time, except each device's newest."""
+        speed = self.config.speed
+        if speed is None:
+            return None
+        age_s = (time.perf_counter() - self._arrival[:n]) * speed
+        stale = age_s > self.max_lag_s
+        if not stale.any():
+            return None
+        for state, a, b in segments:
+            stale[b - 1] = False
+            dropped = int(stale[a:b].sum())
+            if dropped:
+                state.tally.dropped_stale += dropped
+        n_stale = int(stale.sum())
+        if n_stale and self._stale_log.ready():
+            self._stale_log.take()
+            log.warning("falling behind: dropped stale windows", dropped=n_stale, total_dropped=self.totals().dropped_stale)
+        return ~stale
+
+    # ---- account -------------------------------------------------------------------------------
+    def totals(self) -> Tally:
+        return self.table.totals()
+
+    def summary(self, wall_s: float) -> RunSummary:
+        return RunSummary.of(
+            self.totals(), self.latency, wall_s, devices=len(self.table) + self.table.departed_count,
+            refused_devices=self.table.refused,
+        )
+
+
+def beat_refinement_possible(spec) -> bool:
+    """The gate needs the accelerometer in g (stillness): a model with ACC channels left unnormalised."""
+    return spec.uses_acc and spec.extra.get("acc_normalize", spec.normalize) == "none"
+
+
+def _reindex(segments: list[tuple[DeviceState, int, int]], keep: np.ndarray) -> list[tuple[DeviceState, int, int]]:
+    """Segment bounds after removing the windows where `keep` is False (empty segments vanish)."""
+    kept = np.concatenate([[0], np.cumsum(keep)])
+    out = []
+    for state, a, b in segments:
+        a2, b2 = int(kept[a]), int(kept[b])
+        if b2 > a2:
+            out.append((state, a2, b2))
+    return out
+
+
+def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
+    """Compile the Numba kernels (they depend on types, not rates) and run the model once, so the first
+    window is not late. A live source calls this before connecting; afterwards the objects warm-up
+    created are frozen out of the garbage collector's sight, so steady-state collections stay short."""
+    spec = engine.spec
+    probe = StreamPreprocessor(spec, rates)
+    n = int(spec.window_s * 1.5 * rates[PPG])
+    probe.push(Chunk(PPG, np.arange(n) / rates[PPG], np.random.default_rng(0).normal(size=(n, 1))))
+    if ACC in rates:
+        m = int(spec.window_s * 1.5 * rates[ACC])
+        probe.push(Chunk(ACC, np.arange(m) / rates[ACC], np.zeros((m, 3))))
+    batch = probe.windows()
+    engine.warm_up()
+    if len(batch.k):
+        probs = softmax(engine.run(batch.x))
+        decode_probabilities(probs, spec.bins_bpm)
+        table = TrackerTable(spec.bins_bpm, capacity=1)
+        bpm, _ = table.update(np.full(len(batch.k), table.add()), batch.k, probs)
+        refine_with_beats(batch.x, bpm, spec.fs)
+    gc.collect()
+    gc.freeze()

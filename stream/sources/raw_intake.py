@@ -1,0 +1,106 @@
+"""Raw chunks from gateways (`<prefix>/<device>/raw`) into the runtime: topic → device, payload →
+chunk, and each device's stream identity (stream id, sequence, time) → duplicate, restart or next.
+The MQTT intake hands over topics (`on_message`); the NATS intake, which knows the device from the
+partitioned subject, hands over the device and a ticket (`accept`): the same rules for both.
+
+Nothing a payload says can crash the service or touch another device: a bad topic or payload is
+counted and logged (rate-limited) and dropped; a device beyond `--max-devices` is refused and
+counted. A chunk repeated by an at-least-once delivery (same stream, sequence not advancing) is
+dropped and counted. A new stream id, a sequence that jumps far back, or time going back within a
+group means the device restarted: its queued chunks are processed, then it starts a new epoch.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from ..core.message import is_device_id
+from ...replay.recording import source_rate_problem
+from ..core.raw_chunk import RawChunk, RawChunkError, decode_raw_chunk
+from ..runtime.pipeline import Runtime, Ticket
+from ..runtime.throttle import Throttle
+
+log = structlog.get_logger("ppg_stream.serve")
+
+REORDER_WINDOW = 256  # sequence numbers this far behind the last one are redeliveries, not a restart
+TIME_BACK_S = 1.0  # a group's first-sample time going back more than this is a restart
+
+
+class RawIngest:
+    def __init__(self, runtime: Runtime, prefix: str) -> None:
+        self.runtime = runtime
+        self.prefix = prefix
+        self.chunks = 0
+        self.malformed = 0
+        self.bad_topics = 0
+        self._malformed_log = Throttle(10.0)
+        self._restart_log = Throttle(1.0)
+
+    def device_of(self, topic: str) -> str | None:
+        """`<prefix>/<device>/raw` → device, or None for a topic that is not exactly that shape."""
+        head, sep, rest = topic.partition(self.prefix + "/")
+        if head or not sep or not rest.endswith("/raw"):
+            return None
+        device = rest[: -len("/raw")]
+        return device if is_device_id(device) else None
+
+    def on_message(self, topic: str, payload: bytes, received: float) -> None:
+        """One MQTT message; returns quickly, never raises for anything a sender can put in it."""
+        device = self.device_of(topic)
+        if device is None:
+            self.bad_topics += 1
+            self.reject(topic, "topic is not <prefix>/<device>/raw with a valid device id")
+            return
+        self.accept(device, payload, received, None, topic)
+
+    def accept(self, device: str, payload: bytes, received: float, ticket: Ticket | None, where: str) -> bool:
+        """One payload of a known device (`where`: its topic or subject, for the log). True when the
+        chunk went to the runtime (its ticket, if any, is then done by the runtime); False when it was
+        refused, malformed or a duplicate (nothing to wait for)."""
+        try:
+            raw = decode_raw_chunk(payload)
+        except RawChunkError as e:
+            self.reject(where, str(e))
+            return False
+        problem = source_rate_problem(raw.rate_hz)
+        if problem:
+            self.reject(where, problem)
+            return False
+        self.chunks += 1
+        runtime = self.runtime
+        state = runtime.table.get(device)
+        if state is None:
+            state = runtime.open_device(device, raw.groups)
+            if state is None:
+                return False  # refused: the table is full (counted by the runtime)
+        elif self._restarted(state, raw):
+            if self._restart_log.ready():
+                log.info("device restarted: new epoch", device=device, stream_id=raw.stream_id, seq=raw.seq, restarts_since_last_log=self._restart_log.take())
+            runtime.restart_device(state, raw.groups)
+        elif raw.seq <= state.last_seq:
+            state.tally.duplicate_chunks += 1
+            return False
+        state.stream_id = raw.stream_id
+        state.last_seq = raw.seq
+        state.last_t0[raw.group] = raw.t0
+        runtime.offer(state, raw.to_chunk(), received, raw.rate_hz, ticket)
+        return True
+
+    @staticmethod
+    def _restarted(state, raw: RawChunk) -> bool:
+        if state.stream_id is None:
+            return False
+        if raw.stream_id != state.stream_id or raw.groups != state.groups:
+            return True
+        if raw.seq < state.last_seq - REORDER_WINDOW:
+            return True
+        last_t0 = state.last_t0.get(raw.group)
+        return raw.seq > state.last_seq and last_t0 is not None and raw.t0 < last_t0 - TIME_BACK_S
+
+    def reject(self, where: str, reason: str) -> None:
+        self.malformed += 1
+        if self._malformed_log.ready():
+            log.warning("raw payload dropped", topic=where[:200], reason=reason, dropped_since_last_log=self._malformed_log.take(), total=self.malformed)
+
+    def counts(self) -> dict:
+        return {"raw_chunks": self.chunks, "malformed_payloads": self.malformed}

@@ -44,13 +44,15 @@ class NatsSetupError(RuntimeError):
 async def retry_while_electing(step: Callable[[], Awaitable[T]], wait_s: float = SETUP_WAIT_S) -> T:
     """Run an idempotent set-up step, again while JetStream answers "temporarily unavailable" or not
     in time: a cluster that has just started (or lost a node) answers so until its meta leader and
-    each new stream's or bucket's leader are elected, which takes seconds on a loaded machine. Any
-    other error, and "no responders" (a server without JetStream), is final at once."""
+    each new stream's or bucket's leader are elected, which takes seconds on a loaded machine. So does
+    "stream not found" for a stream another worker has just created (its add was refused as a
+    duplicate, its info not there yet): every step creates what it needs, so a missing stream can only
+    be one on its way. Any other error, and "no responders" (a server without JetStream), is final."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
             return await step()
-        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as e:
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError, nats.js.errors.NotFoundError) as e:
             if time.monotonic() > deadline:
                 raise
             log.warning("JetStream not ready, set-up retried", error=str(e) or type(e).__name__)

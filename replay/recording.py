@@ -70,6 +70,8 @@ class Recording:
             problem = source_rate_problem(fs)
             if problem:
                 raise RecordingError(f"{where}: {name} {problem}")
+            if t.shape[0] == 0:
+                raise RecordingError(f"{where}: the {name} holds no samples" + (" (leave the accelerometer out of the file if there is none)" if name != "PPG" else ""))
             if t.shape[0] > MAX_SAMPLES:
                 raise RecordingError(f"{where}: {name} has {t.shape[0]:,} samples, more than the {MAX_SAMPLES:,} a recording may have; split the file")
             if t.shape[0] and not (np.isfinite(t[0]) and np.isfinite(t[-1]) and 0 <= t[-1] - t[0] <= MAX_DURATION_S):

@@ -67,3 +67,45 @@ def identity_model() -> onnx.ModelProto:
     model.ir_version = 9
     helper.set_model_props(model, spec.to_metadata())
     return model
+
+
+def _tail(model: onnx.ModelProto, nodes: list, initializers: list) -> onnx.ModelProto:
+    """The spectral estimator with `nodes` after its logits (which they read as `inner`)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    g = copy.graph
+    out = g.output[0].name
+    g.node[-1].output[0] = "inner"
+    g.initializer.extend(initializers)
+    g.node.extend(nodes)
+    assert g.node[-1].output[0] == out
+    return copy
+
+
+def first_row_only_model() -> onnx.ModelProto:
+    """Right metadata, but whatever the batch, one row of logits comes out (a batch of one looks fine)."""
+    return _tail(build_spectral_model(), [helper.make_node("Slice", ["inner", "s0", "s1", "s0"], ["logits"])],
+                 [numpy_helper.from_array(np.array([0], dtype=np.int64), "s0"), numpy_helper.from_array(np.array([1], dtype=np.int64), "s1")])
+
+
+def batch_of_one_model() -> onnx.ModelProto:
+    """Loads, and runs on one window, but onnxruntime fails on a batch of several (a fixed reshape)."""
+    k = len(spectral_spec().bins_bpm)
+    return _tail(build_spectral_model(), [helper.make_node("Reshape", ["inner", "one_row"], ["logits"])],
+                 [numpy_helper.from_array(np.array([1, k], dtype=np.int64), "one_row")])
+
+
+def without_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    del copy.metadata_props[:]
+    return copy
+
+
+def non_utf8_metadata_bytes(model: onnx.ModelProto) -> bytes:
+    """The serialised model with one metadata value's bytes replaced by ones that are not UTF-8 (protobuf
+    refuses to build such a string, so it is patched in the bytes, same length)."""
+    marker = "METADATA-PLACEHOLDER"
+    data = with_metadata(model, description=marker).SerializeToString()
+    assert data.count(marker.encode()) == 1
+    return data.replace(marker.encode(), b"\xff\xfe" * (len(marker) // 2))

@@ -15,7 +15,7 @@ from ppg_stream.stream.core.spectral_model import build_spectral_model
 from tests.conftest import ROOT, CliResult, run_cli
 from tests.fuzz_readers import CRASH_PICKLE
 from tests.mat_files import FUZZ_CRASH_COMPLEX_TYPE0, sig_file
-from tests.models_for_tests import with_metadata
+from tests.models_for_tests import batch_of_one_model, first_row_only_model, non_utf8_metadata_bytes, with_metadata, without_metadata
 
 P = pickle
 
@@ -160,6 +160,20 @@ def test_a_consumer_of_mqtt_is_refused_where_nothing_is_published_there():
     for option in ("--dashboard", "--ha-discovery"):
         serve = run_cli("serve", "--nats", "nats://127.0.0.1:4222", option)
         _assert_one_line_error(serve, f"{option} ", "MQTT, but with --nats heart rate goes to MQTT only when --broker URL names a broker")
+
+
+@pytest.mark.parametrize("name, content, fragments", [
+    ("no-metadata.onnx", lambda: without_metadata(build_spectral_model()).SerializeToString(), ["carries none of the contract's metadata"]),
+    ("no-channels.onnx", lambda: with_metadata(build_spectral_model(), channels=None).SerializeToString(), ["model metadata lacks 'channels'"]),
+    ("latin1.onnx", lambda: non_utf8_metadata_bytes(build_spectral_model()), ["metadata (metadata_props) is not valid UTF-8"]),
+    ("one-row.onnx", lambda: first_row_only_model().SerializeToString(), ["a batch of 4 windows gives an output of shape [1, 181], not [4, 181]"]),
+    ("fixed-batch.onnx", lambda: batch_of_one_model().SerializeToString(), ["onnxruntime cannot run it on a batch of 4 windows"]),
+])
+def test_models_that_break_at_load_or_on_a_batch_are_one_line(tmp_path, name, content, fragments):
+    """Each is refused before the first window, naming what is wrong: no traceback, no silent run."""
+    path = tmp_path / name
+    path.write_bytes(content())
+    _assert_one_line_error(run_cli("--demo", "--speed", "max", "--model", str(path), "--no-mqtt"), str(path), *fragments)
 
 
 def test_help_explains_usage_to_a_newcomer():

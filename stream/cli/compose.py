@@ -210,6 +210,30 @@ class LocalRun:
     raw_out: Publisher | None
     t_start: float
 
+    async def feed(self, work) -> tuple[object, bool]:
+        """Run the sources (`work`) until they end or Ctrl-C; a runtime that fails (a model that breaks
+        mid-run) ends them too, and its error is raised, instead of sources waiting on it for ever."""
+        from .lifecycle import until_done_or_interrupted
+
+        if self.task is None:
+            return await until_done_or_interrupted(work)
+
+        async def watched():
+            sources = asyncio.ensure_future(work)
+            try:
+                await asyncio.wait([sources, self.task], return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # Ctrl-C: the sources stop with us
+                sources.cancel()
+                await asyncio.gather(sources, return_exceptions=True)
+                raise
+            if self.task.done() and not sources.done():
+                sources.cancel()
+                await asyncio.gather(sources, return_exceptions=True)
+                self.task.result()  # raises the runtime's error
+            return await sources
+
+        return await until_done_or_interrupted(watched())
+
     async def finish(self, devices: int) -> tuple[dict, DeliveryReport | None]:
         """Every device leaves after what it queued, the runtime stops; the run's fields and delivery."""
         if self.runtime is not None:

@@ -61,9 +61,14 @@ class InferenceEngine:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelLoadError(f"{model}: not a loadable ONNX model ({first[:200]})") from None
         try:
-            self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+            meta = self.session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError:
+            raise ModelLoadError(f"{model}: its metadata (metadata_props) is not valid UTF-8 text") from None
+        try:
+            self.spec = ModelSpec.from_metadata(meta)
         except ModelContractError as e:
             raise ModelLoadError(f"{model}: {e}") from None
+        self.model = str(model)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelLoadError(f"{model}: the contract needs exactly one input [N, C, T] and one output [N, K]")
@@ -85,7 +90,20 @@ class InferenceEngine:
         """Logits (N, K) for windows (N, C, T) float32."""
         return self.session.run([self._output], {self._input: x})[0]
 
-    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 4)) -> None:
-        """Run once per typical batch size so the first real window pays no allocation or planning cost."""
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 4, 7)) -> None:
+        """Run once per typical batch size, so the first real window pays no allocation or planning
+        cost, and so a model that fails on a batch or answers with the wrong shape is refused now, in
+        one line, not by the first window of a run."""
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # a failure is reported below in one line, not logged by onnxruntime too
         for n in batch_sizes:
-            self.run(np.zeros((n, len(self.spec.channels), self.spec.window_samples), dtype=np.float32))
+            try:
+                x = np.zeros((n, len(self.spec.channels), self.spec.window_samples), dtype=np.float32)
+                out = self.session.run([self._output], {self._input: x}, quiet)[0]
+            except Exception as e:  # onnxruntime raises several private exception types
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ModelLoadError(f"{self.model}: onnxruntime cannot run it on a batch of {n} windows ({first[:200]})") from None
+            expected = (n, len(self.spec.bins_bpm))
+            if getattr(out, "shape", None) != expected:
+                raise ModelLoadError(f"{self.model}: a batch of {n} windows gives an output of shape "
+                                     f"{list(getattr(out, 'shape', []))}, not [{n}, {expected[1]}] (one row of logits per window)")

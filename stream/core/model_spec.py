@@ -160,8 +160,9 @@ class ModelSpec:
             return value
 
         def parsed(key: str):
+            text = need(key)  # outside the try: a missing key is not "invalid JSON"
             try:
-                return json.loads(need(key))
+                return json.loads(text)
             except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; so is a 5000-digit integer
                 raise ModelContractError(f"model metadata '{key}' is not valid JSON") from None
 
@@ -170,6 +171,9 @@ class ModelSpec:
                 raise ModelContractError(f"model metadata '{key}' must hold finite numbers, got {type(value).__name__}")
             return float(value)
 
+        if not any(key in meta for key in ("ppg_stream.contract", "fs", "channels", "bins_bpm", "preprocess")):
+            raise ModelContractError("model carries none of the contract's metadata (fs, channels, bins_bpm, preprocess): "
+                                     "it was not made for ppg-stream (see docs/model-contract.md)")
         if meta.get("ppg_stream.contract", CONTRACT_VERSION) != CONTRACT_VERSION:
             raise ModelContractError(f"model follows contract {meta['ppg_stream.contract'][:20]!r}; this runtime reads {CONTRACT_VERSION!r}")
         channels = parsed("channels")

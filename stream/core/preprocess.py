@@ -184,6 +184,14 @@ class StreamPreprocessor:
         """Grid samples available in every group (windows ending here or earlier can be decided)."""
         return min(int(g.state[NEXT_J]) for g in self._groups.values())
 
+    def undecided_windows(self) -> int:
+        """Windows the group furthest ahead covers that are not cut yet because another group has not
+        reached them (at the end of a stream: windows never estimated, e.g. an accelerometer that
+        stopped before the PPG)."""
+        top = max(int(g.state[NEXT_J]) for g in self._groups.values())
+        covered = (top - self.spec.window_samples) // self.spec.hop_samples + 1 if top >= self.spec.window_samples else 0
+        return max(0, covered - self._next_k)
+
     def has_complete_window(self) -> bool:
         return self._next_k * self.spec.hop_samples + self.spec.window_samples <= self.ready_until()
 

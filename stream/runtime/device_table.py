@@ -22,6 +22,9 @@ from .summary import Tally
 from ..core.tracker import TrackerTable
 
 DEFAULT_QUEUE_CHUNKS = 64
+RESTART_LIMIT = 3  # new epochs a device may start within RESTART_WINDOW_S; beyond, chunks of yet another stream are refused
+RESTART_WINDOW_S = 300.0
+KNOWN_STREAMS = 4  # stream ids remembered per device, with how many chunks each brought
 
 
 @dataclass(eq=False)
@@ -38,6 +41,11 @@ class DeviceState:
     last_seq: int = -1
     last_t0: dict = field(default_factory=dict)
     closing: bool = False  # its source ended: leave once the queue is drained
+    announced: bool = False  # its `online` status went out (with its first window: a device that never
+    #                          produces one leaves nothing retained on the broker)
+    restarts: deque = field(default_factory=lambda: deque(maxlen=RESTART_LIMIT))  # monotonic times of recent new epochs
+    held: tuple | None = None  # raw intake: one chunk of another stream, waiting to be confirmed (RawChunk, arrival)
+    streams: dict = field(default_factory=dict)  # raw intake: recent stream ids → chunks accepted (at most KNOWN_STREAMS)
     space: object | None = None  # asyncio.Event for sources that wait instead of dropping
 
     def fold_counters(self) -> None:
@@ -49,6 +57,27 @@ class DeviceState:
         t.nan_samples += c.nan_samples
         t.backward_samples += c.backward_samples
         t.gaps += c.gaps
+        t.incomplete_windows += self.pre.undecided_windows()
+
+    def may_restart(self, stream_id: int | None, now: float) -> bool:
+        """Whether a new epoch for `stream_id` is allowed now: at most RESTART_LIMIT within
+        RESTART_WINDOW_S (a sender posing as the device must not keep resetting it), except that a
+        stream which brought more chunks than the current one always takes the device back (its own
+        stream resuming after an impostor's). Counts the refusal when not."""
+        known = self.streams.get(stream_id, 0)
+        if known and known > self.streams.get(self.stream_id, 0):
+            return True
+        if len(self.restarts) == RESTART_LIMIT and now - self.restarts[0] < RESTART_WINDOW_S:
+            self.tally.refused_restarts += 1
+            return False
+        self.restarts.append(now)
+        return True
+
+    def count_chunk(self, stream_id: int) -> None:
+        streams = self.streams
+        if stream_id not in streams and len(streams) >= KNOWN_STREAMS:
+            del streams[min(streams, key=streams.__getitem__)]  # forget the stream that brought least
+        streams[stream_id] = streams.get(stream_id, 0) + 1
 
     def live_tally(self) -> Tally:
         """The tally including what the preprocessor has counted so far."""

@@ -37,7 +37,7 @@ from ..core.chunk import ACC, PPG, Chunk
 from ..core.decode import decode_probabilities, softmax
 from .device_table import DEFAULT_QUEUE_CHUNKS, DeviceLimitError, DeviceState, DeviceTable
 from ..core.beats import BeatGate, refine_with_beats
-from ..core.engine import InferenceEngine
+from ..core.engine import InferenceEngine, ModelLoadError
 from ..core.message import hr_message, utc_now_iso
 from ..core.preprocess import StreamPreprocessor
 from .publisher import Publisher, broadcast_status
@@ -100,6 +100,10 @@ class Runtime:
         self.interval_latency = LatencyHistogram()  # since the last periodic stats line
         self._queue_drop_log = Throttle(10.0)
         self._stale_log = Throttle(1.0)
+        # per-device lines, throttled like the rest: a flood of device ids must not flood the log
+        self._no_acc_log = Throttle(10.0)
+        self._left_log = Throttle(1.0)
+        self._incomplete_log = Throttle(10.0)
 
     # ---- devices -------------------------------------------------------------------------------
     def open_device(self, device: str, groups: frozenset[str], rates: dict[str, float] | None = None, labels: np.ndarray | None = None) -> DeviceState | None:
@@ -110,9 +114,9 @@ class Runtime:
             if self.table.refused == 1 or self.table.refused % 1000 == 0:
                 log.warning("device refused", reason=str(e), refused=self.table.refused)
             return None
-        if self.spec.uses_acc and ACC not in groups:
-            log.warning("device has no accelerometer: the model's ACC channels are fed zeros", device=device, model=self.spec.label)
-        self._set_status(device, "online")
+        if self.spec.uses_acc and ACC not in groups and self._no_acc_log.ready():
+            log.warning("device has no accelerometer: the model's ACC channels are fed zeros", device=device[:200], model=self.spec.label,
+                        devices_since_last_log=self._no_acc_log.take())
         return state
 
     def finish_device(self, device: str) -> None:
@@ -142,14 +146,19 @@ class Runtime:
 
     def _leave(self, state: DeviceState, reason: str, announce: bool = True) -> None:
         self._ready.pop(state, None)
+        incomplete = state.pre.undecided_windows()
         self.table.close(state.device)
-        if announce:
+        if announce and state.announced:  # a device that never published leaves nothing behind on the broker
             self._set_status(state.device, "offline")
         if state.space is not None:
             state.space.set()
-        fields = state.tally
-        log.info("device left", device=state.device, reason=reason, windows=fields.windows,
-                 **({"mae_bpm": round(fields.abs_error / fields.labelled_windows, 3)} if fields.labelled_windows else {}))
+        if incomplete and self._incomplete_log.ready():
+            log.warning("windows never estimated: one channel group (e.g. the accelerometer) stopped before the other",
+                        device=state.device[:200], windows=incomplete, devices_since_last_log=self._incomplete_log.take())
+        if self._left_log.ready():
+            fields = state.tally
+            log.info("device left", device=state.device[:200], reason=reason, windows=fields.windows, left_since_last_log=self._left_log.take(),
+                     **({"mae_bpm": round(fields.abs_error / fields.labelled_windows, 3)} if fields.labelled_windows else {}))
 
     def _set_status(self, device: str, status: str) -> None:
         broadcast_status(self.publishers, device, status)
@@ -278,6 +287,9 @@ class Runtime:
         if not len(k):
             return
         logits = self.engine.run(x)
+        if logits.shape != (len(k), len(self.spec.bins_bpm)):  # warm-up checks this too; a model may still vary
+            raise ModelLoadError(f"{self.engine.model}: a batch of {len(k)} windows gave an output of shape {list(logits.shape)}, "
+                                 f"not [{len(k)}, {len(self.spec.bins_bpm)}]")
         finite = np.isfinite(logits).all(axis=1)
         if not finite.all():
             for state, a, b in segments:
@@ -314,6 +326,9 @@ class Runtime:
         messages = []
         for state, a, b in segments:
             device = state.device
+            if not state.announced:
+                state.announced = True
+                self._set_status(device, "online")
             messages += [
                 hr_message(device, k_list[i], k_list[i] * hop + win, ts, bpm_list[i], conf_list[i], lat_list[i], late_list[i], model)
                 for i in range(a, b)

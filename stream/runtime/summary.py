@@ -90,6 +90,9 @@ class Tally:
     backward_samples: int = 0
     gaps: int = 0
     epochs: int = 0  # restarts of a device's stream (new stream id, sequence or time going back)
+    incomplete_windows: int = 0  # windows one channel group covered but another never reached (never estimated)
+    refused_restarts: int = 0  # chunks of yet another new stream of a device restarting too often (dropped)
+    contested_chunks: int = 0  # chunks of a second stream id while the device's own stream is live (dropped)
     abs_error: float = 0.0  # sum |published bpm - label| over labelled windows
     abs_error_untracked: float = 0.0
     labelled_windows: int = 0
@@ -142,7 +145,9 @@ class RunSummary:
             latency_max_ms=latency.max_ms, mae_bpm=tally.abs_error / n if n else None,
             mae_untracked_bpm=tally.abs_error_untracked / n if n else None, labelled_windows=n, wall_s=wall_s,
             devices=devices, extra={"dropped_chunks": tally.dropped_chunks, "duplicate_chunks": tally.duplicate_chunks,
-                                    "epochs": tally.epochs, **extra},
+                                    "epochs": tally.epochs, "incomplete_windows": tally.incomplete_windows,
+                                    "refused_restarts": tally.refused_restarts,
+                                    "contested_chunks": tally.contested_chunks, **extra},
         )
 
     def as_log_fields(self) -> dict:

@@ -6,11 +6,21 @@ partitioned subject, hands over the device and a ticket (`accept`): the same rul
 Nothing a payload says can crash the service or touch another device: a bad topic or payload is
 counted and logged (rate-limited) and dropped; a device beyond `--max-devices` is refused and
 counted. A chunk repeated by an at-least-once delivery (same stream, sequence not advancing) is
-dropped and counted. A new stream id, a sequence that jumps far back, or time going back within a
-group means the device restarted: its queued chunks are processed, then it starts a new epoch.
+dropped and counted. A new stream id, a sequence that jumps far back, or time going back (or leaping
+forward by more than TIME_JUMP_S) within a group means the device restarted: its queued chunks are
+processed, then it starts a new epoch. Two senders on one device id do not take turns resetting it:
+a chunk of another stream id while the device's own stream is live (a chunk within STREAM_LIVE_S) is
+held until the device's next chunk; if that one is of the device's own stream, the held chunk was an
+interloper's and is dropped and counted (`contested_chunks`); if it is of the new stream, the device
+really restarted and both go on in its new epoch. A device may start RESTART_LIMIT epochs in five
+minutes; beyond, chunks of yet another stream are dropped and counted (`refused_restarts`), while a
+stream that brought more chunks than the current one (the device's own, back) always takes it back. One chunk at most
+is held per device.
 """
 
 from __future__ import annotations
+
+import time
 
 import structlog
 
@@ -24,6 +34,10 @@ log = structlog.get_logger("ppg_stream.serve")
 
 REORDER_WINDOW = 256  # sequence numbers this far behind the last one are redeliveries, not a restart
 TIME_BACK_S = 1.0  # a group's first-sample time going back more than this is a restart
+# a group's time leaping forward this much between consecutive chunks is a clock jump or a hole longer
+# than any idle timeout: a new epoch, not a hole of millions of skipped windows
+TIME_JUMP_S = 300.0
+STREAM_LIVE_S = 2.0  # a stream that sent a chunk this recently is live: another stream id cannot take the device over
 
 
 class RawIngest:
@@ -35,6 +49,8 @@ class RawIngest:
         self.bad_topics = 0
         self._malformed_log = Throttle(10.0)
         self._restart_log = Throttle(1.0)
+        self._churn_log = Throttle(10.0)
+        self._contest_log = Throttle(10.0)
 
     def device_of(self, topic: str) -> str | None:
         """`<prefix>/<device>/raw` → device, or None for a topic that is not exactly that shape."""
@@ -73,18 +89,50 @@ class RawIngest:
             state = runtime.open_device(device, raw.groups)
             if state is None:
                 return False  # refused: the table is full (counted by the runtime)
-        elif self._restarted(state, raw):
-            if self._restart_log.ready():
-                log.info("device restarted: new epoch", device=device, stream_id=raw.stream_id, seq=raw.seq, restarts_since_last_log=self._restart_log.take())
-            runtime.restart_device(state, raw.groups)
+        elif state.held is not None:  # a chunk of another stream waits to be confirmed by the next one
+            held, state.held = state.held, None
+            if raw.stream_id == held[0].stream_id:  # a second chunk of it: a real restart
+                if not self._new_epoch(state, held[0], device):
+                    return False
+                self._enqueue(state, *held, None)
+            else:  # the device's own stream went on: the held chunk was an interloper's
+                self._contest(state, held[0], device)
+        elif state.stream_id is not None and raw.stream_id != state.stream_id and time.monotonic() - state.last_seen < STREAM_LIVE_S:
+            state.held = (raw, received)  # another stream while the device's own is live: wait for a second chunk of it
+            return False
+        if self._restarted(state, raw):
+            if not self._new_epoch(state, raw, device):
+                return False
         elif raw.seq <= state.last_seq:
             state.tally.duplicate_chunks += 1
             return False
+        self._enqueue(state, raw, received, ticket)
+        return True
+
+    def _enqueue(self, state, raw: RawChunk, received: float, ticket: Ticket | None) -> None:
+        state.count_chunk(raw.stream_id)
         state.stream_id = raw.stream_id
         state.last_seq = raw.seq
         state.last_t0[raw.group] = raw.t0
-        runtime.offer(state, raw.to_chunk(), received, raw.rate_hz, ticket)
+        self.runtime.offer(state, raw.to_chunk(), received, raw.rate_hz, ticket)
+
+    def _new_epoch(self, state, raw: RawChunk, device: str) -> bool:
+        """Restart the device for `raw`'s stream, unless it restarted too often lately (then False)."""
+        if not state.may_restart(raw.stream_id, time.monotonic()):
+            if self._churn_log.ready():
+                log.warning("device restarts too often: chunks of yet another stream dropped", device=device[:200],
+                            refused=state.tally.refused_restarts, dropped_since_last_log=self._churn_log.take())
+            return False
+        if self._restart_log.ready():
+            log.info("device restarted: new epoch", device=device[:200], stream_id=raw.stream_id, seq=raw.seq, restarts_since_last_log=self._restart_log.take())
+        self.runtime.restart_device(state, raw.groups)
         return True
+
+    def _contest(self, state, raw: RawChunk, device: str) -> None:
+        state.tally.contested_chunks += 1
+        if self._contest_log.ready():
+            log.warning("chunk of a second stream for a live device dropped (two senders on one device id?)", device=device[:200],
+                        stream_id=raw.stream_id, dropped=state.tally.contested_chunks, dropped_since_last_log=self._contest_log.take())
 
     @staticmethod
     def _restarted(state, raw: RawChunk) -> bool:
@@ -95,7 +143,7 @@ class RawIngest:
         if raw.seq < state.last_seq - REORDER_WINDOW:
             return True
         last_t0 = state.last_t0.get(raw.group)
-        return raw.seq > state.last_seq and last_t0 is not None and raw.t0 < last_t0 - TIME_BACK_S
+        return raw.seq > state.last_seq and last_t0 is not None and not last_t0 - TIME_BACK_S <= raw.t0 <= last_t0 + TIME_JUMP_S
 
     def reject(self, where: str, reason: str) -> None:
         self.malformed += 1

@@ -23,7 +23,7 @@ log = structlog.get_logger("ppg_stream")
 
 async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
     from ..compose import hr_over_mqtt, load_engine, open_local_run, run_config
-    from ..lifecycle import finish, until_done_or_interrupted
+    from ..lifecycle import finish
     from ...sources.ble.backend import BleakBackend
     from ...sources.ble.device_stream import ble_device_id
     from ...sources.ble.scan import DEFAULT_SCAN_S, format_scan, scan
@@ -45,7 +45,7 @@ async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
         try:
             await asyncio.gather(*(w.connect() for w in wearables))
             log.info("BLE stream running: Ctrl-C stops the devices and exits", devices=devices, model=engine.spec.label if engine else "none (gateway)")
-            _, interrupted = await until_done_or_interrupted(asyncio.gather(*(w.run() for w in wearables)))
+            _, interrupted = await local.feed(asyncio.gather(*(w.run() for w in wearables)))
             for w in wearables:
                 await w.close()  # stop the measurement on the device, then disconnect
             fields, delivery = await local.finish(len(devices))

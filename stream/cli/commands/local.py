@@ -151,6 +151,7 @@ async def run(args: argparse.Namespace, ble_backend: object | None = None) -> in
 def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
     """(device id, recording) per file: ids from the subjects, else the file names; never ambiguous."""
     from ....replay.load import load_recording, recording_paths
+    from ....replay.recording import WINDOW_S
 
     paths = [DEMO_RECORDING] if args.demo else [p for given in args.replay for p in recording_paths(given)]
     if args.device_id is not None and len(paths) > 1:
@@ -159,6 +160,8 @@ def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
     taken: set[str] = set()
     for path in paths:
         recording = load_recording(path)
+        if recording.duration_s < WINDOW_S:
+            raise UsageError(f"{path}: {recording.duration_s:.3g} s of PPG is shorter than one {WINDOW_S:g} s window: there is no heart rate to estimate in it")
         candidates = [args.device_id] if args.device_id is not None else [recording.subject, path.stem, str(path)]
         device = next((device_id(c) for c in candidates if c and device_id(c) not in taken), None)
         if device is None:
@@ -170,7 +173,7 @@ def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 async def run_replay(args: argparse.Namespace) -> int:
     from ..compose import hr_over_mqtt, load_engine, open_local_run, run_config
-    from ..lifecycle import finish, until_done_or_interrupted
+    from ..lifecycle import finish
     from ...runtime.source_pump import pump
     from ...sources.replay import ReplaySource
 
@@ -198,7 +201,7 @@ async def run_replay(args: argparse.Namespace) -> int:
                 feeds.append(pump(local.runtime, source, device, wait=True) if local.runtime else local.gateway.consume(source))
             await asyncio.gather(*feeds)
 
-        _, interrupted = await until_done_or_interrupted(all_sources())
+        _, interrupted = await local.feed(all_sources())
         fields, delivery = await local.finish(len(devices))
     return finish("replay", fields, interrupted, delivery, config.outputs.outbox, config.outputs.flush_timeout_s,
                   target="NATS JetStream or the MQTT broker" if args.nats else "the MQTT broker")

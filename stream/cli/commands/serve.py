@@ -116,14 +116,15 @@ async def run(args: argparse.Namespace) -> int:
             await subscriber.start()
             stack.push_async_callback(subscriber.close)
             await asyncio.gather(_announce(subscriber), idle_sweeper(runtime, args.idle_timeout),
-                                 stats_logger(runtime, args.stats_interval, lambda: {"malformed_payloads": ingest.malformed}),
+                                 stats_logger(runtime, args.stats_interval, lambda: {"malformed_payloads": ingest.malformed, "oversized_payloads": subscriber.oversized}),
                                  _until_refused(subscriber, mqtt))
 
         _, interrupted = await until_done_or_interrupted(service_loop())
         await subscriber.close()
         runtime.finish_all()
         await runtime_task
-        fields = {**runtime.summary(time.perf_counter() - t_start).as_log_fields(), **ingest.counts(), "mqtt_messages": subscriber.received}
+        fields = {**runtime.summary(time.perf_counter() - t_start).as_log_fields(), **ingest.counts(), "mqtt_messages": subscriber.received,
+                  "oversized_payloads": subscriber.oversized}
         fields.pop("mae_bpm", None), fields.pop("mae_untracked_bpm", None)
         delivery = await outputs.close()
     return finish("serve", fields, interrupted, delivery, config.outputs.outbox, config.outputs.flush_timeout_s)

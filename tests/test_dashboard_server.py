@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from ppg_stream.stream.consumers.dashboard import Dashboard, DashboardError
+from ppg_stream.stream.consumers.dashboard.connection_guard import ConnectionGuard
 from ppg_stream.stream.consumers.dashboard.server import STATIC_DIR
 from tests.conftest import ROOT, port_open
 from tests.dashboard_helpers import clear_retained, hr_payload, publish, start_dashboard, unique_prefix
@@ -274,3 +275,50 @@ def test_stops_cleanly_even_while_still_subscribing(mosquitto_1883):
         assert json.loads(proc.stderr.readline())["event"] == "dashboard running"
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+async def _raw_http(port: int, request: bytes, read_s: float = 3.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(read_s):
+            return await reader.read(200)
+    finally:
+        writer.close()
+
+
+async def test_hostile_http_requests_are_answered_without_a_traceback(mosquitto_1883, caplog):
+    """A Host header that is no host, or a port out of range, is a 400; a 20 KB header or URL is a 400
+    counted and logged in one throttled line; none leaves a traceback in the log."""
+    async with Dashboard("127.0.0.1", 0, *mosquitto_1883, unique_prefix()) as dash:
+        for host in (b"[", b"127.0.0.1:99999", b"127.0.0.1:x", b"[::1"):
+            answer = await _raw_http(dash.port, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 400"), (host, answer)
+        assert (await _raw_http(dash.port, b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        for big in (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n",
+                    b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"):
+            assert b" 400 " in (await _raw_http(dash.port, big))[:20]
+        assert dash.guard.bad_requests == 2
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+async def test_connections_that_never_finish_their_headers_are_closed_and_capped(mosquitto_1883):
+    """A slowloris (connections that send half a request and wait) is closed after the header timeout;
+    beyond the connection cap new connections are refused at once; the page still answers afterwards."""
+    guard = ConnectionGuard(header_timeout_s=0.5, max_connections=8)
+    async with Dashboard("127.0.0.1", 0, *mosquitto_1883, unique_prefix(), guard=guard) as dash:
+        slow = [await asyncio.open_connection("127.0.0.1", dash.port) for _ in range(12)]
+        for _, writer in slow:
+            writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        await asyncio.sleep(1.5)
+        closed = 0
+        for reader, writer in slow:
+            try:
+                async with asyncio.timeout(1.0):
+                    closed += await reader.read(1) == b""
+            except (TimeoutError, ConnectionError):
+                closed += 1
+            writer.close()
+        assert closed == 12 and guard.refused == 4 and guard.timed_out == 8 and guard.open == 0
+        assert (await _raw_http(dash.port, b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")).startswith(b"HTTP/1.1 200")

@@ -169,3 +169,13 @@ def test_serve_nats_mistakes_are_one_line_errors(node):
         result = run_cli(*args)
         assert result.returncode == 2 and result.stderr.startswith("ppg-stream: error: ") and says in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_stream_answering_is_first_an_election_then_a_missing_mapping():
+    """During a leader election JetStream answers "no responders" for seconds: the log must not send an
+    operator to the mapping then; only when it persists is a missing stream or mapping the likely cause."""
+    from ppg_stream.stream.nats.publisher import NO_STREAM_PATIENCE_S, _why
+
+    error = nats.js.errors.NoStreamResponseError()
+    assert "electing a stream leader" in _why(error, 2.0) and "mapping" not in _why(error, 2.0)
+    assert "mapping configured" in _why(error, NO_STREAM_PATIENCE_S + 1)

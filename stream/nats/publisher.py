@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 from collections import deque
 
 import nats.errors
@@ -128,8 +129,9 @@ class NatsHrPublisher:
         """Publish until every item has its acknowledgement (retrying only the ones without)."""
         delays = RETRY.delays()
         pending = items
+        started = time.monotonic()
         while pending:
-            failed, reason = await publish_acknowledged(self.js, pending, self.ack_timeout_s)
+            failed, reason = await publish_acknowledged(self.js, pending, self.ack_timeout_s, time.monotonic() - started)
             if not failed:
                 return
             self.republished += len(failed)
@@ -140,9 +142,11 @@ class NatsHrPublisher:
             await asyncio.sleep(next(delays))
 
 
-async def publish_acknowledged(js, items: list[tuple[str, bytes] | tuple[str, bytes, dict]], timeout_s: float) -> tuple[list, str]:
+async def publish_acknowledged(js, items: list[tuple[str, bytes] | tuple[str, bytes, dict]], timeout_s: float,
+                               trouble_s: float = 0.0) -> tuple[list, str]:
     """Publish every item with its acknowledgement in flight at once; returns the items that did not
-    get one within `timeout_s` (or were refused), and why (for the log)."""
+    get one within `timeout_s` (or were refused), and why (for the log; `trouble_s`: how long the
+    sender has been failing, which decides what "no stream answered" most likely means)."""
     futures: list[asyncio.Future | None] = []
     reason = ""
     for item in items:
@@ -150,7 +154,7 @@ async def publish_acknowledged(js, items: list[tuple[str, bytes] | tuple[str, by
             futures.append(await js.publish_async(item[0], item[1], headers=item[2] if len(item) > 2 else None, wait_stall=timeout_s))
         except (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError) as e:
             futures.append(None)
-            reason = _why(e)
+            reason = _why(e, trouble_s)
     live = [f for f in futures if f is not None]
     if live:
         _, not_done = await asyncio.wait(live, timeout=timeout_s)
@@ -163,13 +167,19 @@ async def publish_acknowledged(js, items: list[tuple[str, bytes] | tuple[str, by
             if f is not None and f.cancelled():
                 reason = f"no acknowledgement within {timeout_s:g} s"
             elif f is not None:
-                reason = _why(f.exception())
+                reason = _why(f.exception(), trouble_s)
     return failed, reason
 
 
-def _why(error: BaseException) -> str:
+NO_STREAM_PATIENCE_S = 30.0  # "no stream answered" for this long is a missing stream or mapping, not an election
+
+
+def _why(error: BaseException, trouble_s: float = 0.0) -> str:
     if isinstance(error, nats.js.errors.NoStreamResponseError):
-        return "no stream stores this subject (is the servers' mapping configured, and has a `serve --nats` worker created the streams?)"
+        if trouble_s < NO_STREAM_PATIENCE_S:  # a cluster electing a stream leader answers so for seconds
+            return f"no stream answered yet ({trouble_s:.0f} s): JetStream may be electing a stream leader; retrying"
+        return (f"no stream answered for {trouble_s:.0f} s: none stores this subject (is the servers' mapping configured, "
+                "and has a `serve --nats` worker created the streams?)")
     return str(error) or type(error).__name__
 
 
@@ -225,10 +235,13 @@ class NatsRawPublisher:
         """One device's chunks, one at a time, each until JetStream stored it."""
         try:
             delays = None
+            trouble_since = None
             while queue:
                 payload, msg_id = queue[0]
-                failed, reason = await publish_acknowledged(self.js, [(subject, payload, {"Nats-Msg-Id": msg_id})], self.ack_timeout_s)
+                trouble_s = 0.0 if trouble_since is None else time.monotonic() - trouble_since
+                failed, reason = await publish_acknowledged(self.js, [(subject, payload, {"Nats-Msg-Id": msg_id})], self.ack_timeout_s, trouble_s)
                 if failed:
+                    trouble_since = trouble_since or time.monotonic()
                     self.retries += 1
                     if self._trouble_log.ready():
                         log.warning("raw chunk not acknowledged by JetStream: retrying", subject=subject, reason=reason,
@@ -236,7 +249,7 @@ class NatsRawPublisher:
                     delays = delays or RETRY.delays()
                     await asyncio.sleep(next(delays))
                     continue
-                delays = None
+                delays = trouble_since = None
                 queue.popleft()
                 self.outbox.n -= 1
                 self.delivered += 1

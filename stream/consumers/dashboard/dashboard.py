@@ -13,6 +13,7 @@ import time
 import structlog
 from aiohttp import web
 
+from .connection_guard import ConnectionGuard
 from .fleet import HISTORY_POINTS, MAX_DEVICES, Fleet
 from .hub import EventHub
 from .server import is_loopback, make_app
@@ -47,6 +48,7 @@ class Dashboard:
         max_devices: int = MAX_DEVICES,
         history_points: int = HISTORY_POINTS,
         flush_s: float = FLUSH_S,
+        guard: ConnectionGuard | None = None,  # header timeout and connection cap (defaults: 10 s, 256)
     ) -> None:
         self.host, self.port = host, port
         self.prefix = prefix
@@ -58,6 +60,8 @@ class Dashboard:
         self.broker_state = "connecting"
         self._subscribed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self.guard = guard or ConnectionGuard()
         self._tasks: list[asyncio.Task] = []
         self._rate_count = 0
         self._rate_t0 = time.monotonic()
@@ -79,14 +83,15 @@ class Dashboard:
         app = make_app(self.hub, self._snapshot_json, loopback_only=is_loopback(self.host))
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, self.host, self.port).start()
+        try:  # not TCPSite: each connection goes through the guard (header timeout, connection cap)
+            self._server = await asyncio.get_running_loop().create_server(self.guard.wrap(self._runner.server), self.host, self.port)
         except OSError as e:
             await self._runner.cleanup()
             self._runner = None
             reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
             raise DashboardError(e.errno, f"dashboard: cannot listen on {self.host}:{self.port}: {reason}") from None
-        self.port = self._runner.addresses[0][1]
+        self.guard.install_log_filter()
+        self.port = self._server.sockets[0].getsockname()[1]
         self._tasks = [
             asyncio.create_task(self.subscription.run(), name="dashboard-subscription"),
             asyncio.create_task(self._flush_loop(), name="dashboard-flush"),
@@ -99,9 +104,15 @@ class Dashboard:
         await _cancel(self._tasks)
         self._tasks = []
         self.hub.close_all()
+        if self._server is not None:
+            self._server.close()
+            self.guard.remove_log_filter()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         self._rate_count += 1

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
-from yarl import URL
 
 from .hub import CLOSE, EventHub, TooManyClients
 
@@ -39,6 +38,20 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def host_of(header: str) -> str | None:
+    """The host of a Host header without its port (`[::1]:8080` → `::1`), or None when the header is
+    not a host and an optional port 1-65535 (it is answered 400, never an error of ours)."""
+    if header.startswith("["):
+        end = header.find("]")
+        host, rest = (header[1:end], header[end + 1 :]) if end > 0 else ("", "")
+    else:
+        host, colon, port = header.partition(":")
+        rest = colon + port
+    if rest and not (rest[0] == ":" and rest[1:].isdigit() and 0 < int(rest[1:]) < 65536):
+        return None
+    return host or None
 
 
 def make_app(hub: EventHub, snapshot: Callable[[], str], loopback_only: bool) -> web.Application:
@@ -87,7 +100,9 @@ def _guard(loopback_only: bool):
     @web.middleware
     async def guard(request: web.Request, handler):
         if loopback_only:
-            host = URL(f"http://{request.host}").host or ""
+            host = host_of(request.headers.get("Host", ""))
+            if host is None:
+                raise web.HTTPBadRequest(text="the Host header is not a host name with an optional port")
             if not is_loopback(host):
                 raise web.HTTPMisdirectedRequest(text="this dashboard answers on loopback names only (127.0.0.1, localhost)")
         response = await handler(request)

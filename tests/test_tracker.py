@@ -114,3 +114,24 @@ def test_a_window_without_a_peak_near_the_track_keeps_the_track():
     probs = np.array([_evidence((82.4, 1.0)), _evidence((90, 1.0))])
     out = nearest_window_peak(probs, np.array([80.0, 80.0]), BINS, 3.0)
     assert abs(out[0] - 82.4) < 0.1 and out[1] == 80.0
+
+
+def test_the_table_shrinks_back_after_a_flood_and_keeps_every_live_row():
+    """A flood of devices doubles the table; once they are gone it shrinks to the rows in use, and each
+    survivor's tracker state is the same after the move."""
+    from ppg_stream.stream.core.tracker import TrackerTable
+
+    table = TrackerTable(np.arange(30.0, 211.0), capacity=16)
+    rows = [table.add() for _ in range(5000)]
+    keep = rows[::1000]
+    for i, row in enumerate(keep):
+        table.priors[row] = i
+    for row in rows:
+        if row not in keep:
+            table.remove(row)
+    assert len(table.states) >= 5000
+    remap = table.compact()
+    assert len(table.states) == 16 and sorted(remap) == sorted(keep)
+    for i, row in enumerate(keep):
+        assert np.all(table.priors[remap[row]] == i)
+    assert len({table.add() for _ in range(11)} | set(remap.values())) == 16  # the free rows are the rest

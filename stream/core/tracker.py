@@ -87,6 +87,19 @@ class TrackerTable:
     def remove(self, row: int) -> None:
         self._free.append(row)
 
+    def compact(self, min_capacity: int = 16) -> dict[int, int]:
+        """Shrink to the rows in use (the table only ever doubled); returns old row → new row."""
+        free = set(self._free)
+        used = [r for r in range(len(self.states)) if r not in free]
+        capacity = max(min_capacity, 1 << max(0, len(used) - 1).bit_length())
+        if capacity >= len(self.states):
+            return {r: r for r in used}
+        priors, states = np.empty((capacity, self.priors.shape[1])), np.empty((capacity, 2))
+        priors[: len(used)], states[: len(used)] = self.priors[used], self.states[used]
+        self.priors, self.states = priors, states
+        self._free = list(range(capacity - 1, len(used) - 1, -1))
+        return {old: new for new, old in enumerate(used)}
+
     def update(self, rows: np.ndarray, k: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior (bpm, confidence) per window; `probs` are the model's softmax rows."""
         p = self.params

@@ -32,7 +32,7 @@ class DeviceState:
     device: str
     groups: frozenset[str]
     pre: StreamPreprocessor
-    tracker_row: int
+    tracker_row: int  # -1 until the device's first window: ids that never make one cost no tracker row
     labels: np.ndarray | None
     queue: deque  # (Chunk, arrival perf_counter, rate or None, Ticket or None), bounded for live sources
     tally: Tally = field(default_factory=Tally)
@@ -123,7 +123,7 @@ class DeviceTable:
             device=device,
             groups=groups,
             pre=StreamPreprocessor(self.spec, rates or None, groups=groups),
-            tracker_row=self.trackers.add() if self.trackers is not None else -1,
+            tracker_row=-1,
             labels=labels,
             queue=deque(),
             last_seen=time.monotonic(),
@@ -136,9 +136,7 @@ class DeviceTable:
         state.fold_counters()
         state.groups = groups
         state.pre = StreamPreprocessor(self.spec, None, groups=groups)
-        if self.trackers is not None:
-            self.trackers.remove(state.tracker_row)
-            state.tracker_row = self.trackers.add()
+        self._free_row(state)
         state.queue.clear()
         state.last_seq = -1
         state.last_t0.clear()
@@ -151,9 +149,28 @@ class DeviceTable:
         state.fold_counters()
         self.departed.add(state.tally)
         self.departed_count += 1
-        if self.trackers is not None:
-            self.trackers.remove(state.tracker_row)
+        self._free_row(state)
         return state
+
+    def tracker_row(self, state: DeviceState) -> int:
+        """The device's row of the tracker table, taken at its first window."""
+        if state.tracker_row < 0 and self.trackers is not None:
+            state.tracker_row = self.trackers.add()
+        return state.tracker_row
+
+    def _free_row(self, state: DeviceState) -> None:
+        if state.tracker_row >= 0 and self.trackers is not None:
+            self.trackers.remove(state.tracker_row)
+        state.tracker_row = -1
+
+    def compact(self) -> None:
+        """After a flood of devices has gone: the device dict and the tracker table at today's size."""
+        self.devices = dict(self.devices)
+        if self.trackers is not None:
+            remap = self.trackers.compact()
+            for state in self.devices.values():
+                if state.tracker_row >= 0:
+                    state.tracker_row = remap[state.tracker_row]
 
     def idle(self, older_than_s: float) -> list[str]:
         """Devices not heard from for `older_than_s` seconds (and with nothing queued)."""

@@ -249,7 +249,7 @@ class Runtime:
             if rebuild:
                 self._rebuild[n0 : n0 + got] = True
                 self._any_rebuild = True
-            self._rows[n0 : n0 + got] = state.tracker_row
+            self._rows[n0 : n0 + got] = self.table.tracker_row(state)
             if self._segments and self._segments[-1][0] is state:
                 self._segments[-1] = (state, self._segments[-1][1], n0 + got)
             else:

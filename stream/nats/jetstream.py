@@ -193,7 +193,8 @@ async def check_mapping(js, plan: StreamPlan, wait_s: float = 10.0) -> None:
                     raise
                 await asyncio.sleep(0.25)
     except (nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError):
-        raise NatsSetupError(f"nothing stores {plan.prefix}.<device>.raw: the servers do not map it onto {mapping(plan.prefix, plan.partitions)[1]}; {hint}") from None
+        raise NatsSetupError(f"nothing stores {plan.prefix}.<device>.raw: the servers do not map it onto {mapping(plan.prefix, plan.partitions)[1]} "
+                             f"(or, with authorization, this worker's user may not publish the probe {plan.prefix}.raw.*._ppg-stream-probe); {hint}") from None
     except nats.js.errors.APIError as e:
         if e.err_code == WRONG_LAST_SEQUENCE:
             return

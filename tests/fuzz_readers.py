@@ -1,4 +1,7 @@
-"""Fuzz targets for the recording readers: the restricted unpickler, the CSV reader and the `.mat` reader.
+"""Fuzz targets for what a user hands ppg-stream as a file: the restricted unpickler, the DaLiA, CSV and
+`.mat` readers (each recording then replayed through the preprocessor: every window it spans is cut,
+skipped, invalid or counted as incomplete, never silently missing), and ONNX models (loaded, checked
+against the contract and warmed up by the inference engine).
 
 Run as `python -m tests.fuzz_readers TARGET --examples N [--seed S]` (what `test_fuzz_readers.py`
 does, in a child process: a crash in C code then fails a test instead of killing pytest). Each
@@ -12,6 +15,7 @@ so an allocation a file provokes fails inside the reader rather than on the mach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import io
 import os
@@ -41,6 +45,18 @@ def _dalia_like() -> dict:
         "activity": np.asfortranarray(np.arange(6, dtype=np.uint8).reshape(2, 3)),
         "subject": "S1",
     }
+
+
+def _dalia_file(n_bvp: int) -> bytes:
+    """A whole PPG-DaLiA pickle as the project writes them (14 s or 47 s of 64 Hz BVP)."""
+    from ppg_stream.replay.dalia import write_dalia
+
+    rng = np.random.default_rng(n_bvp)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "S1.pkl"
+        write_dalia(path, "S1", rng.normal(size=(n_bvp, 1)), rng.normal(size=(n_bvp // 2, 3)) * 0.01, np.full(max(1, (n_bvp // 64 - 8) // 2 + 1), 70.0),
+                    with_chest=False)
+        return path.read_bytes()
 
 
 def py2_array_pickle(values: np.ndarray) -> bytes:
@@ -298,6 +314,64 @@ def _check_file(data: bytes, suffix: str, workdir: Path) -> None:
     # what a reader returns is a recording the stream can take
     assert np.all(np.diff(rec.t_ppg) > 0) and np.isfinite(rec.t_ppg).all()
     assert 8.0 <= rec.fs_ppg <= 10_000.0 and rec.ppg.dtype == np.float64
+    _check_replay(rec)
+
+
+def _check_replay(rec) -> None:
+    """The recording through the replay source and the preprocessor, as `ppg-stream --replay` feeds them:
+    every window it spans is accounted for (cut, skipped over a gap, invalid, or incomplete)."""
+    from ppg_stream.replay.recording import window_count
+    from ppg_stream.stream.core.preprocess import StreamPreprocessor
+    from ppg_stream.stream.core.student_spec import student_spec
+    from ppg_stream.stream.sources.replay import ReplaySource
+
+    spec = student_spec("fuzz", "0", "", "")
+    source = ReplaySource(rec, speed=None)
+    pre = StreamPreprocessor(spec, dict(source.rates))
+    cut = 0
+    for _, chunks in source.blocks():
+        for chunk in chunks:
+            for piece in pre.pieces(chunk):
+                pre.push(piece)
+                cut += len(pre.windows().k)
+    c = pre.counters
+    accounted = cut + c.skipped_windows + c.invalid_windows + pre.undecided_windows()
+    assert accounted >= window_count(rec.duration_s) - 1, (cut, c, pre.undecided_windows(), rec.duration_s)
+
+
+def _onnx_seeds() -> list[bytes]:
+    from ppg_stream.stream.core.spectral_model import build_spectral_model
+    from tests.models_for_tests import batch_of_one_model, first_row_only_model, identity_model, with_metadata
+
+    model = build_spectral_model()
+    return [model.SerializeToString(), first_row_only_model().SerializeToString(), batch_of_one_model().SerializeToString(),
+            identity_model().SerializeToString(), with_metadata(model, fs="64", window_s="4").SerializeToString()]
+
+
+def _check_onnx(data: bytes, workdir: Path) -> None:
+    """A model file either runs (loaded, contract checked, warmed up on batches, one window decoded to a
+    finite estimate) or is refused with the engine's own one-line error."""
+    from ppg_stream.stream.core.decode import decode_probabilities, softmax
+    from ppg_stream.stream.core.engine import InferenceEngine, ModelLoadError
+
+    _record(data)
+    path = workdir / "fuzz.onnx"
+    path.write_bytes(data)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):  # nothing may reach stdout: `--stdout` writes JSON there
+            engine = InferenceEngine(path)
+            engine.warm_up()
+    except ModelLoadError as e:
+        assert "\n" not in str(e), str(e)
+        return
+    finally:
+        assert printed.getvalue() == "", printed.getvalue()[:300]
+    x = np.random.default_rng(0).normal(size=(3, len(engine.spec.channels), engine.spec.window_samples)).astype(np.float32)
+    logits = engine.run(x)
+    assert logits.shape == (3, len(engine.spec.bins_bpm))
+    if np.isfinite(logits).all():
+        decode_probabilities(softmax(np.ascontiguousarray(logits, dtype=np.float64)), engine.spec.bins_bpm)
 
 
 def run(target: str, examples: int, fixed_seed: int) -> None:
@@ -316,6 +390,20 @@ def run(target: str, examples: int, fixed_seed: int) -> None:
         @given(st.one_of(csv_text(), st.binary(max_size=200)))
         def fuzz(data: bytes) -> None:
             _check_file(data, ".csv", workdir)
+    elif target == "dalia":
+        seeds = [_dalia_file(n) for n in (900, 3000)]
+
+        @common
+        @given(st.one_of(mutated(seeds), st.binary(max_size=200)))
+        def fuzz(data: bytes) -> None:
+            _check_file(data, ".pkl", workdir)
+    elif target == "onnx":
+        seeds = _onnx_seeds()
+
+        @common
+        @given(mutated(seeds))
+        def fuzz(data: bytes) -> None:
+            _check_onnx(data, workdir)
     elif target == "mat":
         seeds = _mat_seeds()
 
@@ -333,7 +421,7 @@ def run(target: str, examples: int, fixed_seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("target", choices=["pickle", "csv", "mat"])
+    parser.add_argument("target", choices=["pickle", "dalia", "csv", "mat", "onnx"])
     parser.add_argument("--examples", type=int, default=300)
     parser.add_argument("--seed", type=int, default=9)
     args = parser.parse_args()

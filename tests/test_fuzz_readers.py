@@ -1,7 +1,8 @@
-"""Fuzz the recording readers with a fixed, small budget, each in a child process.
+"""Fuzz the recording readers and the model loader with a fixed, small budget, each in a child process.
 
-What each may do with any input: return a recording the stream can take, or raise its own one-line
-error; never crash, never raise anything else, never grow past a few hundred MiB. The child runs
+What each may do with any input: return a recording the stream can take (and whose every window the
+preprocessor accounts for) or a model that runs, or raise its own one-line error; never crash, never
+raise anything else, never grow past a few hundred MiB. The child runs
 `tests/fuzz_readers.py` with a fixed seed, so a failure reproduces; a hard crash (segfault) shows
 as the child's exit status with the input that caused it.
 """
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-BUDGET = {"pickle": 400, "csv": 250, "mat": 300}  # examples per target: about 5 s each on a 2-core CI runner
+BUDGET = {"pickle": 400, "dalia": 150, "csv": 250, "mat": 300, "onnx": 150}  # examples per target: 5-20 s each on a 2-core CI runner
 MAX_PEAK_RSS_MIB = 400
 
 

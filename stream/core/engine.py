@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +57,9 @@ def model_bytes(model: str | Path) -> bytes:
 class InferenceEngine:
     def __init__(self, model: str | Path = "spectral", threads: int = 1) -> None:
         data = model_bytes(model)
-        try:
-            self.session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
+        try:  # onnxruntime prints its own "EP Error ... retrying" lines for some bad models: on stdout, where --stdout writes JSON
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises several private exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelLoadError(f"{model}: not a loadable ONNX model ({first[:200]})") from None

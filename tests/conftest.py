@@ -194,6 +194,24 @@ async def start_cli(*args: str) -> asyncio.subprocess.Process:
     )
 
 
+START_TIMEOUT_S = 300.0  # a hang guard, not an expectation: a cold Numba cache on a loaded 2-core machine took 40 s
+
+
+async def until_logged(proc: asyncio.subprocess.Process, event: str, timeout_s: float = START_TIMEOUT_S) -> list[str]:
+    """Read a CLI's stderr until a line containing `event` (e.g. `replay starting`, logged once the warm-up is
+    done); the lines read. A test that waits for messages counts its deadline from there, not from the
+    process start: start-up (imports, compiling the kernels) takes from 1 s to 40 s by machine and load."""
+    lines: list[str] = []
+    async with asyncio.timeout(timeout_s):
+        while True:
+            line = (await proc.stderr.readline()).decode()
+            if not line:
+                raise AssertionError(f"the CLI ended before logging {event!r}: " + "".join(lines))
+            lines.append(line)
+            if event in line:
+                return lines
+
+
 def window_mae(messages: list[dict], labels: np.ndarray) -> float:
     return float(np.mean([abs(m["bpm"] - labels[m["window"]]) for m in messages]))
 

@@ -392,5 +392,6 @@ def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
         table = TrackerTable(spec.bins_bpm, capacity=1)
         bpm, _ = table.update(np.full(len(batch.k), table.add()), batch.k, probs)
         refine_with_beats(batch.x, bpm, spec.fs)
+    LatencyHistogram().add(np.ones(1))  # the run's latency histogram: compiled now, not by the first window
     gc.collect()
     gc.freeze()

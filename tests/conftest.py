@@ -18,10 +18,11 @@ import aiomqtt
 import numpy as np
 import pytest
 
+from ppg_stream.replay.data_sets import DATA_ENV, IEEE_SPC2015, data_dir
 from ppg_stream.replay.synthetic import Synthetic, synthesize, write_synthetic_dalia
 
 ROOT = Path(__file__).resolve().parent.parent
-IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
+IEEE_DIR = data_dir(IEEE_SPC2015)  # $PPG_STREAM_DATA/ieee-spc2015, else ../shared/data/ieee-spc2015 beside the checkout
 IN_CI = bool(os.environ.get("CI"))
 
 
@@ -219,5 +220,5 @@ def window_mae(messages: list[dict], labels: np.ndarray) -> float:
 @pytest.fixture(scope="session")
 def ieee_dir() -> Path:
     if not (IEEE_DIR / "DATA_01_TYPE01.mat").exists():
-        pytest.skip(f"IEEE SPC 2015 data not found at {IEEE_DIR} (it sits beside the checkout in CI; see README)")
+        pytest.skip(f"IEEE SPC 2015 data not found at {IEEE_DIR} (set {DATA_ENV} to the folder holding ieee-spc2015/; see docs/data.md)")
     return IEEE_DIR

@@ -140,6 +140,10 @@ def _model(**changes: str) -> bytes:
         (None, ["--demo", "--speed", "1e-300"], ["invalid speed '1e-300': a number from 0.01 to 1,000,000"]),
         (None, ["--demo", "--chunk-s", "1e-300"], ["--chunk-s", "expected 0.1-3600 seconds"]),
         (None, ["--ble", "A" * 5000], ["expected a device address"]),  # its id would not fit a topic
+        # it used to be scanned for until the scan timed out
+        (None, ["--ble", "nonsense"], ["--ble 'nonsense': expected a device address such as A0:9E:1A:12:34:56"]),
+        (None, ["--ble", "A0:9E:1A:12:34"], ["expected a device address"]),
+        (None, ["--ble", "A0:9E:1A:12:34:5G"], ["expected a device address"]),
     ],
 )
 def test_bad_files_and_flags(tmp_path, setup, args, fragments):
@@ -217,3 +221,28 @@ def test_unbounded_csv_inputs_end_in_one_line_with_bounded_memory(tmp_path):
         result, rss = _run_cli_measured(tmp_path, "--replay", str(path), "--no-mqtt")
         _assert_one_line_error(result, fragment)
         assert rss < baseline_rss + 64, f"{path.name}: {rss:.0f} MiB against {baseline_rss:.0f} MiB for a missing file"
+
+
+def test_ble_addresses_are_what_bluez_windows_and_macos_name_devices():
+    from ppg_stream.stream.sources.ble.address import is_ble_address
+
+    for good in ("A0:9E:1A:12:34:56", "a0:9e:1a:12:34:56", "A0-9E-1A-12-34-56", "2F6BB3C4-51A1-4E5E-9D3A-0C5C2A6E9B1D"):
+        assert is_ble_address(good), good
+    for bad in ("nonsense", "A0:9E:1A:12:34", "A0:9E-1A:12:34:56", "A0:9E:1A:12:34:56:78", "2F6BB3C4-51A1-4E5E-9D3A", ""):
+        assert not is_ble_address(bad), bad
+
+
+@pytest.mark.network
+def test_a_taken_port_is_said_before_the_warm_up(mosquitto_1883, synthetic_60s):
+    """--dashboard and --metrics-port used to be bound after the 8-40 s warm-up."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        broker = ["--broker", "mqtt://127.0.0.1:1883"]
+        replay = run_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--dashboard", port, *broker)
+        serve = run_cli("serve", "--metrics-port", port, *broker)
+    _assert_one_line_error(replay, f"dashboard: cannot listen on 127.0.0.1:{port}: address already in use")
+    _assert_one_line_error(serve, f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}: address already in use")

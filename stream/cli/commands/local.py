@@ -55,7 +55,6 @@ broker is started there for the duration of the run.
 
 SPEED_RANGE = (0.01, 1e6)
 CHUNK_S_RANGE = (0.1, 3600.0)  # a replay is cut into chunks up front: a tiny chunk means millions of them
-MAX_BLE_ADDRESS = 64
 
 
 def speed_arg(text: str) -> float | None:
@@ -100,9 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     if args.ble is not None:
+        from ...sources.ble.address import is_ble_address
+
         for address in args.ble:
-            if not address.strip() or any(c.isspace() for c in address) or len(address) > MAX_BLE_ADDRESS:
-                raise UsageError(f"--ble {address!r:.80}: expected a device address such as AA:BB:CC:DD:EE:FF, or 'scan'")
+            if address.lower() != "scan" and not is_ble_address(address):
+                raise UsageError(f"--ble {address!r:.80}: expected a device address such as A0:9E:1A:12:34:56 "
+                                 "(on macOS the UUID that --ble scan lists), or 'scan'")
         if any(a.lower() == "scan" for a in args.ble) and len(args.ble) > 1:
             raise UsageError("--ble scan lists devices on its own: give it without device addresses")
         if len(set(a.lower() for a in args.ble)) != len(args.ble):
@@ -169,7 +171,9 @@ def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 
 async def run_replay(args: argparse.Namespace) -> int:
-    from ..compose import hr_over_mqtt, load_engine, open_local_run, run_config
+    """Replay the recordings; with --dashboard the dashboard (and an embedded broker) stay up after the
+    replay until Ctrl-C, so its page still shows the run to whoever opens it later."""
+    from ..compose import hr_over_mqtt, open_engine, open_local_run, run_config
     from ..lifecycle import finish, until_done_or_interrupted
     from ...runtime.source_pump import pump
     from ...sources.replay import ReplaySource
@@ -179,16 +183,17 @@ async def run_replay(args: argparse.Namespace) -> int:
     sources = [(device, ReplaySource(rec, speed=args.speed, chunk_s=args.chunk_s)) for device, rec in devices]
     model_runs = args.publish_raw != "only"
     config = run_config(args, speed=args.speed, model_runs=model_runs, mqtt=hr_over_mqtt(args))
-    engine = load_engine(config, rates=sources[0][1].rates)
-    log.info(
-        "replay starting",
-        files=len(devices), **({"file": str(devices[0][1].source or (DEMO_RECORDING if args.demo else args.replay[0])), "device": devices[0][0],
-                               "duration_s": round(devices[0][1].duration_s, 1)} if len(devices) == 1 else {"devices": [d for d, _ in devices][:20]}),
-        model=engine.spec.label if engine else "none (gateway)", speed=args.speed or "max",
-        warm_up_ms=round((time.perf_counter() - t_start) * 1000, 1),
-    )
+    engine = open_engine(config)
     async with contextlib.AsyncExitStack() as stack:
-        local = await open_local_run(config, stack, engine, [d for d, _ in devices], "replay", args.nats, bool(args.publish_raw), t_start)
+        local = await open_local_run(config, stack, engine, [d for d, _ in devices], "replay", args.nats, bool(args.publish_raw), t_start,
+                                     rates=sources[0][1].rates)
+        log.info(
+            "replay starting",
+            files=len(devices), **({"file": str(devices[0][1].source or (DEMO_RECORDING if args.demo else args.replay[0])), "device": devices[0][0],
+                                   "duration_s": round(devices[0][1].duration_s, 1)} if len(devices) == 1 else {"devices": [d for d, _ in devices][:20]}),
+            model=engine.spec.label if engine else "none (gateway)", speed=args.speed or "max",
+            warm_up_ms=round((time.perf_counter() - t_start) * 1000, 1),
+        )
 
         async def all_sources() -> None:
             feeds = []
@@ -200,5 +205,10 @@ async def run_replay(args: argparse.Namespace) -> int:
 
         _, interrupted = await until_done_or_interrupted(all_sources())
         fields, delivery = await local.finish(len(devices))
-    return finish("replay", fields, interrupted, delivery, config.outputs.outbox, config.outputs.flush_timeout_s,
-                  target="NATS JetStream or the MQTT broker" if args.nats else "the MQTT broker")
+        status = finish("replay", fields, interrupted, delivery, config.outputs.outbox, config.outputs.flush_timeout_s,
+                        target="NATS JetStream or the MQTT broker" if args.nats else "the MQTT broker")
+        dashboard = local.outputs.dashboard
+        if dashboard is not None and not interrupted:
+            log.info("replay done: the dashboard stays up until Ctrl-C", url=dashboard.url)
+            await until_done_or_interrupted(dashboard.failed.wait())
+    return status

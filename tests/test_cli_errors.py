@@ -156,6 +156,7 @@ def test_bad_files_and_flags(tmp_path, setup, args, fragments):
     _assert_one_line_error(run_cli(*args, "--no-mqtt"), *fragments)
 
 
+@pytest.mark.slow
 def test_a_consumer_of_mqtt_is_refused_where_nothing_is_published_there():
     """A NATS gateway that runs no model, or `serve --nats` without --broker, publishes nothing over
     MQTT: a dashboard or Home Assistant beside it would show nothing, so it is a mistake, said at once."""
@@ -205,6 +206,7 @@ def _run_cli_measured(tmp_path, *args: str) -> tuple[CliResult, float]:
     return CliResult(proc.returncode, proc.stdout, proc.stderr), int(peak_file.read_text()) / 1024
 
 
+@pytest.mark.slow
 def test_unbounded_csv_inputs_end_in_one_line_with_bounded_memory(tmp_path):
     """Issue 9: `/dev/zero` as a .csv grew to 24 GB; a 2 GB sparse .csv reached 4.2 GB then a traceback."""
     (tmp_path / "zero.csv").symlink_to("/dev/zero")
@@ -232,6 +234,7 @@ def test_ble_addresses_are_what_bluez_windows_and_macos_name_devices():
         assert not is_ble_address(bad), bad
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_a_taken_port_is_said_before_the_warm_up(mosquitto_1883, synthetic_60s):
     """--dashboard and --metrics-port used to be bound after the 8-40 s warm-up."""

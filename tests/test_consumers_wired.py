@@ -16,6 +16,7 @@ from tests.serve_helpers import Service, publish_all, raw_payloads, synthetic_re
 pytestmark = pytest.mark.network
 
 
+@pytest.mark.slow
 async def test_replay_with_dashboard_shows_the_device_at_its_url(mosquitto_1883, synthetic_60s):
     prefix = unique_prefix("dash")
     proc = await start_cli("--replay", str(synthetic_60s.path), "--speed", "6", "--dashboard", "0", "--topic-prefix", prefix, "--log-json")
@@ -43,6 +44,7 @@ async def test_replay_with_dashboard_shows_the_device_at_its_url(mosquitto_1883,
         await proc.wait()
 
 
+@pytest.mark.slow
 async def test_the_dashboard_stays_up_after_the_replay_until_ctrl_c(mosquitto_1883, synthetic_60s):
     """The demo's case: a user who opens the URL after the replay has ended still sees it. The URL is logged
     before the warm-up (which says it is compiling); after the summary, the page stays until Ctrl-C (exit 0:
@@ -72,6 +74,7 @@ async def test_the_dashboard_stays_up_after_the_replay_until_ctrl_c(mosquitto_18
     assert proc.returncode == 0 and b"Traceback" not in stderr
 
 
+@pytest.mark.slow
 async def test_ha_discovery_from_a_replay_and_its_removal(mosquitto_1883, synthetic_60s):
     prefix = unique_prefix("ha")
     collector = await Collector(*mosquitto_1883, f"hatest-{prefix}/#").start()
@@ -96,6 +99,7 @@ async def test_ha_discovery_from_a_replay_and_its_removal(mosquitto_1883, synthe
     assert payloads[-1] == b""  # --ha-remove-on-leave: the entity is removed when the replay ends
 
 
+@pytest.mark.slow
 async def test_serve_announces_devices_with_the_service_in_their_availability(mosquitto_1883):
     prefix = unique_prefix("hasrv")
     collector = await Collector(*mosquitto_1883, f"homeassistant/sensor/{prefix}/#").start()

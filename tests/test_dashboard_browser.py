@@ -80,6 +80,7 @@ async def shows_within(page, device: str, text: str, start: float, timeout_s: fl
     return time.monotonic() - start
 
 
+@pytest.mark.slow
 async def test_a_new_device_shows_its_heart_rate_within_half_a_second(page, dashboard, mqtt):
     prefix, device = dashboard.prefix, "wrist-a"
     try:
@@ -145,6 +146,7 @@ async def scroll_through(page) -> dict[str, str]:
         await page.evaluate("() => window.scrollBy(0, window.innerHeight * 0.8)")
 
 
+@pytest.mark.slow
 async def test_a_hundred_devices_render_sort_and_filter(page, dashboard, mqtt, tmp_path):
     prefix = dashboard.prefix
     devices = [f"dev-{i:03d}" for i in range(100)]

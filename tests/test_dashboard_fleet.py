@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from statistics import NormalDist
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,7 @@ def test_a_restarted_stream_starts_the_card_afresh():
     shuffle_keys=st.lists(st.floats(0, REORDER_WINDOWS - 2), min_size=150, max_size=150),
     repeats=st.lists(st.integers(0, 149), max_size=20),
 )
+@pytest.mark.slow
 def test_missed_is_the_number_of_gaps_whatever_the_order(present, shuffle_keys, repeats):
     """Windows delivered reordered by less than the reorder horizon, with duplicates: the missed count
     is exactly the windows absent after the first one that arrived."""

@@ -236,6 +236,7 @@ async def test_logs_the_url_it_listens_on(mosquitto_1883):
         assert proc.wait(timeout=10) == 0
 
 
+@pytest.mark.slow
 async def test_shows_a_real_replay_end_to_end(mosquitto_1883):
     """The pipeline publishes, the dashboard only listens: every window arrives, none counted missed,
     and the card turns offline when the replay ends."""
@@ -265,6 +266,7 @@ async def test_ready_says_whether_the_broker_answers(private_mosquitto):
         assert await dash.ready(timeout_s=10)
 
 
+@pytest.mark.slow
 def test_stops_cleanly_even_while_still_subscribing():
     """A broker that accepts the connection and never answers CONNECT: the page is up (its URL logged after
     the first few seconds) while the subscription is still being set up. SIGTERM then ends the process at
@@ -299,6 +301,7 @@ async def _retained(prefix: str, device: str, wait_s: float = 1.0) -> list[bytes
     return got
 
 
+@pytest.mark.slow
 async def test_an_offline_device_can_be_cleared_from_the_page_and_stays_cleared(mosquitto_1883):
     """Retained `offline` statuses of earlier runs used to pile up as cards that only publishing empty
     retained messages by hand could clear."""
@@ -329,6 +332,7 @@ async def test_an_offline_device_can_be_cleared_from_the_page_and_stays_cleared(
         await clear_retained(prefix, ["live"])
 
 
+@pytest.mark.slow
 async def test_a_device_offline_longer_than_the_retention_is_forgotten(mosquitto_1883):
     prefix = unique_prefix()
     await publish([(f"{prefix}/{d}/status", s) for d, s in (("stale", b"offline"), ("live", b"online"))], retain=True)

@@ -11,6 +11,8 @@ pytest.importorskip("torch", reason="the [train] extra (torch) is not installed"
 
 from tests.conftest import ROOT  # noqa: E402
 
+pytestmark = pytest.mark.slow  # see pyproject's markers: left out of the quick subset
+
 
 def _cli(*args, data=None):
     """`ppg-distill ARGS`; `data`: the folder PPG_STREAM_DATA names (an empty one: a clone next to no data)."""

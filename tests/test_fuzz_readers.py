@@ -18,6 +18,7 @@ BUDGET = {"pickle": 400, "csv": 250, "mat": 300}  # examples per target: about 5
 MAX_PEAK_RSS_MIB = 400
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(BUDGET))
 def test_reader_survives_fuzzing(target, tmp_path):
     last_input = tmp_path / "last_input"

@@ -11,6 +11,8 @@ from ppg_stream.stream.core.engine import InferenceEngine
 from tests.conftest import run_cli
 from tests.models_for_tests import slow_model
 
+pytestmark = pytest.mark.slow  # each runs the CLI on a minute of recording: left out of the quick subset (-m "not slow")
+
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory):

@@ -10,7 +10,7 @@ import pytest
 from ppg_stream.stream.core.engine import InferenceEngine
 from tests.conftest import Collector, free_port, start_cli, until_logged, window_mae
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 # The synthetic recording's HR is known. Clean windows decode within ~1 bpm (8 s spectral peak vs the
 # window's mean HR); motion windows are rescued by the accelerometer. 3 bpm leaves room for a few

@@ -23,7 +23,7 @@ from ppg_stream.stream.mqtt.settings import PASSWORD_ENV, USERNAME_ENV, BrokerSe
 from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
 from tests.conftest import ROOT, free_port, need_broker_or_fail, wait_port
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 USER, PASSWORD = "wrist-gateway", "c0rrect-h0rse"
 

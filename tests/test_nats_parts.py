@@ -185,6 +185,7 @@ async def test_streams_refuse_another_partition_count_and_the_probe_finds_a_miss
         await nc.close()
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_serve_nats_mistakes_are_one_line_errors(node):
     unmapped = run_cli("serve", "--nats", node.url(0), "--topic-prefix", "nomap", "--nats-partitions", "4")

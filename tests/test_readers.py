@@ -388,6 +388,7 @@ def test_recording_invariants(changes, message):
         Recording(**fields)
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_while_reading_is_still_one_line(tmp_path):
     """The readers bound what a file may ask for, but a machine can be short of memory anyway."""
     import subprocess

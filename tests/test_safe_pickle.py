@@ -131,6 +131,7 @@ def test_a_dtype_state_never_changes_numpys_shared_dtypes():
     assert np.dtype("f8").byteorder == "=" and np.zeros(1).dtype.isnative
 
 
+@pytest.mark.slow
 def test_a_deeply_nested_tuple_key_is_refused_before_it_is_hashed():
     """Hashing a tuple nested a million deep overflows the C stack (the standard unpickler segfaults)."""
     result = _run_isolated(

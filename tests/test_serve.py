@@ -12,7 +12,7 @@ from ppg_stream.stream.core.raw_chunk import RawChunk, encode_raw_chunk
 from tests.conftest import Collector, run_cli
 from tests.serve_helpers import Service, by_device, direct_estimates, mae, publish_all, raw_payloads, synthetic_recording, unique_prefix
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
 async def test_gateway_through_mosquitto_to_serve_gives_the_same_heart_rate_as_a_direct_replay(mosquitto_1883, synthetic_60s):

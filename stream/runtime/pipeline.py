@@ -35,6 +35,7 @@ import structlog
 
 from ..core.chunk import ACC, PPG, Chunk
 from ..core.decode import decode_probabilities, softmax
+from .budget import DEFAULT_BUDGET_MS
 from .device_table import DEFAULT_QUEUE_CHUNKS, DeviceLimitError, DeviceState, DeviceTable
 from ..core.beats import BeatGate, refine_with_beats
 from ..core.engine import InferenceEngine
@@ -47,7 +48,6 @@ from ..core.tracker import TrackerTable
 
 log = structlog.get_logger("ppg_stream")
 
-DEFAULT_BUDGET_MS = 50.0
 BATCH_WINDOWS = 256  # windows per onnxruntime call (batching beyond this buys little)
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import structlog
 
-from ....replay.synthetic import DEMO_RECORDING
 from ..options import (
     Parser,
     UsageError,
@@ -77,7 +76,7 @@ def chunk_seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ...runtime.pipeline import DEFAULT_BUDGET_MS
+    from ...runtime.budget import DEFAULT_BUDGET_MS
 
     p = Parser(prog="ppg-stream", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -153,6 +152,7 @@ async def run(args: argparse.Namespace, ble_backend: object | None = None) -> in
 def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
     """(device id, recording) per file: ids from the subjects, else the file names; never ambiguous."""
     from ....replay.load import load_recording, recording_paths
+    from ....replay.synthetic import DEMO_RECORDING
 
     paths = [DEMO_RECORDING] if args.demo else [p for given in args.replay for p in recording_paths(given)]
     if args.device_id is not None and len(paths) > 1:
@@ -173,6 +173,7 @@ def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
 async def run_replay(args: argparse.Namespace) -> int:
     """Replay the recordings; with --dashboard the dashboard (and an embedded broker) stay up after the
     replay until Ctrl-C, so its page still shows the run to whoever opens it later."""
+    from ....replay.synthetic import DEMO_RECORDING
     from ..compose import hr_over_mqtt, open_engine, open_local_run, run_config
     from ..lifecycle import finish, until_done_or_interrupted
     from ...runtime.source_pump import pump

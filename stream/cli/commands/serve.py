@@ -54,7 +54,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ...runtime.pipeline import DEFAULT_BUDGET_MS
+    from ...runtime.budget import DEFAULT_BUDGET_MS
 
     p = Parser(prog="ppg-stream serve", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--idle-timeout", type=positive_float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S", help=f"a device silent this long leaves: status offline, state freed (default {DEFAULT_IDLE_TIMEOUT_S:g})")

@@ -83,7 +83,6 @@ async def retained_statuses(port: int, prefix: str) -> int:
 
 def run(python: str, broker: Broker, ids: int, idle_s: float) -> list:
     prefix = f"flood-{uuid.uuid4().hex[:6]}"
-    hr: list[int] = []
     proc = subprocess.Popen([python, "-m", "ppg_stream.stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--broker", f"mqtt://127.0.0.1:{broker.port}",
                              "--idle-timeout", str(idle_s), "--stats-interval", "3600"], cwd="/tmp", stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -125,7 +124,6 @@ def run(python: str, broker: Broker, ids: int, idle_s: float) -> list:
     proc.wait(60)
     reader.join(5)
     summary = next((json.loads(line) for line in reversed(lines) if '"serve interrupted"' in line), {})
-    real_windows = next((json.loads(line).get("windows") for line in lines if '"device left"' in line and '"real"' in line), None)
     return [python, f"{ids:,}", f"{flood_s:.0f}", f"{base:.0f}", f"{peak[0]:.0f}", f"{after:.0f}", f"{flood_lines:,}", f"{retained:,}",
             f"{summary.get('devices', 0):,}", f"{summary.get('refused_devices', 0):,}", f"{summary.get('windows', '?')}"]
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tables import table  # noqa: E402
 
+from ppg_stream.replay.data_sets import IEEE_SPC2015, data_dir  # noqa: E402
 from ppg_stream.replay.load import load_recording  # noqa: E402
 from ppg_stream.stream.sources.replay import ReplaySource  # noqa: E402
 from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia  # noqa: E402
@@ -38,7 +39,7 @@ from ppg_stream.stream.core.engine import InferenceEngine  # noqa: E402
 from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig, warm_up_runtime  # noqa: E402
 from ppg_stream.stream.runtime.source_pump import pump  # noqa: E402
 
-IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
+IEEE_DIR = data_dir(IEEE_SPC2015)  # $PPG_STREAM_DATA/ieee-spc2015, else ../shared/data beside the checkout
 
 
 def broker_up(port: int = 1883) -> bool:

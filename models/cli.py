@@ -11,12 +11,19 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
-DEFAULT_IEEE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ieee-spc2015"
+from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, data_dir, where_to_get
+
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
+# what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
+NEEDS = {"train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
+         "accuracy": ("torch",), "report": ("matplotlib",)}
+TRAIN_EXTRA = frozenset({"torch", "tqdm", "matplotlib"})
+INSTALL_TRAIN = "pip install -e '.[train]' in the checkout (CPU torch first: pip install torch==2.13.0)"
 
 
 class UsageError(Exception):
@@ -69,7 +76,9 @@ def parse_params(items: list[str]) -> tuple[tuple[str, float], ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ppg-distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--ieee", default=str(DEFAULT_IEEE), help="IEEE SPC 2015 folder (default: ../shared/data/ieee-spc2015), or 'none'")
+    ieee_default = str(data_dir(IEEE_SPC2015))
+    ieee_help = f"IEEE SPC 2015 folder (default: ${DATA_ENV}/ieee-spc2015, else ../shared/data/ieee-spc2015 beside the checkout: now {ieee_default})"
+    common.add_argument("--ieee", default=ieee_default, help=f"{ieee_help}, or 'none'")
     common.add_argument("--dalia", type=Path, default=None, help="PPG-DaLiA folder with S*.pkl subjects, added to the study")
     common.add_argument("--folds", type=int, default=4, help="subject-wise folds (12 = leave one subject out; default 4)")
     common.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and teacher checkpoints")
@@ -117,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     a = sub.add_parser("accuracy", help="tracker variants before/after per failure class: leave-one-subject-out + synthetic scenarios")
-    a.add_argument("--ieee", default=str(DEFAULT_IEEE), help="IEEE SPC 2015 folder (default: ../shared/data/ieee-spc2015)")
+    a.add_argument("--ieee", default=ieee_default, help=ieee_help)
     a.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and per-fold probabilities")
     a.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
     a.add_argument("--folds", type=parse_folds, default=None, metavar="LIST", help="leave-one-subject-out folds to use, e.g. 0,3 (default all 12)")
@@ -139,31 +148,59 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def missing_extra(command: str) -> list[str]:
+    """The modules of the [train] extra this command needs that are not installed."""
+    return [name for name in NEEDS.get(command, ()) if importlib.util.find_spec(name) is None]
+
+
+def _check_common(args) -> None:
+    """The options every data command shares, checked before any data is read."""
+    if args.folds < 2:
+        raise UsageError(f"--folds {args.folds}: at least 2 (12 = leave one subject out of IEEE SPC 2015)")
+    if args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: at least 1")
+    if args.ieee == "none" and args.dalia is None:
+        raise UsageError("no training data: --ieee none needs --dalia DIR")
+
+
+def _check_run(args, strategy: str, teacher: str | None) -> bool:
+    """A run's own options (strategy, its hyperparameters, the training mix), before any data is read;
+    whether the strategy needs a teacher."""
+    from .architectures import TEACHER_SIZES
+    from .losses import build_strategy
+
+    try:
+        needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if needs_teacher and teacher not in TEACHER_SIZES:
+        raise UsageError(f"teacher {teacher!r}: one of {', '.join(TEACHER_SIZES)}")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs}: at least 1")
+    if args.mix_synthetic < 0:
+        raise UsageError("--mix-synthetic must be 0 or more")
+    if args.activities < 0:
+        raise UsageError("--activities must be 0 or more")
+    return needs_teacher
+
+
 def _data(args):
     from .study import load_study_data
 
     ieee = None if args.ieee == "none" else Path(args.ieee)
     if ieee is not None and not any(ieee.glob("DATA_*_TYPE*.mat")):
-        raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there")
+        raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there; {where_to_get(IEEE_SPC2015)} (or give --ieee DIR)")
     if args.dalia is not None and not any(args.dalia.rglob("S*.pkl")):
-        raise UsageError(f"--dalia {args.dalia}: no PPG-DaLiA subjects (S*.pkl) there")
+        raise UsageError(f"--dalia {args.dalia}: no PPG-DaLiA subjects (S*.pkl) there; get them from {PPG_DALIA.source}")
     if ieee is None and args.dalia is None:
         raise UsageError("no training data: --ieee none needs --dalia DIR")
     return load_study_data(ieee, args.folds, args.cache, args.dalia)
 
 
 def _run_config(args, data, family, width, depth, strategy, teacher):
-    from .losses import build_strategy
     from .study import RunConfig
 
-    try:
-        needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if args.mix_synthetic < 0:
-        raise UsageError("--mix-synthetic must be 0 or more")
-    if args.activities < 0:
-        raise UsageError("--activities must be 0 or more")
+    needs_teacher = _check_run(args, strategy, teacher)
     return RunConfig(strategy, family, width, depth, teacher if needs_teacher else None, args.epochs, args.seed,
                      parse_params(getattr(args, "set", None)), data.name, args.mix_synthetic, len(data.folds), args.taper, args.activities)
 
@@ -171,6 +208,12 @@ def _run_config(args, data, family, width, depth, strategy, teacher):
 def cmd_train_teacher(args) -> int:
     from .study import append_result, completed_keys, pretraining_corpus, teacher_row, train_teacher
 
+    _check_common(args)
+    for option in ("pretrain_recordings", "pretrain_epochs", "finetune_epochs"):
+        if getattr(args, option) < 1:
+            raise UsageError(f"--{option.replace('_', '-')} {getattr(args, option)}: at least 1")
+    if args.pretrain_duration < 30:
+        raise UsageError(f"--pretrain-duration {args.pretrain_duration:g}: at least 30 s")
     data = _data(args)
     corpus = pretraining_corpus(args.pretrain_recordings, args.pretrain_duration, args.cache)
     train_teacher(args.size, data, corpus, args.pretrain_epochs, args.finetune_epochs, [*range(args.folds), "all"], args.cache, threads=args.threads)
@@ -185,6 +228,8 @@ def cmd_train_teacher(args) -> int:
 def cmd_distill(args) -> int:
     from .study import append_result, run_cv
 
+    _check_common(args)
+    _check_run(args, args.strategy, args.teacher)
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
     row = run_cv(run, data, args.cache, progress=True, threads=args.threads)
@@ -199,16 +244,23 @@ def cmd_sweep(args) -> int:
     from .architectures import STUDENT_SIZES
     from .study import append_result, completed_keys, run_cv
 
-    data = _data(args)
-    runs = []
+    _check_common(args)
+    plan = []  # (family, width, depth, strategy, teacher), every option checked before the data is read
     for family in args.families.split(","):
         if family not in STUDENT_SIZES:
             raise UsageError(f"--families: unknown family {family!r} (resnet, mlp)")
-        sizes = STUDENT_SIZES[family] if args.sizes == "all" else [STUDENT_SIZES[family][int(i)] for i in args.sizes.split(",")]
+        try:
+            sizes = STUDENT_SIZES[family] if args.sizes == "all" else [STUDENT_SIZES[family][int(i)] for i in args.sizes.split(",")]
+        except (ValueError, IndexError):
+            raise UsageError(f"--sizes {args.sizes!r}: indices 0-{len(STUDENT_SIZES[family]) - 1} into the {family} sizes, or 'all'") from None
         for width, depth in sizes:
             for strategy in args.strategies.split(","):
                 teachers = [None] if strategy == "scratch" else args.teachers.split(",")
-                runs += [_run_config(args, data, family, width, depth, strategy, t) for t in teachers]
+                for teacher in teachers:
+                    _check_run(args, strategy, teacher)
+                    plan.append((family, width, depth, strategy, teacher))
+    data = _data(args)
+    runs = [_run_config(args, data, *entry) for entry in plan]
     done = completed_keys(args.results)
     todo = [r for r in runs if r.key not in done]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already in {args.results}")
@@ -222,6 +274,12 @@ def cmd_report(args) -> int:
 
     if not args.results.exists():
         raise UsageError(f"--results {args.results}: no such file (run ppg-distill sweep first)")
+    if args.readme is not None:
+        from .report import README_BEGIN, README_END
+
+        text = args.readme.read_text() if args.readme.is_file() else ""
+        if README_BEGIN not in text or README_END not in text:  # said before the report is written, not after
+            raise UsageError(f"--readme {args.readme}: no '{README_BEGIN}' … '{README_END}' markers to write the section between")
     summary = render(load_results(args.results), args.out)
     text = summary.read_text()
     if args.readme is not None:
@@ -242,6 +300,8 @@ def cmd_export(args) -> int:
     from ..stream.core.student_spec import student_spec
     from .train import TeacherOutputs, TrainConfig, train_model
 
+    _check_common(args)
+    _check_run(args, args.strategy, args.teacher)
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
     strategy = build_strategy(run.strategy, **dict(run.params))
@@ -365,7 +425,7 @@ def cmd_accuracy(args) -> int:
 
     ieee = Path(args.ieee)
     if not any(ieee.glob("DATA_*_TYPE*.mat")):
-        raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there")
+        raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there; {where_to_get(IEEE_SPC2015)} (or give --ieee DIR)")
     if args.epochs < 1 or args.mix_synthetic < 0 or args.scenarios < 0 or args.threads < 1 or args.activities < 0:
         raise UsageError("--epochs and --threads must be 1 or more, --mix-synthetic, --activities and --scenarios 0 or more")
     data = load_study_data(ieee, 12, args.cache)
@@ -393,6 +453,9 @@ COMMANDS = {"accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "disti
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        missing = missing_extra(args.command)
+        if missing:
+            raise UsageError(f"ppg-distill {args.command} needs the [train] extra ({', '.join(missing)} not installed): {INSTALL_TRAIN}")
         return COMMANDS[args.command](args)
     except UsageError as e:
         print(f"ppg-distill: error: {e}", file=sys.stderr)
@@ -400,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     except ExportFailed as e:
         print(f"ppg-distill: error: {e}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
+        print(f"ppg-distill: error: {args.command} needs the [train] extra ({e.name} not installed): {INSTALL_TRAIN}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError) as e:
         print(f"ppg-distill: error: {e}", file=sys.stderr)
         return 2

@@ -18,10 +18,11 @@ import aiomqtt
 import numpy as np
 import pytest
 
+from ppg_stream.replay.data_sets import DATA_ENV, IEEE_SPC2015, data_dir
 from ppg_stream.replay.synthetic import Synthetic, synthesize, write_synthetic_dalia
 
 ROOT = Path(__file__).resolve().parent.parent
-IEEE_DIR = ROOT.parent / "shared" / "data" / "ieee-spc2015"
+IEEE_DIR = data_dir(IEEE_SPC2015)  # $PPG_STREAM_DATA/ieee-spc2015, else ../shared/data/ieee-spc2015 beside the checkout
 IN_CI = bool(os.environ.get("CI"))
 
 
@@ -194,6 +195,24 @@ async def start_cli(*args: str) -> asyncio.subprocess.Process:
     )
 
 
+START_TIMEOUT_S = 300.0  # a hang guard, not an expectation: a cold Numba cache on a loaded 2-core machine took 40 s
+
+
+async def until_logged(proc: asyncio.subprocess.Process, event: str, timeout_s: float = START_TIMEOUT_S) -> list[str]:
+    """Read a CLI's stderr until a line containing `event` (e.g. `replay starting`, logged once the warm-up is
+    done); the lines read. A test that waits for messages counts its deadline from there, not from the
+    process start: start-up (imports, compiling the kernels) takes from 1 s to 40 s by machine and load."""
+    lines: list[str] = []
+    async with asyncio.timeout(timeout_s):
+        while True:
+            line = (await proc.stderr.readline()).decode()
+            if not line:
+                raise AssertionError(f"the CLI ended before logging {event!r}: " + "".join(lines))
+            lines.append(line)
+            if event in line:
+                return lines
+
+
 def window_mae(messages: list[dict], labels: np.ndarray) -> float:
     return float(np.mean([abs(m["bpm"] - labels[m["window"]]) for m in messages]))
 
@@ -201,5 +220,5 @@ def window_mae(messages: list[dict], labels: np.ndarray) -> float:
 @pytest.fixture(scope="session")
 def ieee_dir() -> Path:
     if not (IEEE_DIR / "DATA_01_TYPE01.mat").exists():
-        pytest.skip(f"IEEE SPC 2015 data not found at {IEEE_DIR} (it sits beside the checkout in CI; see README)")
+        pytest.skip(f"IEEE SPC 2015 data not found at {IEEE_DIR} (set {DATA_ENV} to the folder holding ieee-spc2015/; see docs/data.md)")
     return IEEE_DIR

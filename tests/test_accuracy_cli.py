@@ -11,6 +11,8 @@ pytest.importorskip("torch", reason="the [train] extra (torch) is not installed"
 
 from tests.conftest import ROOT  # noqa: E402
 
+pytestmark = pytest.mark.slow  # see pyproject's markers: left out of the quick subset
+
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "accuracy", *args], capture_output=True, text=True, cwd=ROOT, timeout=300,

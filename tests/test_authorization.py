@@ -16,8 +16,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.conftest import ROOT, free_port, need_broker_or_fail, run_cli, wait_port
-from tests.serve_helpers import unique_prefix
+from tests.conftest import ROOT, free_port, need_broker_or_fail, wait_port
 
 pytestmark = pytest.mark.network
 

@@ -51,6 +51,7 @@ def test_moving_windows_are_never_refined():
     assert not refined[acc_rms > 0.1].any()
 
 
+@pytest.mark.slow
 def test_the_cli_refines_at_rest_unless_told_not_to(tmp_path):
     syn = synthesize(120, seed=13, motion_share=0.0, noise=0.02)
     write_synthetic_dalia(tmp_path / "rest.pkl", syn, with_chest=False)

@@ -67,6 +67,7 @@ async def _ended_by_ctrl_c(task: asyncio.Task, timeout_s: float = 30.0) -> int:
     return task.result()
 
 
+@pytest.mark.slow
 @pytest.mark.network
 async def test_polar_stream_to_mqtt_with_a_disconnect_in_the_middle(mosquitto_1883, capsys):
     device, labels = verity_device(duration_s=72.0, seed=21, disconnect_at_s=30.0, offline_s=7.0, junk_every=25)
@@ -118,6 +119,7 @@ def _mae(messages: list[dict], labels: np.ndarray) -> float:
     return float(np.mean([abs(m["bpm"] - labels[m["window"]]) for m in messages]))
 
 
+@pytest.mark.slow
 @pytest.mark.network
 async def test_verity_sense_firmware_with_acc_delta_type_0_and_55_hz_ppg_sold_as_135(mosquitto_1883, capsys):
     """What Verity Sense firmware 1.1.5-2.0.x sends: ACC as delta frames of type 0x80 (16-bit reference, G × FACTOR)
@@ -143,6 +145,7 @@ async def test_verity_sense_firmware_with_acc_delta_type_0_and_55_hz_ppg_sold_as
     assert "malformed_frames=0" in err
 
 
+@pytest.mark.slow
 @pytest.mark.network
 async def test_a_stop_from_the_device_and_a_silent_stall_are_survived(mosquitto_1883, capsys):
     """The device stops both streams on its own at 20 s (it says so on the control point), and at 44 s goes silent
@@ -318,6 +321,7 @@ class _TwoWearables:
         return None
 
 
+@pytest.mark.slow
 @pytest.mark.network
 async def test_two_wearables_in_one_process(mosquitto_1883):
     backends, labels = [], {}

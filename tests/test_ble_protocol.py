@@ -166,6 +166,7 @@ def test_malformed_frames_say_what_is_wrong(raw, words):
     block=st.integers(1, 12),
     min_bits=st.integers(0, 24),
 )
+@pytest.mark.slow
 def test_round_trip_through_an_independent_encoder(data, n, ppg, block, min_bits):
     channels, width, measurement, frame_type = (4, 3, 1, 0) if ppg else (3, 2, 2, 1)
     lo, hi = -(1 << (8 * width - 2)), (1 << (8 * width - 2)) - 1  # deltas of these stay within 8·width bits

@@ -198,6 +198,7 @@ async def test_a_stop_from_the_device_restarts_the_stream():
     assert t[-1] > 6.0 and dt.max() < 1.0  # data again within a second of device time
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cure", ["restart", "reconnect"])
 async def test_silence_restarts_the_measurement_then_reconnects(cure):
     device = _device(16.0, stall_at_s=3.0, stall_cured_by=cure)

@@ -41,6 +41,7 @@ def _overconfident_logits(n: int, rng: np.random.Generator) -> tuple[np.ndarray,
     return logits, hr
 
 
+@pytest.mark.slow
 def test_a_fitted_temperature_softens_an_overconfident_model_and_lowers_its_ece():
     rng = np.random.default_rng(1)
     logits, hr = _overconfident_logits(4000, rng)

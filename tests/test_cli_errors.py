@@ -140,6 +140,10 @@ def _model(**changes: str) -> bytes:
         (None, ["--demo", "--speed", "1e-300"], ["invalid speed '1e-300': a number from 0.01 to 1,000,000"]),
         (None, ["--demo", "--chunk-s", "1e-300"], ["--chunk-s", "expected 0.1-3600 seconds"]),
         (None, ["--ble", "A" * 5000], ["expected a device address"]),  # its id would not fit a topic
+        # it used to be scanned for until the scan timed out
+        (None, ["--ble", "nonsense"], ["--ble 'nonsense': expected a device address such as A0:9E:1A:12:34:56"]),
+        (None, ["--ble", "A0:9E:1A:12:34"], ["expected a device address"]),
+        (None, ["--ble", "A0:9E:1A:12:34:5G"], ["expected a device address"]),
     ],
 )
 def test_bad_files_and_flags(tmp_path, setup, args, fragments):
@@ -152,6 +156,7 @@ def test_bad_files_and_flags(tmp_path, setup, args, fragments):
     _assert_one_line_error(run_cli(*args, "--no-mqtt"), *fragments)
 
 
+@pytest.mark.slow
 def test_a_consumer_of_mqtt_is_refused_where_nothing_is_published_there():
     """A NATS gateway that runs no model, or `serve --nats` without --broker, publishes nothing over
     MQTT: a dashboard or Home Assistant beside it would show nothing, so it is a mistake, said at once."""
@@ -215,6 +220,7 @@ def _run_cli_measured(tmp_path, *args: str) -> tuple[CliResult, float]:
     return CliResult(proc.returncode, proc.stdout, proc.stderr), int(peak_file.read_text()) / 1024
 
 
+@pytest.mark.slow
 def test_unbounded_csv_inputs_end_in_one_line_with_bounded_memory(tmp_path):
     """Issue 9: `/dev/zero` as a .csv grew to 24 GB; a 2 GB sparse .csv reached 4.2 GB then a traceback."""
     (tmp_path / "zero.csv").symlink_to("/dev/zero")
@@ -231,3 +237,29 @@ def test_unbounded_csv_inputs_end_in_one_line_with_bounded_memory(tmp_path):
         result, rss = _run_cli_measured(tmp_path, "--replay", str(path), "--no-mqtt")
         _assert_one_line_error(result, fragment)
         assert rss < baseline_rss + 64, f"{path.name}: {rss:.0f} MiB against {baseline_rss:.0f} MiB for a missing file"
+
+
+def test_ble_addresses_are_what_bluez_windows_and_macos_name_devices():
+    from ppg_stream.stream.sources.ble.address import is_ble_address
+
+    for good in ("A0:9E:1A:12:34:56", "a0:9e:1a:12:34:56", "A0-9E-1A-12-34-56", "2F6BB3C4-51A1-4E5E-9D3A-0C5C2A6E9B1D"):
+        assert is_ble_address(good), good
+    for bad in ("nonsense", "A0:9E:1A:12:34", "A0:9E-1A:12:34:56", "A0:9E:1A:12:34:56:78", "2F6BB3C4-51A1-4E5E-9D3A", ""):
+        assert not is_ble_address(bad), bad
+
+
+@pytest.mark.slow
+@pytest.mark.network
+def test_a_taken_port_is_said_before_the_warm_up(mosquitto_1883, synthetic_60s):
+    """--dashboard and --metrics-port used to be bound after the 8-40 s warm-up."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        broker = ["--broker", "mqtt://127.0.0.1:1883"]
+        replay = run_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--dashboard", port, *broker)
+        serve = run_cli("serve", "--metrics-port", port, *broker)
+    _assert_one_line_error(replay, f"dashboard: cannot listen on 127.0.0.1:{port}: address already in use")
+    _assert_one_line_error(serve, f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}: address already in use")

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.conftest import make_synthetic_file, run_cli
 
 
@@ -9,6 +11,7 @@ def _summary(stderr: str) -> dict:
     return next(json.loads(line) for line in stderr.splitlines() if '"replay finished"' in line)
 
 
+@pytest.mark.slow
 def test_a_folder_and_a_file_replay_as_separate_devices(tmp_path):
     folder = tmp_path / "ward"
     folder.mkdir()
@@ -31,6 +34,7 @@ def test_a_folder_and_a_file_replay_as_separate_devices(tmp_path):
     assert summary["labelled_windows"] == summary["windows"]
 
 
+@pytest.mark.slow
 def test_two_recordings_of_the_same_subject_get_distinct_ids(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()

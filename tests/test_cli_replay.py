@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from ppg_stream.replay.csv_file import write_csv
 from ppg_stream.replay.synthetic import synthesize
@@ -13,6 +14,7 @@ def _summary(stderr: str) -> dict:
     return next(json.loads(line) for line in stderr.splitlines() if '"replay finished"' in line)
 
 
+@pytest.mark.slow
 def test_ieee_recording_through_the_cli(ieee_dir):
     # the spectral estimator: the shipped student was trained on these recordings, so it would be in-sample
     result = run_cli("--replay", str(ieee_dir / "DATA_03_TYPE02.mat"), "--speed", "max", "--model", "spectral", "--stdout", "--no-mqtt", "--log-json")
@@ -23,6 +25,7 @@ def test_ieee_recording_through_the_cli(ieee_dir):
     assert summary["mae_bpm"] < summary["mae_untracked_bpm"]  # tracking helps
 
 
+@pytest.mark.slow
 def test_csv_with_a_hole_skips_only_windows_that_touch_it(tmp_path):
     syn = synthesize(60, seed=2, motion_share=0.0)
     t = np.arange(len(syn.ppg)) / 64
@@ -40,6 +43,7 @@ def test_csv_with_a_hole_skips_only_windows_that_touch_it(tmp_path):
     assert max(abs(est[k] - syn.labels_bpm[k]) for k in est) < 5  # no NaN turned into a heart rate
 
 
+@pytest.mark.slow
 def test_outbox_overflow_is_counted_and_logged(tmp_path, synthetic_60s):
     from tests.conftest import free_port
 

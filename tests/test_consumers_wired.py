@@ -10,12 +10,13 @@ import re
 import aiohttp
 import pytest
 
-from tests.conftest import Collector, run_cli, start_cli
+from tests.conftest import Collector, run_cli, start_cli, until_logged
 from tests.serve_helpers import Service, publish_all, raw_payloads, synthetic_recording, unique_prefix
 
 pytestmark = pytest.mark.network
 
 
+@pytest.mark.slow
 async def test_replay_with_dashboard_shows_the_device_at_its_url(mosquitto_1883, synthetic_60s):
     prefix = unique_prefix("dash")
     proc = await start_cli("--replay", str(synthetic_60s.path), "--speed", "6", "--dashboard", "0", "--topic-prefix", prefix, "--log-json")
@@ -43,6 +44,37 @@ async def test_replay_with_dashboard_shows_the_device_at_its_url(mosquitto_1883,
         await proc.wait()
 
 
+@pytest.mark.slow
+async def test_the_dashboard_stays_up_after_the_replay_until_ctrl_c(mosquitto_1883, synthetic_60s):
+    """The demo's case: a user who opens the URL after the replay has ended still sees it. The URL is logged
+    before the warm-up (which says it is compiling); after the summary, the page stays until Ctrl-C (exit 0:
+    the replay itself completed)."""
+    import signal
+
+    prefix = unique_prefix("linger")
+    proc = await start_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--dashboard", "0", "--topic-prefix", prefix, "--log-json")
+    try:
+        lines = await until_logged(proc, "the dashboard stays up until Ctrl-C")
+        events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
+        assert events.index("dashboard running") < events.index(next(e for e in events if e.startswith("warming up: compiling"))) \
+            < events.index("replay starting") < events.index("replay finished")
+        url = json.loads(lines[-1])["url"]
+        await asyncio.sleep(1.0)
+        assert proc.returncode is None  # still serving, after the replay
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "api/devices") as response:
+                device, = [d for d in (await response.json())["devices"] if d["id"] == "syn60"]
+        assert device["status"] == "offline" and 40 < device["bpm"] < 200 and device["n"] == synthetic_60s.n_windows
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0 and b"Traceback" not in stderr
+
+
+@pytest.mark.slow
 async def test_ha_discovery_from_a_replay_and_its_removal(mosquitto_1883, synthetic_60s):
     prefix = unique_prefix("ha")
     collector = await Collector(*mosquitto_1883, f"hatest-{prefix}/#").start()
@@ -61,10 +93,13 @@ async def test_ha_discovery_from_a_replay_and_its_removal(mosquitto_1883, synthe
     assert config["availability"] == [{"topic": f"{prefix}/syn60/status", "payload_available": "online", "payload_not_available": "offline"}]
     from ppg_stream.stream.core.engine import InferenceEngine
 
-    assert config["device"]["model"] == InferenceEngine("student").spec.label  # the shipped default, whatever its version
+    student = InferenceEngine("student").spec
+    assert config["device"]["model"] == student.label  # the shipped default, whatever its version
+    assert config["expire_after"] == 10 * student.hop_s  # ten hops without a heart rate: unavailable
     assert payloads[-1] == b""  # --ha-remove-on-leave: the entity is removed when the replay ends
 
 
+@pytest.mark.slow
 async def test_serve_announces_devices_with_the_service_in_their_availability(mosquitto_1883):
     prefix = unique_prefix("hasrv")
     collector = await Collector(*mosquitto_1883, f"homeassistant/sensor/{prefix}/#").start()

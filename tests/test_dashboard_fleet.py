@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from statistics import NormalDist
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,7 @@ def test_a_restarted_stream_starts_the_card_afresh():
     shuffle_keys=st.lists(st.floats(0, REORDER_WINDOWS - 2), min_size=150, max_size=150),
     repeats=st.lists(st.integers(0, 149), max_size=20),
 )
+@pytest.mark.slow
 def test_missed_is_the_number_of_gaps_whatever_the_order(present, shuffle_keys, repeats):
     """Windows delivered reordered by less than the reorder horizon, with duplicates: the missed count
     is exactly the windows absent after the first one that arrived."""
@@ -162,3 +164,46 @@ def test_band_is_the_normal_sigma_implied_by_confidence():
     widths = [band_half_width(c) for c in (0.01, 0.2, 0.5, 0.8, 0.95)]
     assert widths == sorted(widths, reverse=True)
     assert band_half_width(0.0) == MAX_HALF_WIDTH_BPM and band_half_width(None) is None
+
+
+def test_a_device_offline_longer_than_the_retention_is_forgotten_and_only_then():
+    fleet = Fleet("ppg")
+    fleet.handle("ppg/gone/status", b"offline", now=100.0)  # retained from an earlier run: offline at least since now
+    fleet.handle("ppg/live/status", b"online", now=100.0)
+    feed(fleet, [0, 1], device="live")
+    fleet.handle("ppg/back/status", b"offline", now=100.0)
+    fleet.take_changes_json(100.0)
+    assert fleet.expire(100.0 + 3600, retention_s=3600) == []  # not longer than the retention yet
+    fleet.handle("ppg/back/status", b"online", now=200.0)  # came back: its offline clock stops
+    fleet.handle("ppg/live/status", b"offline", now=3000.0)  # went offline later: its own clock
+    assert fleet.expire(100.0 + 3601, retention_s=3600) == ["gone"]
+    assert sorted(fleet.devices) == ["back", "live"]
+    assert {"id": "gone", "removed": True} in json.loads(fleet.take_changes_json(3701.0))  # the browsers drop the card
+    assert fleet.expire(3000.0 + 3601, retention_s=3600) == ["live"]
+    fleet.handle("ppg/gone/status", b"offline", now=9000.0)  # a device that comes back as offline starts afresh
+    assert "gone" in fleet.devices and fleet.expire(9001.0, retention_s=3600) == []
+
+
+def test_a_device_can_be_removed_and_a_cleared_status_removes_it_too():
+    fleet = Fleet("ppg")
+    feed(fleet, [0], device="a")
+    fleet.handle("ppg/b/status", b"offline", now=1.0)
+    assert fleet.remove("a") and not fleet.remove("a")
+    fleet.handle("ppg/b/status", b"", now=2.0)  # what clearing it on the broker sends back
+    assert fleet.devices == {} and fleet.counts()["devices"] == 0
+
+
+def test_the_message_rate_of_a_device_every_two_seconds_is_half_a_message_per_second():
+    from ppg_stream.stream.consumers.dashboard.rate import RateMeter
+
+    meter = RateMeter(now=0.0)
+    for t in range(0, 61, 2):  # one HR message per 2 s hop
+        meter.add(t + 0.3)
+        assert meter.rate(t + 0.3) <= 1.0
+        if t >= 10:
+            assert meter.rate(t + 0.3) == meter.rate(t + 1.7) == 0.5  # steady: it read 0 or 1, second by second
+    assert meter.rate(75.0) == 0.0  # silence: the window empties
+    busy = RateMeter(now=0.0)
+    for i in range(2500):  # 250 messages a second for 10 s
+        busy.add(i / 250)
+    assert abs(busy.rate(10.0) - 250) < 30

@@ -237,6 +237,7 @@ async def test_logs_the_url_it_listens_on(mosquitto_1883):
         assert proc.wait(timeout=10) == 0
 
 
+@pytest.mark.slow
 async def test_shows_a_real_replay_end_to_end(mosquitto_1883):
     """The pipeline publishes, the dashboard only listens: every window arrives, none counted missed,
     and the card turns offline when the replay ends."""
@@ -266,15 +267,93 @@ async def test_ready_says_whether_the_broker_answers(private_mosquitto):
         assert await dash.ready(timeout_s=10)
 
 
-def test_stops_cleanly_even_while_still_subscribing(mosquitto_1883):
-    """SIGTERM right after start-up lands while the MQTT subscription is being set up: the process
-    still ends at once with status 0 (a cancellation lost inside aiomqtt is repeated)."""
-    for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-m", "ppg_stream.stream.cli", "dashboard", "--port", "0", "--log-json", "--topic-prefix", unique_prefix()],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        assert json.loads(proc.stderr.readline())["event"] == "dashboard running"
-        proc.terminate()
-        assert proc.wait(timeout=5) == 0
+@pytest.mark.slow
+def test_stops_cleanly_even_while_still_subscribing():
+    """A broker that accepts the connection and never answers CONNECT: the page is up (its URL logged after
+    the first few seconds) while the subscription is still being set up. SIGTERM then ends the process at
+    once with status 0."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepted by the kernel, never read: no CONNACK ever comes
+        broker = f"mqtt://127.0.0.1:{silent.getsockname()[1]}"
+        for _ in range(3):
+            proc = subprocess.Popen([sys.executable, "-m", "ppg_stream.stream.cli", "dashboard", "--port", "0", "--log-json",
+                                     "--topic-prefix", unique_prefix(), "--broker", broker],
+                                    cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            record = json.loads(proc.stderr.readline())
+            assert record["event"] == "dashboard running" and record["subscribed"] is False
+            proc.terminate()
+            assert proc.wait(timeout=5) == 0
+
+
+async def _retained(prefix: str, device: str, wait_s: float = 1.0) -> list[bytes]:
+    """What a subscriber that starts now is given on the device's status topic (retained only)."""
+    import aiomqtt
+
+    got: list[bytes] = []
+    async with aiomqtt.Client("127.0.0.1", 1883) as client:
+        await client.subscribe(f"{prefix}/{device}/status", qos=1)
+        try:
+            async with asyncio.timeout(wait_s):
+                async for message in client.messages:
+                    got.append(bytes(message.payload))
+        except TimeoutError:
+            pass
+    return got
+
+
+@pytest.mark.slow
+async def test_an_offline_device_can_be_cleared_from_the_page_and_stays_cleared(mosquitto_1883):
+    """Retained `offline` statuses of earlier runs used to pile up as cards that only publishing empty
+    retained messages by hand could clear."""
+    prefix = unique_prefix()
+    await publish([(f"{prefix}/{d}/status", s) for d, s in (("old1", b"offline"), ("old2", b"offline"), ("live", b"online"))], retain=True)
+    dash = start_dashboard(prefix)
+    try:
+        for device in ("old1", "old2", "live"):
+            await wait_for_device(dash.url, device)
+        async with aiohttp.ClientSession() as session:
+            async def delete(query: str, **headers) -> int:
+                async with session.delete(dash.url + "api/devices?" + query, headers=headers) as response:
+                    return response.status
+
+            assert await delete("id=live") == 409  # online: it would be back with its next message
+            assert await delete("id=nobody") == 404
+            assert await delete("id=old1", Origin="http://evil.example") == 403  # another site's page cannot
+            assert await delete("id=old1", Origin=dash.url.rstrip("/")) == 200  # the dashboard's own page can
+        snap = await get_json(dash.url + "api/devices")
+        assert sorted(d["id"] for d in snap["devices"]) == ["live", "old2"]
+        assert await _retained(prefix, "old1") == []  # gone from the broker too: the next dashboard will not show it
+        assert await _retained(prefix, "old2") == [b"offline"]
+        async with aiohttp.ClientSession() as session, session.delete(dash.url + "api/devices?status=offline") as response:
+            assert (await response.json()) == {"cleared": ["old2"]}
+        assert await _retained(prefix, "old2") == [] and await _retained(prefix, "live") == [b"online"]
+    finally:
+        dash.stop()
+        await clear_retained(prefix, ["live"])
+
+
+@pytest.mark.slow
+async def test_a_device_offline_longer_than_the_retention_is_forgotten(mosquitto_1883):
+    prefix = unique_prefix()
+    await publish([(f"{prefix}/{d}/status", s) for d, s in (("stale", b"offline"), ("live", b"online"))], retain=True)
+    dash = start_dashboard(prefix, "--retention", "2s")
+    try:
+        await wait_for_device(dash.url, "live")
+        await wait_for_device(dash.url, "stale")
+        deadline = time.monotonic() + 10
+        while any(d["id"] == "stale" for d in (await get_json(dash.url + "api/devices"))["devices"]):
+            assert time.monotonic() < deadline, "still shown after the retention"
+            await asyncio.sleep(0.2)
+        assert await _retained(prefix, "stale") == []
+        assert [d["id"] for d in (await get_json(dash.url + "api/devices"))["devices"]] == ["live"]  # online: kept
+    finally:
+        dash.stop()
+        await clear_retained(prefix, ["live", "stale"])
+
+
+def test_retention_is_a_duration():
+    assert_one_line_error(run_dashboard("--retention", "soon"), "--retention", "expected a duration such as 90s, 30m, 12h or 7d")
 
 
 async def _raw_http(port: int, request: bytes, read_s: float = 3.0) -> bytes:

@@ -1,6 +1,7 @@
 """`ppg-distill`: the report characterises a results file; mistakes give one clear line."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,9 +11,13 @@ pytest.importorskip("torch", reason="the [train] extra (torch) is not installed"
 
 from tests.conftest import ROOT  # noqa: E402
 
+pytestmark = pytest.mark.slow  # see pyproject's markers: left out of the quick subset
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+def _cli(*args, data=None):
+    """`ppg-distill ARGS`; `data`: the folder PPG_STREAM_DATA names (an empty one: a clone next to no data)."""
+    env = dict(os.environ, **({"PPG_STREAM_DATA": str(data)} if data is not None else {}))
+    return subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
 
 
 def _rows():
@@ -40,19 +45,38 @@ def test_report_command_on_a_results_file(tmp_path):
         (["distill", "--student", "cnn:3"], "expected FAMILY:WIDTHxDEPTH"),
         (["distill", "--strategy", "soft", "--ieee", "{tmp}"], "no IEEE SPC 2015 recordings"),
         (["distill", "--strategy", "magic"], "unknown strategy 'magic'"),
-        (["distill", "--dalia", "{tmp}"], "no PPG-DaLiA subjects (S*.pkl)"),
+        (["distill", "--dalia", "{tmp}", "--ieee", "{tmp}/ieee"], "no IEEE SPC 2015 recordings"),
         (["distill", "--ieee", "none"], "--ieee none needs --dalia DIR"),
         (["report", "--results", "{tmp}/none.jsonl"], "no such file"),
         (["distill", "--set", "alpha"], "expected NAME=NUMBER"),
         (["report", "--results", "results/sweep.jsonl", "--out", "{tmp}/rep", "--readme", "{tmp}/README.md"], "markers"),
+        # the options of a run are checked before any data is read: with none at all, these are what is said
+        (["distill", "--strategy", "dkd", "--teacher", "T9"], "teacher 'T9': one of T1, T2, T3"),
+        (["distill", "--set", "alpha=1", "--strategy", "scratch"], "has no parameter(s) ['alpha']"),
+        (["distill", "--folds", "1"], "--folds 1: at least 2"),
+        (["export", "--strategy", "bogus", "--out", "{tmp}/s.onnx"], "unknown strategy 'bogus'"),
+        (["sweep", "--strategies", "scratch,bogus"], "unknown strategy 'bogus'"),
+        (["sweep", "--families", "resnet", "--sizes", "0,99"], "--sizes '0,99': indices 0-"),
+        (["train-teacher", "--pretrain-epochs", "0"], "--pretrain-epochs 0: at least 1"),
     ],
 )
-def test_mistakes_are_one_line(tmp_path, args, message):
+def test_mistakes_are_one_line_before_any_data_is_read(tmp_path, args, message):
+    """Run as in a clone next to no data (PPG_STREAM_DATA names an empty folder): a mistake in the options is
+    still the line about that mistake, said before the data set is looked for (or loaded: 25 s)."""
     (tmp_path / "README.md").write_text("# a README without the report's markers\n")
-    out = _cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    out = _cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], data=tmp_path / "no-data")
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ppg-distill: error:") and message in lines[0], out.stderr
+    assert not (tmp_path / "rep").exists()  # a refused report writes nothing
+
+
+def test_the_data_folder_comes_from_ppg_stream_data_and_missing_data_says_where_to_get_it(tmp_path):
+    out = _cli("distill", data=tmp_path)
+    assert out.returncode == 2
+    line, = out.stderr.strip().splitlines()
+    assert f"--ieee {tmp_path / 'ieee-spc2015'}: no IEEE SPC 2015 recordings" in line
+    assert "sites.google.com/site/researchbyzhang/ieeespcup2015" in line and "set PPG_STREAM_DATA" in line
 
 
 def test_run_keys_name_the_fold_split_except_the_default_one():

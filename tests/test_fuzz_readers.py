@@ -19,6 +19,7 @@ BUDGET = {"pickle": 400, "dalia": 150, "csv": 250, "mat": 300, "onnx": 150}  # e
 MAX_PEAK_RSS_MIB = 400
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(BUDGET))
 def test_reader_survives_fuzzing(target, tmp_path):
     last_input = tmp_path / "last_input"

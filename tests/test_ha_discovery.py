@@ -13,6 +13,7 @@ import aiomqtt
 import pytest
 
 from ppg_stream.stream.consumers.home_assistant.discovery import (
+    EXPIRE_AFTER_HOPS,
     discovery_messages,
     discovery_topic,
     ha_id,
@@ -34,6 +35,7 @@ SENSOR_KEYS = {
     "availability": list,
     "availability_mode": str,
     "device": dict,
+    "expire_after": int,  # "the number of seconds after the sensor's state expires, if it's not updated"
     "icon": str,
     "json_attributes_template": str,
     "json_attributes_topic": str,
@@ -105,6 +107,16 @@ def test_heart_rate_sensor_follows_the_documented_schema():
         "manufacturer": "ppg-stream", "sw_version": "0.1.0",
     }
     assert config["unique_id"] == unique_id("ppg", "S1") and config["origin"]["name"] == "ppg-stream"
+
+
+def test_the_sensor_expires_after_ten_hops_without_a_heart_rate():
+    """A publisher that stalls while connected keeps its `online` status: without expire_after Home Assistant
+    showed its last heart rate forever."""
+    _, config = config_of(discovery_messages("ppg", "S1", "ppg-student@1.3", "0.1.0"))
+    assert config["expire_after"] == EXPIRE_AFTER_HOPS * 2 == 20  # the contract's 2 s hop
+    _, config = config_of(discovery_messages("ppg", "S1", "m@1", "0.1.0", hop_s=0.25))
+    assert config["expire_after"] == 3  # whole seconds, rounded up
+    assert config_of(discovery_messages("ppg", "S1", "m@1", "0.1.0", hop_s=0.01))[1]["expire_after"] == 1
 
 
 def test_templates_read_the_published_hr_messages():

@@ -77,6 +77,7 @@ def _messages(device: str, n: int, start: int = 0) -> list[dict]:
     return [{"device": device, "window": k, "bpm": 70.0 + k % 10} for k in range(start, start + n)]
 
 
+@pytest.mark.slow
 async def test_cli_against_a_broker_that_never_acknowledges_exits_1_with_the_count(synthetic_60s):
     async with FakeBroker("swallow") as broker:
         proc = await start_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--broker", f"mqtt://127.0.0.1:{broker.port}",
@@ -91,6 +92,7 @@ async def test_cli_against_a_broker_that_never_acknowledges_exits_1_with_the_cou
     assert (summary["delivered"], summary["dropped_overflow"], summary["undelivered"]) == (0, 0, n)
 
 
+@pytest.mark.slow
 async def test_in_flight_messages_are_counted_exactly_once_after_an_ack_timeout():
     async with FakeBroker("ack-retained") as broker:  # takes the status, never an HR message
         publisher = MqttPublisher(BrokerSettings("127.0.0.1", broker.port), "p", "p/svc/status", flush_timeout_s=2.0,
@@ -103,6 +105,7 @@ async def test_in_flight_messages_are_counted_exactly_once_after_an_ack_timeout(
     assert (report.delivered, report.dropped_overflow, report.undelivered) == (0, 0, 50)
 
 
+@pytest.mark.slow
 async def test_backoff_does_not_reset_on_a_connection_that_takes_nothing():
     """A broker that accepts the connection and drops it at the first publish: ~25 reconnects in 5 s before."""
     async with FakeBroker("close") as broker:
@@ -205,6 +208,7 @@ async def test_retained_config_published_during_an_outage_arrives_when_the_broke
     assert report.lost == 0
 
 
+@pytest.mark.slow
 async def test_memory_is_flat_across_devices_and_messages(mosquitto_1883, monkeypatch):
     """Nothing per message after its acknowledgement, nothing per device once it is offline; the cache of
     encoded topics is bounded (here to fewer devices than one round brings)."""

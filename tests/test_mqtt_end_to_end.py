@@ -2,14 +2,15 @@
 that restarts mid-replay, and one that never answers."""
 
 import asyncio
+import json
 import uuid
 
 import pytest
 
 from ppg_stream.stream.core.engine import InferenceEngine
-from tests.conftest import Collector, free_port, start_cli, window_mae
+from tests.conftest import Collector, free_port, start_cli, until_logged, window_mae
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 # The synthetic recording's HR is known. Clean windows decode within ~1 bpm (8 s spectral peak vs the
 # window's mean HR); motion windows are rescued by the accelerometer. 3 bpm leaves room for a few
@@ -20,9 +21,11 @@ DEFAULT_MODEL = InferenceEngine("student").spec.label
 FIELDS = {"device", "window", "t_end", "ts", "bpm", "confidence", "latency_ms", "late", "model"}
 
 
-def _check_messages(messages, syn_file, device):
+def _check_messages(messages, syn_file, device, complete=True):
     windows = [m["window"] for m in messages]
-    assert sorted(windows) == list(range(syn_file.n_windows))  # one message per window, none missing
+    assert len(set(windows)) == len(windows) and set(windows) <= set(range(syn_file.n_windows))
+    if complete:
+        assert sorted(windows) == list(range(syn_file.n_windows))  # one message per window, none missing
     for m in messages:
         assert set(m) == FIELDS
         assert m["device"] == device and m["t_end"] == 2 * m["window"] + 8
@@ -44,8 +47,8 @@ async def test_replay_publishes_every_window_to_mosquitto(mosquitto_1883, synthe
         await collector.stop()
     assert len(collector.messages) == synthetic_60s.n_windows
     _check_messages(collector.messages, synthetic_60s, "wrist1")
-    status = collector.raw[f"{prefix}/wrist1/status"]
-    assert status[0] == b"online" and status[-1] == b"offline"
+    # each status once: the device's topic is also the process's last will, whose `online` it used to send a second time
+    assert collector.raw[f"{prefix}/wrist1/status"] == [b"online", b"offline"]
 
 
 async def test_replay_through_the_embedded_broker(synthetic_60s):
@@ -74,26 +77,36 @@ async def test_replay_through_the_embedded_broker(synthetic_60s):
 async def test_broker_restart_mid_replay_loses_no_message(private_mosquitto, synthetic_60s):
     port = private_mosquitto.port
     collector = await Collector("127.0.0.1", port, "ppg/#").start()
-    proc = await start_cli("--replay", str(synthetic_60s.path), "--speed", "10", "--broker", f"mqtt://127.0.0.1:{port}", "--flush-timeout", "30")
+    proc = await start_cli("--replay", str(synthetic_60s.path), "--speed", "10", "--broker", f"mqtt://127.0.0.1:{port}",
+                           "--flush-timeout", "30", "--log-json")
     try:
-        await collector.wait_for(3, timeout_s=20)
-        assert len(collector.messages) >= 3
+        # counted from the end of the warm-up, not from the process start: under load a cold start (compiling
+        # the kernels) took longer than the 20 s this test used to allow, and it saw 0 messages
+        lines = await until_logged(proc, "replay starting")
+        await collector.wait_for(3, timeout_s=30)
+        assert len(collector.messages) >= 3, "".join(lines)
         private_mosquitto.stop()  # mid-replay: ~6 s of wall time in all
         await asyncio.sleep(1.5)
         private_mosquitto.start()
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, stderr.decode()
-        await collector.wait_for(synthetic_60s.n_windows, timeout_s=20)
+        text = "".join(lines) + stderr.decode()
+        summary = next(json.loads(line) for line in text.splitlines() if '"event": "replay finished"' in line)
+        await collector.wait_for(summary["windows"], timeout_s=20)
     finally:
         await collector.stop()
         if proc.returncode is None:
             proc.kill()
-    text = stderr.decode()
     assert "broker unreachable: buffering and retrying" in text and "broker back" in text
+    # At 10x the runtime drops a window that waited more than a hop (0.2 s of wall time) to be processed, as
+    # documented for replays faster than real time; a loaded machine does that now and then. Such a window is
+    # never published, and counted: what this test holds the broker to is every window that WAS published.
+    assert summary["windows"] + summary["dropped_stale"] == synthetic_60s.n_windows
+    assert summary["delivered"] == summary["windows"] and summary["undelivered"] == 0
     # at-least-once: a message in flight when the broker died may arrive twice; none may be missing
     unique = list({m["window"]: m for m in collector.messages}.values())
-    assert len(unique) == synthetic_60s.n_windows, text
-    _check_messages(unique, synthetic_60s, "syn60")
+    assert len(unique) == summary["windows"], text
+    _check_messages(unique, synthetic_60s, "syn60", complete=summary["dropped_stale"] == 0)
 
 
 async def test_broker_that_never_answers_fails_loudly_but_loses_nothing_on_stdout(synthetic_60s):
@@ -114,9 +127,11 @@ async def test_ctrl_c_ends_cleanly_with_offline_status_and_a_summary(mosquitto_1
     collector = await Collector(*mosquitto_1883, f"{prefix}/#").start()
     proc = await start_cli("--replay", str(synthetic_60s.path), "--speed", "4", "--topic-prefix", prefix, "--log-json")
     try:
+        lines = await until_logged(proc, "replay starting")
         await collector.wait_for(2, timeout_s=30)  # first window after 2 s of wall time
         proc.send_signal(signal.SIGINT)
         _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        stderr = "".join(lines).encode() + stderr
         await asyncio.sleep(0.3)
     finally:
         await collector.stop()

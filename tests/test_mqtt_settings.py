@@ -106,3 +106,31 @@ def test_cli_one_line_errors(args, fragment):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ppg-stream: error: ") and fragment in lines[0], result.stderr
+
+
+async def test_a_name_that_does_not_exist_is_a_mistake_and_an_unreachable_resolver_an_outage():
+    import socket
+
+    from ppg_stream.stream.mqtt.diagnose import settings_mistake
+
+    settings = BrokerSettings("brokr.example", 1883)
+    mistake = await settings_mistake(settings, socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    assert str(mistake) == ("mqtt://brokr.example:1883: the host name 'brokr.example' does not resolve (Name or service not known); "
+                            "check the host in --broker")
+    assert await settings_mistake(settings, socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")) is None
+    assert await settings_mistake(settings, ConnectionRefusedError(111, "Connection refused")) is None  # a broker that is down
+
+
+@pytest.mark.network
+async def test_tls_to_a_plain_listener_is_told_apart_from_an_outage(mosquitto_1883):
+    from ppg_stream.stream.mqtt.diagnose import settings_mistake, speaks_plain_mqtt, speaks_tls
+    from tests.conftest import free_port
+
+    host, port = mosquitto_1883
+    assert await speaks_plain_mqtt(host, port) and not await speaks_tls(host, port)
+    mistake = await settings_mistake(BrokerSettings(host, port, tls=True), ConnectionResetError(104, "Connection reset by peer"))
+    assert "answers plain MQTT, not TLS: use --broker mqtt://127.0.0.1:1883" in str(mistake)
+    # plain MQTT to a plain listener that closed on us is no mistake of the settings: an outage
+    assert await settings_mistake(BrokerSettings(host, port), ConnectionResetError(104, "Connection reset by peer")) is None
+    nobody = free_port()
+    assert not await speaks_plain_mqtt(host, nobody) and not await speaks_tls(host, nobody)

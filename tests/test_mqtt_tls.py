@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,7 +23,7 @@ from ppg_stream.stream.mqtt.settings import PASSWORD_ENV, USERNAME_ENV, BrokerSe
 from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
 from tests.conftest import ROOT, free_port, need_broker_or_fail, wait_port
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 USER, PASSWORD = "wrist-gateway", "c0rrect-h0rse"
 
@@ -173,7 +174,7 @@ async def test_refused_credentials_are_one_line_and_exit_2(pki, password_broker,
     line = _one_line_error(rc, stderr, "refused the connection")
     assert "not authorized" in line or "bad user name or password" in line
     assert "wrong-password" not in stderr  # never echoed
-    assert "retrying" not in stderr and len(stderr.strip().splitlines()) == 2  # "replay starting", the error: no outage
+    assert "retrying" not in stderr and len(stderr.strip().splitlines()) == 1  # the error alone: before the warm-up, no outage
 
 
 async def test_a_certificate_that_does_not_verify_is_one_line_and_exit_2(pki, password_broker, synthetic_60s):
@@ -246,3 +247,51 @@ async def test_credentials_revoked_mid_run_stop_the_retries_and_close_raises(pki
             await publisher.close()
     finally:
         broker.stop()
+
+
+# ---- mistakes in --broker: one line at once, for every command -------------------------------------------------
+NO_SUCH_HOST = "no-such-host.invalid"  # .invalid never resolves (RFC 2606)
+
+
+def _resolver_says_no_such_name() -> bool:
+    try:
+        socket.getaddrinfo(NO_SUCH_HOST, 1883)
+    except socket.gaierror as e:
+        return e.errno == socket.EAI_NONAME
+    return False
+
+
+COMMANDS = {
+    "replay": lambda syn: ["--replay", str(syn.path), "--speed", "max"],
+    "serve": lambda syn: ["serve"],
+    "dashboard": lambda syn: ["dashboard", "--port", "0"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("mistake", ["unresolvable host", "TLS to a plain port", "plain MQTT to a TLS port"])
+async def test_a_mistake_in_the_broker_url_is_one_line_at_once(pki, password_broker, mosquitto_1883, synthetic_60s, command, mistake):
+    """These were retried as outages: a replay ended ~24 s later with "N not acknowledged", serve and the
+    dashboard retried forever. Now each is the one line a user needs, before the warm-up, not retried."""
+    if mistake == "unresolvable host":
+        if not _resolver_says_no_such_name():
+            pytest.skip(f"this machine's resolver gives no definite answer for {NO_SUCH_HOST} (no DNS): nothing to tell apart")
+        broker, expected = [f"mqtt://{NO_SUCH_HOST}:1883"], f"the host name '{NO_SUCH_HOST}' does not resolve"
+    elif mistake == "TLS to a plain port":
+        broker, expected = [f"mqtts://127.0.0.1:{mosquitto_1883[1]}", "--ca-file", str(pki.ca)], "answers plain MQTT, not TLS: use --broker mqtt://127.0.0.1:1883"
+    else:
+        broker, expected = [f"mqtt://127.0.0.1:{password_broker.port}"], f"is a TLS listener: use --broker mqtts://127.0.0.1:{password_broker.port}"
+    rc, stderr = await _run_cli(*COMMANDS[command](synthetic_60s), "--broker", *broker)
+    _one_line_error(rc, stderr, expected)
+    assert len(stderr.strip().splitlines()) == 1, stderr  # nothing before it: no warm-up, no retry, no dashboard URL
+
+
+@pytest.mark.parametrize("credentials, ca, expected", [
+    (f"{USER}:wrong-password@", "ca", "refused the connection with the user name and password given"),
+    (f"{USER}:{PASSWORD}@", "other_ca", "did not verify"),
+])
+async def test_the_dashboard_refused_by_its_broker_is_one_line_not_a_page_that_never_fills(pki, password_broker, credentials, ca, expected):
+    rc, stderr = await _run_cli("dashboard", "--port", "0", "--broker", f"mqtts://{credentials}127.0.0.1:{password_broker.port}",
+                                "--ca-file", str(getattr(pki, ca)))
+    _one_line_error(rc, stderr, expected)
+    assert len(stderr.strip().splitlines()) == 1 and "wrong-password" not in stderr, stderr

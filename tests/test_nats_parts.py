@@ -9,6 +9,7 @@ import time
 import uuid
 
 import nats
+import nats.js.errors
 import pytest
 
 from ppg_stream.stream.nats.leases import LeaseConfigError, Leases, Progress
@@ -110,6 +111,48 @@ async def test_leases_one_owner_at_a_time_expiry_takeover_and_release(node):
         await nc.close()
 
 
+class _ExpiresDuringCreate:
+    """The JetStream context of one KeyValue, except that its first read of `key` waits until the key has
+    expired on the server: what a loaded machine does to `create`'s second step (refused write, then a read
+    to tell a live key from a deleted one) when the lease lapses between the two."""
+
+    def __init__(self, js, probe_kv, key: str) -> None:
+        self._js, self._probe_kv, self._key = js, probe_kv, key
+        self.delayed = 0
+
+    def __getattr__(self, name):
+        return getattr(self._js, name)
+
+    async def get_msg(self, *args, **kwargs):
+        if not self.delayed and kwargs.get("subject", "").endswith(self._key):
+            self.delayed += 1
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    await self._probe_kv.get(self._key)
+                except nats.js.errors.KeyNotFoundError:
+                    break  # gone: now let create's read go ahead
+                await asyncio.sleep(0.05)
+        return await self._js.get_msg(*args, **kwargs)
+
+
+@pytest.mark.network
+async def test_a_lease_that_expires_during_create_is_taken_not_an_error(node):
+    nc, js = await _js(node)
+    bucket = f"leases_{uuid.uuid4().hex[:6]}"
+    try:
+        a = await Leases.open(js, bucket, "wa", ttl_s=2.0, replicas=1)
+        b = await Leases.open(js, bucket, "wb", ttl_s=2.0, replicas=1)
+        assert await a.acquire(1)  # a holds it, then stops renewing
+        slow = _ExpiresDuringCreate(b.kv._js, a.kv, "p.1")
+        b.kv._js = slow
+        assert await b.acquire(1)  # the key expired between create's refused write and its read: b has it now
+        assert slow.delayed == 1 and b.valid(1)
+        assert not await a.renew(1)  # and a learns it lost it
+    finally:
+        await nc.close()
+
+
 @pytest.mark.network
 async def test_progress_only_moves_forward_and_survives_without_expiry(node):
     nc, js = await _js(node)
@@ -142,6 +185,7 @@ async def test_streams_refuse_another_partition_count_and_the_probe_finds_a_miss
         await nc.close()
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_serve_nats_mistakes_are_one_line_errors(node):
     unmapped = run_cli("serve", "--nats", node.url(0), "--topic-prefix", "nomap", "--nats-partitions", "4")

@@ -97,6 +97,7 @@ def test_junk_raises_only_raw_chunk_error(data):
     st.integers(0, 2**32 - 1),
     st.data(),
 )
+@pytest.mark.slow
 def test_fuzzed_headers_round_trip_or_fail_cleanly(group_channels, n, rate, t0, seq, stream_id, data):
     group, channels = group_channels
     x = np.asarray(data.draw(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=n * channels, max_size=n * channels)), dtype=np.float32)

@@ -388,6 +388,7 @@ def test_recording_invariants(changes, message):
         Recording(**fields)
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_while_reading_is_still_one_line(tmp_path):
     """The readers bound what a file may ask for, but a machine can be short of memory anyway."""
     import subprocess
@@ -416,3 +417,13 @@ def test_running_out_of_memory_while_reading_is_still_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{path}: does not fit in the memory available"
+
+
+def test_the_data_root_is_ppg_stream_data_else_shared_data_beside_the_checkout(monkeypatch, tmp_path):
+    from ppg_stream.replay.data_sets import IEEE_SPC2015, data_dir, data_root
+    from tests.conftest import ROOT
+
+    monkeypatch.delenv("PPG_STREAM_DATA", raising=False)
+    assert data_root() == ROOT.parent / "shared" / "data"
+    monkeypatch.setenv("PPG_STREAM_DATA", str(tmp_path))
+    assert data_dir(IEEE_SPC2015) == tmp_path / "ieee-spc2015"

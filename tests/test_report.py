@@ -46,6 +46,7 @@ def test_a_law_is_kept_to_its_range_and_never_predicts_negative_error():
         assert np.all(fit.predict(np.geomspace(n.min(), n.max(), 500)) >= 0)
 
 
+@pytest.mark.slow
 def test_forms_within_two_aic_are_a_tie():
     n = np.repeat(np.array([1e3, 3e3, 2e4, 1e5]), 2)
     y = 2.0 + 5 * n**-0.3 + np.random.default_rng(1).normal(0, 0.3, len(n))  # noise swamps the shape
@@ -115,6 +116,7 @@ def _claims(rows, metric="mae"):
     return {c.claim.removesuffix(suffix): c for c in found if c.claim.endswith(suffix) or not c.claim.endswith(" MAE)")}
 
 
+@pytest.mark.slow
 def test_with_enough_seeds_the_winners_are_named_and_the_claims_decided():
     results = Results(_study(seeds=4))
     sizes = size_results(results)
@@ -129,6 +131,7 @@ def test_with_enough_seeds_the_winners_are_named_and_the_claims_decided():
     assert "4-fold CV × 4 seeds" in c["Distilled students beat students trained from scratch"].data
 
 
+@pytest.mark.slow
 def test_with_one_seed_every_comparison_is_a_tie():
     results = Results(_study(seeds=1))
     assert all(s.winner is None for s in size_results(results))
@@ -137,6 +140,7 @@ def test_with_one_seed_every_comparison_is_a_tie():
     assert c["DKD gives the strongest gains of the four strategies"].verdict == "tie"
 
 
+@pytest.mark.slow
 def test_when_resnets_and_mlps_gain_alike_the_family_claim_is_not_reproduced_as_stated():
     c = _claims(_study(seeds=4, dkd_gain=0.3, mlp_gain=0.9))  # MLPs gain more here (in bpm and relative to scratch)
     assert c["ResNet students benefit more from distillation than MLPs"].verdict.startswith(("not reproduced", "tie"))
@@ -151,6 +155,7 @@ def test_verdict_names_where_a_claim_holds_and_where_it_is_reversed():
 
 # --- plots --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_series_in_a_panel_have_distinct_colours_and_markers_and_fits_stay_in_range():
     from matplotlib.colors import to_hex
 
@@ -171,6 +176,7 @@ def test_series_in_a_panel_have_distinct_colours_and_markers_and_fits_stay_in_ra
             assert len({(to_hex(line.get_color()), line.get_marker()) for line in lines}) == len(lines)
 
 
+@pytest.mark.slow
 def test_teacher_labels_never_overlap():
     rows = _study(seeds=1)
     rows += [{**rows[0], "key": f"teacher|{t}", "teacher": t, "mae": m, "params": p} for t, m, p in (("T2", 1.62, 1.9e6), ("T3", 1.64, 3e6), ("T4", 2.4, 5e6))]
@@ -193,6 +199,7 @@ def test_label_spreading_and_grouping():
 
 # --- the rendered report and the README mirror ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_report_renders_the_paper_section_first_and_mirrors_it_into_the_readme(tmp_path):
     summary = render(_study(seeds=3), tmp_path).read_text()
     for name in ("mae_vs_params.png", "gain_vs_params.png", "mae_vs_latency.png"):
@@ -217,6 +224,7 @@ def test_readme_without_markers_is_refused(tmp_path):
         update_readme(readme, "## Against the paper\n\nx\n")
 
 
+@pytest.mark.slow
 def test_seeds_are_averaged_and_synthetic_mix_runs_are_set_apart(tmp_path):
     rows = [_run("scratch", 2.3, seed=0, mae_synthetic=3.5), _run("scratch", 2.4, seed=1, mae_synthetic=3.4),
             _run("scratch", 2.5, seed=2, mae_synthetic=3.6), _run("dkd", 2.0, seed=0, mae_synthetic=3.0),
@@ -237,6 +245,7 @@ def _recipe_run(seed, taper, activities, mae, ece, ece_cal, reliability, **extra
     return row
 
 
+@pytest.mark.slow
 def test_recipes_get_their_own_table_and_reliability_diagram_and_stay_out_of_the_study(tmp_path):
     from ppg_stream.models.report_plots import pooled_reliability
 

@@ -99,6 +99,7 @@ def test_a_device_that_outpaces_the_runtime_loses_its_oldest_chunks_counted(engi
     assert len(state.queue) == 8 and state.tally.dropped_chunks == 12
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_thousands_of_windows(engine):
     """Nothing is kept per window: the second half of a long run allocates (almost) nothing new."""
     rec = synthetic_recording("long", 2 * 2400.0, seed=6)
@@ -128,6 +129,7 @@ def test_memory_stays_flat_over_thousands_of_windows(engine):
     assert summary.windows == runtime.windows_total and summary.mae_bpm is not None
 
 
+@pytest.mark.slow
 async def test_a_flooding_device_does_not_make_the_others_late(engine, recording):
     recorder = Recorder()
     runtime = Runtime(engine, [recorder], RuntimeConfig(speed=1.0, queue_chunks=16, budget_ms=50.0))

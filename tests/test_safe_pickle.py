@@ -11,7 +11,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -28,14 +28,38 @@ def _equal(a, b) -> bool:
     if isinstance(a, np.ndarray):
         # numpy itself unpickles protocol 0-4 arrays in native byte order but keeps protocol 5's: ours are always native
         same_type = a.dtype.isnative and a.dtype == b.dtype.newbyteorder("=")
-        return isinstance(b, np.ndarray) and same_type and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+        return isinstance(b, np.ndarray) and same_type and a.shape == b.shape and _same_array(a, b)
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and np.isnan(a):
-        return np.isnan(b)
-    return type(a) is type(b) and a == b
+    return type(a) is type(b) and _same_number(a, b)
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """Element by element, NaN equal to NaN in each part of a complex number (not merely 'a NaN somewhere')."""
+    if np.iscomplexobj(a):
+        return np.array_equal(a.real, b.real, equal_nan=True) and np.array_equal(a.imag, b.imag, equal_nan=True)
+    return np.array_equal(a, b, equal_nan=True)
+
+
+def _same_number(a, b) -> bool:
+    """`a == b`, except that NaN equals NaN: for Python and numpy scalars of every width (float16 NaN, complex64
+    0+nanj), not only Python's float."""
+    if isinstance(a, (complex, np.complexfloating)):
+        return _same_number(a.real, b.real) and _same_number(a.imag, b.imag)
+    if isinstance(a, (float, np.floating)):
+        return bool(a == b) or bool(np.isnan(a) and np.isnan(b))
+    return a == b
+
+
+def test_the_comparison_treats_nan_as_equal_in_every_float_and_complex_type():
+    for value in (float("nan"), np.float16("nan"), np.float32("nan"), np.complex64(complex(0, float("nan"))),
+                  complex(float("nan"), 1.0), np.array([np.nan], dtype="<f2"), np.array([1 + 1j * np.nan], dtype="<c8")):
+        assert _equal(value, value.copy() if isinstance(value, np.ndarray) else type(value)(value)), value
+    assert not _equal(np.complex64(complex(0, float("nan"))), np.complex64(complex(float("nan"), 0)))  # NaN in another part
+    assert not _equal(np.float16("nan"), np.float32("nan"))  # another type
+    assert not _equal(np.array([np.nan, 1.0]), np.array([1.0, np.nan]))
 
 
 @pytest.mark.parametrize("protocol", range(6))
@@ -48,6 +72,9 @@ def test_every_protocol_reads_like_the_standard_unpickler(protocol):
 
 
 @settings(max_examples=60, deadline=None)
+# the cases that made the test's own comparison fail (3 of 30 fresh seeds), kept so they run every time
+@example(arrays=[np.array(np.nan, dtype="<f2")], protocol=2, fortran=False)
+@example(arrays=[np.array(complex(0, np.nan), dtype="<c8")], protocol=5, fortran=False)
 @given(
     arrays=st.lists(
         hnp.arrays(st.sampled_from(ADMITTED_DTYPES), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)), max_size=3
@@ -104,6 +131,7 @@ def test_a_dtype_state_never_changes_numpys_shared_dtypes():
     assert np.dtype("f8").byteorder == "=" and np.zeros(1).dtype.isnative
 
 
+@pytest.mark.slow
 def test_a_deeply_nested_tuple_key_is_refused_before_it_is_hashed():
     """Hashing a tuple nested a million deep overflows the C stack (the standard unpickler segfaults)."""
     result = _run_isolated(

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from ppg_stream.stream.core.engine import SHIPPED_STUDENT, InferenceEngine
 from tests.conftest import run_cli, window_mae
@@ -25,6 +26,7 @@ def test_shipped_student_size_and_metadata():
     assert SHIPPED_STUDENT.with_suffix(".md").read_text().count(spec.name) >= 1  # the model card ships beside it
 
 
+@pytest.mark.slow
 def test_student_is_the_default_and_spectral_stays_selectable(synthetic_60s):
     default = run_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--stdout", "--no-mqtt")
     spectral = run_cli("--replay", str(synthetic_60s.path), "--speed", "max", "--stdout", "--no-mqtt", "--model", "spectral")

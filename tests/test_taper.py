@@ -116,6 +116,7 @@ def test_an_export_whose_graph_disagrees_with_torch_fails_and_keeps_the_old_file
     assert list(tmp_path.iterdir()) == [path]
 
 
+@pytest.mark.slow
 def test_export_command_exits_1_with_one_line_when_the_graph_disagrees(tmp_path, monkeypatch, capsys):
     """`ppg-distill export` used to print the mismatch and exit 0; now the command fails and writes nothing."""
     import ppg_stream.models.export as export_module

@@ -103,6 +103,7 @@ def test_the_longest_prefix_and_device_still_make_legal_topics():
     assert max(len(f"{prefix}/{device}/{leaf}".encode()) for leaf in TOPIC_LEAVES) == MAX_TOPIC_BYTES
 
 
+@pytest.mark.slow
 @pytest.mark.network
 async def test_an_id_with_wildcards_and_non_ascii_is_one_level_on_the_broker(mosquitto_1883, synthetic_60s):
     prefix = f"test-{uuid.uuid4().hex[:8]}"

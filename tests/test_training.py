@@ -22,6 +22,8 @@ from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig  # noqa: E
 from ppg_stream.stream.runtime.source_pump import pump  # noqa: E402
 from tests.conftest import make_synthetic_file, run_cli  # noqa: E402
 
+pytestmark = pytest.mark.slow  # see pyproject's markers: left out of the quick subset
+
 
 class CapturingEngine(InferenceEngine):
     """The real engine, keeping a copy of every input it is given."""

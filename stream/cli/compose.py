@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -76,14 +77,48 @@ def hr_over_mqtt(args: argparse.Namespace) -> bool:
     return not args.no_mqtt
 
 
-def load_engine(config: RunConfig, rates: dict[str, float] | None = None) -> InferenceEngine | None:
-    """The model, checked against the contract and warmed up (None when no model runs here). A bad
-    model fails here, before any broker or radio is touched."""
+def open_engine(config: RunConfig) -> InferenceEngine | None:
+    """The model, checked against the contract (None when no model runs here). A bad model fails here,
+    before any broker or radio is touched; it is warmed up later (`warm_up`), once the outputs stand, so
+    a mistake in them (a broker, a busy port) is said before the long part of the start."""
     if config.model is None:
         return None
     engine = InferenceEngine(config.model)
-    warm_up_runtime(engine, dict(rates or WARM_UP_RATES))
+    engine.warm_up()  # milliseconds: a model that fails on a batch, or answers with the wrong shape, is refused now
     return engine
+
+
+async def warm_up(engine: InferenceEngine | None, rates: dict[str, float] | None = None) -> float:
+    """Compile the kernels and run the model once (seconds taken), in a thread so the dashboard and the
+    MQTT connections stay responsive meanwhile; a daemon thread, so Ctrl-C does not wait for it."""
+    if engine is None:
+        return 0.0
+    log.info("warming up: compiling the signal-processing kernels (up to a minute on a first run, a few seconds once cached)")
+    t0 = time.perf_counter()
+    await in_daemon_thread(warm_up_runtime, engine, dict(rates or WARM_UP_RATES))
+    return time.perf_counter() - t0
+
+
+async def in_daemon_thread(fn, *args):
+    """`fn(*args)` in a thread of its own; its result (or exception) comes back to the event loop."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if not done.done():
+            done.set_exception(error) if error is not None else done.set_result(result)
+
+    def work() -> None:
+        result, error = None, None
+        try:
+            result = fn(*args)
+        except BaseException as e:  # noqa: BLE001  (handed to the awaiting task)
+            error = e
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name=f"{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    return await done
 
 
 def build_runtime(engine: InferenceEngine, outputs: Outputs, config: RunConfig) -> Runtime:
@@ -104,6 +139,8 @@ class Outputs:
 
     publishers: list[Publisher]
     mqtt: MqttPublisher | None = None
+    dashboard: object | None = None  # the Dashboard, when --dashboard runs in this process
+    closed: bool = False
 
     def set_status(self, device: str, status: str) -> None:
         broadcast_status(self.publishers, device, status)
@@ -111,7 +148,10 @@ class Outputs:
     async def close(self, *extra: Publisher) -> DeliveryReport | None:
         """Flush and stop every publisher (and `extra` ones outside the list); their delivery reports
         added up (None when none publishes over a network). A publisher that only counts what it could
-        not deliver (NATS) adds that as undelivered."""
+        not deliver (NATS) adds that as undelivered. Once only."""
+        if self.closed:
+            return None
+        self.closed = True
         report = None
         for publisher in [*self.publishers, *(p for p in extra if p not in self.publishers)]:
             result = await publisher.close()
@@ -128,9 +168,7 @@ async def choose_broker(config: RunConfig, stack: contextlib.AsyncExitStack) -> 
     if not out.mqtt:
         return None
     settings = broker_settings_from_args(config.args)
-    if settings is not None:
-        if not await broker_answers(settings.host, settings.port):
-            log.warning("broker not answering yet: messages are buffered until it does", broker=settings.url)
+    if settings is not None:  # its first connection says whether it is down (retried) or a mistake (one line)
         return settings
     if out.broker is None and await broker_answers(DEFAULT_HOST, DEFAULT_PORT):
         log.info("using the MQTT broker already running", broker=f"mqtt://{DEFAULT_HOST}:{DEFAULT_PORT}")
@@ -145,16 +183,18 @@ async def choose_broker(config: RunConfig, stack: contextlib.AsyncExitStack) -> 
     return BrokerSettings(DEFAULT_HOST, port)
 
 
-async def open_outputs(config: RunConfig, stack: contextlib.AsyncExitStack, will: str, model_label: str | None = None,
+async def open_outputs(config: RunConfig, stack: contextlib.AsyncExitStack, will: str, engine: InferenceEngine | None = None,
                        service_topic: str | None = None, first: Publisher | None = None) -> Outputs:
     """The MQTT publisher (last will on `will`) and/or stdout, started; with a dashboard it is subscribed
     before anything is published, and with Home Assistant discovery every device's config goes out when
     it first comes online (`service_topic`: the process's own status, which Home Assistant then also
-    requires for availability). `first`: a publisher of the command's own (NATS), started by it."""
+    requires for availability; the sensor expires after a multiple of `engine`'s hop without a message).
+    `first`: a publisher of the command's own (NATS), started by it. A mistake in the broker settings, a
+    broker that refuses us or a taken dashboard port ends the command here, before the warm-up."""
     out = config.outputs
     publishers: list[Publisher] = [first] if first is not None else []
     target = await choose_broker(config, stack)
-    mqtt = None
+    mqtt = dashboard = None
     if target is not None and out.dashboard_port is not None:
         from ..consumers.dashboard.dashboard import Dashboard
 
@@ -166,14 +206,22 @@ async def open_outputs(config: RunConfig, stack: contextlib.AsyncExitStack, will
         if out.ha_prefix is not None:
             from ..consumers.home_assistant.announcer import HaAnnouncer
 
-            publishers.append(HaAnnouncer(mqtt, out.prefix, out.ha_prefix, model_label or "device", service_topic,
-                                          remove_on_leave=out.ha_remove_on_leave))
+            publishers.append(HaAnnouncer(mqtt, out.prefix, out.ha_prefix, engine.spec.label if engine else "device", service_topic,
+                                          remove_on_leave=out.ha_remove_on_leave, hop_s=engine.spec.hop_s if engine else None))
     if out.stdout:
         publishers.append(StdoutPublisher())
+    outputs = Outputs(publishers, mqtt, dashboard)
+
+    async def close_if_failed(exc_type, exc, tb) -> None:  # Ctrl-C during the warm-up, a refusal after this: the tasks end
+        if exc_type is not None:
+            with contextlib.suppress(Exception):
+                await outputs.close()
+
+    stack.push_async_exit(close_if_failed)
     for publisher in publishers:
         if publisher is not first:
             await publisher.start()
-    return Outputs(publishers, mqtt)
+    return outputs
 
 
 async def raw_target(config: RunConfig, stack: contextlib.AsyncExitStack, outputs: Outputs, nats_url: str | None) -> Publisher:
@@ -248,16 +296,20 @@ class LocalRun:
 
 
 async def open_local_run(config: RunConfig, stack: contextlib.AsyncExitStack, engine: InferenceEngine | None, devices: list[str],
-                         kind: str, nats_url: str | None, publish_raw: bool, t_start: float) -> LocalRun:
+                         kind: str, nats_url: str | None, publish_raw: bool, t_start: float,
+                         rates: dict[str, float] | None = None) -> LocalRun:
     """The outputs (the last will: the device's status when this process publishes the HR of exactly
-    one device, else the process's own), the runtime started, and the gateway when raw chunks go out."""
-    from ppg_stream.stream.sources.raw_gateway import RawGateway
+    one device, else the process's own), then the warm-up (at `rates`), the runtime started, and the
+    gateway when raw chunks go out. The outputs come first, so a mistake in them is said at once and the
+    dashboard's address is on screen while the kernels compile."""
+    from ..sources.raw_gateway import RawGateway
 
     will = will_topic(config.outputs.prefix, devices, engine is not None, kind)
-    outputs = await open_outputs(config, stack, will, engine.spec.label if engine else None,
+    outputs = await open_outputs(config, stack, will, engine,
                                  None if will == status_topic(config.outputs.prefix, devices[0]) else will)
-    runtime = build_runtime(engine, outputs, config) if engine is not None else None
     raw_out = await raw_target(config, stack, outputs, nats_url) if publish_raw else None
+    await warm_up(engine, rates)
+    runtime = build_runtime(engine, outputs, config) if engine is not None else None
     gateway = RawGateway(raw_out, config.outputs.prefix) if raw_out is not None else None
     task = asyncio.create_task(runtime.run(), name="runtime") if runtime is not None else None
     return LocalRun(outputs, runtime, task, gateway, raw_out, t_start)

@@ -31,17 +31,13 @@ def _command(argv: list[str]):
 
 
 def main(argv: list[str] | None = None, ble_backend: object | None = None) -> int:
-    from ...replay.recording import RecordingError
-    from ..sources.ble.errors import BleParseError, DeviceError
-    from ..core.engine import ModelLoadError
-    from .logs import configure_logging
-    from ..mqtt.connection import MqttFatalError
-
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         command, rest = _command(argv)
         args = command.build_parser().parse_args(rest)
         command.check_args(args)
+        from .logs import configure_logging
+
         configure_logging(json_lines=getattr(args, "log_json", False))
         if ble_backend is not None:
             return asyncio.run(command.run(args, ble_backend))
@@ -49,15 +45,31 @@ def main(argv: list[str] | None = None, ble_backend: object | None = None) -> in
     except UsageError as e:
         print(f"ppg-stream: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (RecordingError, ModelLoadError, DeviceError, MqttFatalError, OSError) as e:
-        print(f"ppg-stream: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except BleParseError as e:
-        print(f"ppg-stream: error: the device sent something ppg-stream cannot read: {e}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("ppg-stream: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as e:
+        line = _mistake_line(e)
+        if line is None:
+            raise
+        print(f"ppg-stream: error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _mistake_line(error: Exception) -> str | None:
+    """The one line for an error that is the user's to fix (a file, a model, a device, the broker, a port);
+    None for anything else (a bug: its traceback is wanted). The error types are imported only here, so a
+    usage error is answered without loading the signal-processing stack."""
+    from ...replay.recording import RecordingError
+    from ..core.engine import ModelLoadError
+    from ..mqtt.connection import MqttFatalError
+    from ..sources.ble.errors import BleParseError, DeviceError
+
+    if isinstance(error, BleParseError):
+        return f"the device sent something ppg-stream cannot read: {error}"
+    if isinstance(error, (RecordingError, ModelLoadError, DeviceError, MqttFatalError, OSError)):
+        return str(error)
+    return None
 
 
 def console_main() -> None:

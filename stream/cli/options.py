@@ -42,6 +42,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+_UNITS_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration_arg(text: str) -> float:
+    """`90`, `90s`, `30m`, `12h`, `7d` → seconds (positive)."""
+    unit = text[-1:].lower() if text[-1:].lower() in _UNITS_S else "s"
+    number = text[:-1] if text[-1:].lower() in _UNITS_S else text
+    try:
+        value = float(number) * _UNITS_S[unit]
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 30m, 12h or 7d, got {text!r}")
+    return value
+
+
 def port_arg(text: str) -> int:
     try:
         port = int(text)

@@ -3,6 +3,8 @@ runtime's counters when scraped (nothing is computed per window for it)."""
 
 from __future__ import annotations
 
+import errno
+
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -41,7 +43,22 @@ class RuntimeCollector(Collector):
                                     buckets=buckets, sum_value=rt.latency.sum_ms / 1000.0)
 
 
-def serve_metrics(runtime, ingest, host: str, port: int) -> None:
-    """Start the HTTP endpoint (a daemon thread) with the runtime's collector."""
+class MetricsPortError(OSError):
+    """The metrics port cannot be listened on (taken, or an address not of this machine): one line."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def start_metrics_server(host: str, port: int) -> None:
+    """Listen on `/metrics` (a daemon thread) before the warm-up, so a taken port is said at once; the
+    runtime's figures appear there once `register_runtime` is called."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as e:
+        reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e)).lower()
+        raise MetricsPortError(e.errno, f"--metrics-port {port}: cannot listen on {host}:{port}: {reason}") from None
+
+
+def register_runtime(runtime, ingest) -> None:
     REGISTRY.register(RuntimeCollector(runtime, ingest))
-    start_http_server(port, addr=host)

@@ -242,6 +242,11 @@ class MqttPublisher(ReconnectingClient):
         self._dropped_since_log.clear()
 
     def _set_retained_status(self, topic: str, payload: bytes) -> None:
+        """Once per change: the value already asked for is queued, in flight or delivered (and a reconnect
+        re-sends every status). A device whose status topic is also the last will's (a process publishing one
+        device) would otherwise say `online` twice at the start and `offline` twice at the end."""
+        if self._status.get(topic) == payload:
+            return
         self._status[topic] = payload
         self._retained_unsent[topic] = payload
         self._schedule_pump()

@@ -14,6 +14,7 @@ import asyncio
 import structlog
 
 from .connection import MqttConnection, MqttConnectionError, MqttFatalError, describe_outage
+from .diagnose import settings_mistake
 from .settings import BrokerSettings
 from ..runtime.backoff import Backoff
 
@@ -64,6 +65,14 @@ class ReconnectingClient:
         return {}
 
     # --- the loop ---
+    def _give_up(self, error: MqttFatalError) -> None:
+        self._fatal = error
+        self.failed.set()
+        if self._first_attempt.is_set():  # mid-run; at start, start() raises it to the caller
+            log.error("MQTT broker refused us: not retrying", broker=self.settings.url, error=str(error))
+        self._first_attempt.set()
+        self._on_fatal()
+
     async def _run(self) -> None:
         delays = self.reconnect.delays()
         outage_logged = False
@@ -71,14 +80,14 @@ class ReconnectingClient:
             try:
                 conn = await self._open()
             except MqttFatalError as e:
-                self._fatal = e
-                self.failed.set()
-                if self._first_attempt.is_set():  # mid-run; at start, start() raises it to the caller
-                    log.error("MQTT broker refused us: not retrying", broker=self.settings.url, error=str(e))
-                self._first_attempt.set()
-                self._on_fatal()
+                self._give_up(e)
                 return
             except (OSError, asyncio.TimeoutError, MqttConnectionError) as e:
+                if not self._first_attempt.is_set():  # at start, a mistake in --broker is said at once, not retried
+                    mistake = await settings_mistake(self.settings, e)
+                    if mistake is not None:
+                        self._give_up(mistake)
+                        return
                 self._first_attempt.set()
                 self.reconnects += 1
                 if not outage_logged:

@@ -18,7 +18,7 @@ import structlog
 
 from ..runtime.backoff import Backoff
 from ..runtime.tasks import cancel_and_wait
-from .codec import SUBACK_FAILURE, Publish, encode_subscribe
+from .codec import SUBACK_FAILURE, Publish, encode_publish, encode_string, encode_subscribe
 from .connection import MqttConnection, MqttConnectionError, MqttFatalError, connect
 from .publisher import KEEPALIVE_S, RECONNECT
 from .reconnecting import ReconnectingClient
@@ -77,6 +77,15 @@ class MqttSubscriber(ReconnectingClient):
         if conn is not None and conn.is_open:
             conn.disconnect()
         self._conn = None
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> bool:
+        """One QoS-0 publish on this connection (the dashboard clearing a device's retained status);
+        False when not connected: nothing is queued for later."""
+        conn = self._conn
+        if conn is None or not conn.is_open or not self.subscribed.is_set():
+            return False
+        conn.write(encode_publish(encode_string(topic), payload, qos=0, retain=retain))
+        return True
 
     def _on_publish(self, message: Publish, received: float) -> None:
         self.received += 1

@@ -88,14 +88,24 @@ class Leases:
         return json.dumps({"worker": self.worker, "since": time.time()}).encode()
 
     async def acquire(self, partition: int) -> bool:
-        """Take a free partition; False if someone holds it."""
-        sent = time.monotonic()
-        try:
-            revision = await self.kv.create(LEASE + str(partition), self._value())
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        self.held[partition] = Held(revision, sent)
-        return True
+        """Take a free partition; False if someone holds it.
+
+        nats-py's `create` is two steps when the key exists: the write is refused, then it reads the key
+        to tell a live key from a deleted one. A lease that expires between the two makes that read raise
+        `KeyNotFoundError`: the partition has just become free, so take it with one more `create`."""
+        for attempt in range(2):
+            sent = time.monotonic()
+            try:
+                revision = await self.kv.create(LEASE + str(partition), self._value())
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return False
+            except nats.js.errors.KeyNotFoundError:
+                if attempt == 0:
+                    continue  # it expired during the call
+                return False  # again: leave it to the next round of the ownership loop
+            self.held[partition] = Held(revision, sent)
+            return True
+        return False
 
     async def renew(self, partition: int) -> bool:
         """Extend a held lease; False if it was lost (it expired and someone else took it). Other

@@ -35,6 +35,7 @@ import structlog
 
 from ..core.chunk import ACC, PPG, Chunk
 from ..core.decode import decode_probabilities, softmax
+from .budget import DEFAULT_BUDGET_MS
 from .device_table import DEFAULT_QUEUE_CHUNKS, DeviceLimitError, DeviceState, DeviceTable
 from ..core.beats import BeatGate, refine_with_beats
 from ..core.engine import InferenceEngine, ModelLoadError
@@ -47,7 +48,6 @@ from ..core.tracker import TrackerTable
 
 log = structlog.get_logger("ppg_stream")
 
-DEFAULT_BUDGET_MS = 50.0
 BATCH_WINDOWS = 256  # windows per onnxruntime call (batching beyond this buys little)
 
 
@@ -407,5 +407,6 @@ def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
         table = TrackerTable(spec.bins_bpm, capacity=1)
         bpm, _ = table.update(np.full(len(batch.k), table.add()), batch.k, probs)
         refine_with_beats(batch.x, bpm, spec.fs)
+    LatencyHistogram().add(np.ones(1))  # the run's latency histogram: compiled now, not by the first window
     gc.collect()
     gc.freeze()

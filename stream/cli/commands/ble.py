@@ -22,7 +22,7 @@ log = structlog.get_logger("ppg_stream")
 
 
 async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
-    from ..compose import hr_over_mqtt, load_engine, open_local_run, run_config
+    from ..compose import hr_over_mqtt, open_engine, open_local_run, run_config
     from ..lifecycle import finish
     from ...sources.ble.backend import BleakBackend
     from ...sources.ble.device_stream import ble_device_id
@@ -36,10 +36,11 @@ async def run_ble(args: argparse.Namespace, backend: object | None) -> int:
         raise UsageError(f"--device-id names one device, but {len(args.ble)} are given with --ble")
     model_runs = args.publish_raw != "only"
     config = run_config(args, speed=1.0, model_runs=model_runs, mqtt=hr_over_mqtt(args))
-    engine = load_engine(config)  # a bad model fails before the radio is touched; compiled now: once connected, the device streams
+    engine = open_engine(config)  # a bad model fails before the radio is touched
     devices = [device_id(args.device_id or ble_device_id(a)) for a in args.ble]
     t_start = time.perf_counter()
     async with contextlib.AsyncExitStack() as stack:
+        # outputs, then the warm-up: compiled before the radio, since a connected device streams at once
         local = await open_local_run(config, stack, engine, devices, "ble", args.nats, bool(args.publish_raw), t_start)
         wearables = [Wearable(address, device, backend, args.scan_timeout, local) for address, device in zip(args.ble, devices)]
         try:

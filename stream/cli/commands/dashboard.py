@@ -1,11 +1,12 @@
-"""`ppg-stream dashboard`: serve the live dashboard until Ctrl-C (then exit 0)."""
+"""`ppg-stream dashboard`: serve the live dashboard until Ctrl-C (then exit 0). A broker that refuses it
+(credentials, certificates) or a mistake in --broker ends it with one line (exit 2); a broker that is
+merely down is waited for."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from ..options import Parser, UsageError, embedded_port, port_arg, positive_int, prefix_arg
+from ..options import Parser, UsageError, duration_arg, embedded_port, port_arg, positive_int, prefix_arg
 from ...mqtt.settings import DEFAULT_HOST, DEFAULT_PORT, BrokerSettings, BrokerUrlError, add_broker_arguments, broker_settings_from_args
 
 DEFAULT_HTTP_PORT = 8080
@@ -13,6 +14,7 @@ DEFAULT_HTTP_HOST = "127.0.0.1"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ...consumers.dashboard.dashboard import RETENTION_S
     from ...consumers.dashboard.fleet import MAX_DEVICES
 
     parser = Parser(prog="ppg-stream dashboard", description="Live heart rate of every device publishing under the topic prefix, in the browser.")
@@ -23,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"address to listen on (default {DEFAULT_HTTP_HOST}, this machine only; 0.0.0.0 shows the heart rates to the whole network)")
     parser.add_argument("--max-devices", type=positive_int, default=MAX_DEVICES, metavar="N",
                         help=f"devices kept at most; the one quiet for longest goes first (default {MAX_DEVICES})")
+    parser.add_argument("--retention", type=duration_arg, default=RETENTION_S, metavar="DURATION",
+                        help="forget a device offline for longer than this, and clear its retained status on the broker (default 1d; e.g. 12h, 30m)")
     parser.add_argument("--log-json", action="store_true", help="logs as JSON lines on stderr")
     return parser
 
@@ -46,9 +50,11 @@ async def run(args: argparse.Namespace) -> int:
     from ..lifecycle import until_done_or_interrupted
     from ...consumers.dashboard.dashboard import Dashboard
 
-    async def serve_forever() -> None:
-        async with Dashboard(args.host, args.port, prefix=args.topic_prefix, broker=broker_settings(args), max_devices=args.max_devices):
-            await asyncio.Event().wait()
+    async def serve_until_refused() -> None:
+        async with Dashboard(args.host, args.port, prefix=args.topic_prefix, broker=broker_settings(args), max_devices=args.max_devices,
+                             retention_s=args.retention) as dashboard:
+            await dashboard.failed.wait()
+            raise dashboard.error
 
-    await until_done_or_interrupted(serve_forever())
+    await until_done_or_interrupted(serve_until_refused())
     return 0

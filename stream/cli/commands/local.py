@@ -16,7 +16,6 @@ from pathlib import Path
 
 import structlog
 
-from ....replay.synthetic import DEMO_RECORDING
 from ..options import (
     Parser,
     UsageError,
@@ -55,7 +54,6 @@ broker is started there for the duration of the run.
 
 SPEED_RANGE = (0.01, 1e6)
 CHUNK_S_RANGE = (0.1, 3600.0)  # a replay is cut into chunks up front: a tiny chunk means millions of them
-MAX_BLE_ADDRESS = 64
 
 
 def speed_arg(text: str) -> float | None:
@@ -78,7 +76,7 @@ def chunk_seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ...runtime.pipeline import DEFAULT_BUDGET_MS
+    from ...runtime.budget import DEFAULT_BUDGET_MS
 
     p = Parser(prog="ppg-stream", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -100,9 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace) -> None:
     if args.ble is not None:
+        from ...sources.ble.address import is_ble_address
+
         for address in args.ble:
-            if not address.strip() or any(c.isspace() for c in address) or len(address) > MAX_BLE_ADDRESS:
-                raise UsageError(f"--ble {address!r:.80}: expected a device address such as AA:BB:CC:DD:EE:FF, or 'scan'")
+            if address.lower() != "scan" and not is_ble_address(address):
+                raise UsageError(f"--ble {address!r:.80}: expected a device address such as A0:9E:1A:12:34:56 "
+                                 "(on macOS the UUID that --ble scan lists), or 'scan'")
         if any(a.lower() == "scan" for a in args.ble) and len(args.ble) > 1:
             raise UsageError("--ble scan lists devices on its own: give it without device addresses")
         if len(set(a.lower() for a in args.ble)) != len(args.ble):
@@ -152,6 +153,7 @@ def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
     """(device id, recording) per file: ids from the subjects, else the file names; never ambiguous."""
     from ....replay.load import load_recording, recording_paths
     from ....replay.recording import WINDOW_S
+    from ....replay.synthetic import DEMO_RECORDING
 
     paths = [DEMO_RECORDING] if args.demo else [p for given in args.replay for p in recording_paths(given)]
     if args.device_id is not None and len(paths) > 1:
@@ -172,8 +174,11 @@ def replay_devices(args: argparse.Namespace) -> list[tuple[str, object]]:
 
 
 async def run_replay(args: argparse.Namespace) -> int:
-    from ..compose import hr_over_mqtt, load_engine, open_local_run, run_config
-    from ..lifecycle import finish
+    """Replay the recordings; with --dashboard the dashboard (and an embedded broker) stay up after the
+    replay until Ctrl-C, so its page still shows the run to whoever opens it later."""
+    from ....replay.synthetic import DEMO_RECORDING
+    from ..compose import hr_over_mqtt, open_engine, open_local_run, run_config
+    from ..lifecycle import finish, until_done_or_interrupted
     from ...runtime.source_pump import pump
     from ...sources.replay import ReplaySource
 
@@ -182,16 +187,17 @@ async def run_replay(args: argparse.Namespace) -> int:
     sources = [(device, ReplaySource(rec, speed=args.speed, chunk_s=args.chunk_s)) for device, rec in devices]
     model_runs = args.publish_raw != "only"
     config = run_config(args, speed=args.speed, model_runs=model_runs, mqtt=hr_over_mqtt(args))
-    engine = load_engine(config, rates=sources[0][1].rates)
-    log.info(
-        "replay starting",
-        files=len(devices), **({"file": str(devices[0][1].source or (DEMO_RECORDING if args.demo else args.replay[0])), "device": devices[0][0],
-                               "duration_s": round(devices[0][1].duration_s, 1)} if len(devices) == 1 else {"devices": [d for d, _ in devices][:20]}),
-        model=engine.spec.label if engine else "none (gateway)", speed=args.speed or "max",
-        warm_up_ms=round((time.perf_counter() - t_start) * 1000, 1),
-    )
+    engine = open_engine(config)
     async with contextlib.AsyncExitStack() as stack:
-        local = await open_local_run(config, stack, engine, [d for d, _ in devices], "replay", args.nats, bool(args.publish_raw), t_start)
+        local = await open_local_run(config, stack, engine, [d for d, _ in devices], "replay", args.nats, bool(args.publish_raw), t_start,
+                                     rates=sources[0][1].rates)
+        log.info(
+            "replay starting",
+            files=len(devices), **({"file": str(devices[0][1].source or (DEMO_RECORDING if args.demo else args.replay[0])), "device": devices[0][0],
+                                   "duration_s": round(devices[0][1].duration_s, 1)} if len(devices) == 1 else {"devices": [d for d, _ in devices][:20]}),
+            model=engine.spec.label if engine else "none (gateway)", speed=args.speed or "max",
+            warm_up_ms=round((time.perf_counter() - t_start) * 1000, 1),
+        )
 
         async def all_sources() -> None:
             feeds = []
@@ -203,5 +209,10 @@ async def run_replay(args: argparse.Namespace) -> int:
 
         _, interrupted = await local.feed(all_sources())
         fields, delivery = await local.finish(len(devices))
-    return finish("replay", fields, interrupted, delivery, config.outputs.outbox, config.outputs.flush_timeout_s,
-                  target="NATS JetStream or the MQTT broker" if args.nats else "the MQTT broker")
+        status = finish("replay", fields, interrupted, delivery, config.outputs.outbox, config.outputs.flush_timeout_s,
+                        target="NATS JetStream or the MQTT broker" if args.nats else "the MQTT broker")
+        dashboard = local.outputs.dashboard
+        if dashboard is not None and not interrupted:
+            log.info("replay done: the dashboard stays up until Ctrl-C", url=dashboard.url)
+            await until_done_or_interrupted(dashboard.failed.wait())
+    return status

@@ -54,7 +54,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ...runtime.pipeline import DEFAULT_BUDGET_MS
+    from ...runtime.budget import DEFAULT_BUDGET_MS
 
     p = Parser(prog="ppg-stream serve", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--idle-timeout", type=positive_float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S", help=f"a device silent this long leaves: status offline, state freed (default {DEFAULT_IDLE_TIMEOUT_S:g})")
@@ -86,7 +86,7 @@ def check_args(args: argparse.Namespace) -> None:
 async def run(args: argparse.Namespace) -> int:
     if args.nats is not None:
         return await run_nats(args)
-    from ..compose import build_runtime, load_engine, open_outputs, run_config
+    from ..compose import build_runtime, open_engine, open_outputs, run_config, warm_up
     from ..lifecycle import finish, until_done_or_interrupted
     from ...mqtt.subscriber import MqttSubscriber
     from ...runtime.housekeeping import idle_sweeper, stats_logger
@@ -95,19 +95,24 @@ async def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     service = args.service_id or device_id(f"serve-{socket.gethostname()}")
     config = run_config(args, speed=1.0)
-    engine = load_engine(config)
+    engine = open_engine(config)
     async with contextlib.AsyncExitStack() as stack:
         service_topic = service_status_topic(args.topic_prefix, service)
-        outputs = await open_outputs(config, stack, service_topic, engine.spec.label, service_topic)
+        outputs = await open_outputs(config, stack, service_topic, engine, service_topic)
+        if args.metrics_port is not None:
+            from ...consumers.metrics import start_metrics_server
+
+            start_metrics_server(args.metrics_host, args.metrics_port)  # a taken port is said now, not after the warm-up
+            log.info("Prometheus metrics", url=f"http://{args.metrics_host}:{args.metrics_port}/metrics")
+        await warm_up(engine)
         mqtt = outputs.mqtt
         runtime = build_runtime(engine, outputs, config)
         ingest = RawIngest(runtime, args.topic_prefix)
         subscriber = MqttSubscriber(mqtt.settings, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos, client_id=f"ppg-stream-{service}")
         if args.metrics_port is not None:
-            from ...consumers.metrics import serve_metrics
+            from ...consumers.metrics import register_runtime
 
-            serve_metrics(runtime, ingest, args.metrics_host, args.metrics_port)
-            log.info("Prometheus metrics", url=f"http://{args.metrics_host}:{args.metrics_port}/metrics")
+            register_runtime(runtime, ingest)
         runtime_task = asyncio.create_task(runtime.run(), name="runtime")
         log.info("serving", subscribe=f"{args.topic_prefix}/+/raw", model=engine.spec.label, service=service,
                  idle_timeout_s=args.idle_timeout, max_devices=args.max_devices)

@@ -79,7 +79,7 @@ async def run_nats(args: argparse.Namespace) -> int:
     import nats.errors
     import nats.js.errors
 
-    from ..compose import build_runtime, load_engine, open_outputs, run_config
+    from ..compose import build_runtime, open_engine, open_outputs, run_config, warm_up
     from ..lifecycle import finish, until_done_or_interrupted
     from ...runtime.housekeeping import idle_sweeper, stats_logger
     from ...nats.leases import LeaseConfigError, Leases, Progress
@@ -93,7 +93,7 @@ async def run_nats(args: argparse.Namespace) -> int:
     service = args.service_id or device_id(f"serve-{socket.gethostname()}")
     worker_id = worker_name(service)
     config = run_config(args, speed=None, mqtt=args.broker is not None)  # MQTT copies of the heart rate only when asked for
-    engine = load_engine(config)
+    engine = open_engine(config)
     prefix = subject_prefix(args.topic_prefix)
     base = args.nats_stream or stream_base(prefix)
     urls = parse_nats_urls(args.nats)
@@ -127,15 +127,18 @@ async def run_nats(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as stack:
             hr = NatsHrPublisher(nc, js, prefix, flush_timeout_s=args.flush_timeout)
             await hr.start()
-            outputs = await open_outputs(config, stack, service_status_topic(args.topic_prefix, worker_id), first=hr)
+            outputs = await open_outputs(config, stack, service_status_topic(args.topic_prefix, worker_id), engine, first=hr)
+            if args.metrics_port is not None:
+                from ...consumers.metrics import register_runtime, start_metrics_server
+
+                start_metrics_server(args.metrics_host, args.metrics_port)
+            await warm_up(engine)
             runtime = build_runtime(engine, outputs, config)
             ingest = RawIngest(runtime, args.topic_prefix)
             worker_config = WorkerConfig(partitions=args.nats_partitions, lease_s=args.nats_lease_s, history_s=args.nats_history_s)
             worker = NatsWorker(nc, js, plan.raw_stream, prefix, ingest, hr, leases, progress, worker_config)
             if args.metrics_port is not None:
-                from ...consumers.metrics import serve_metrics
-
-                serve_metrics(runtime, ingest, args.metrics_host, args.metrics_port)
+                register_runtime(runtime, ingest)
             runtime_task = asyncio.create_task(runtime.run(), name="runtime")
             log.info("serving", nats=nc.connected_url.netloc if nc.connected_url else args.nats, stream=plan.raw_stream, partitions=plan.partitions,
                      replicas=plan.replicas, hr_stream=plan.hr_stream, worker=worker_id, model=engine.spec.label)

@@ -2,8 +2,9 @@
 
 One `DeviceCard` (what a card shows) per device id seen on `<prefix>/<device>/hr` or `<prefix>/<device>/status`. Memory is
 bounded: each device keeps its last `history_points` chart points (pre-serialised JSON, ~10 KB), and the
-table holds at most `max_devices`, evicting the device quiet for longest. Pure: the caller passes the
-topic, the payload and the arrival time, and takes the changes as JSON for the browsers.
+table holds at most `max_devices`, evicting the device quiet for longest. A device offline for longer than
+a retention is forgotten (`expire`), and one can be removed on request (`remove`). Pure: the caller passes
+the topic, the payload and the arrival time, and takes the changes as JSON for the browsers.
 
 Missed windows are gaps in `window` (or `seq` for a device's own HR). Delivery is at-least-once and
 may reorder a little after a reconnection, so a bit mask of the last 64 windows tells a redelivered
@@ -46,6 +47,7 @@ class DeviceCard:
     duplicates: int = 0
     t_end: float | None = None
     last_seen: float | None = None  # arrival (epoch s) of the last HR message
+    offline_since: float | None = None  # when this dashboard learnt the device is offline (epoch s)
     restarts: int = 0
     _first_key: int | None = None
     _last_key: int | None = None
@@ -155,7 +157,7 @@ class Fleet:
             return
         device, kind = parsed
         if kind == "status":
-            self._handle_status(device, payload)
+            self._handle_status(device, payload, now)
         else:
             reading = parse_hr(payload)
             if reading is None:
@@ -191,16 +193,33 @@ class Fleet:
         self._dirty.discard(device)
         self._removed.add(device)
 
-    def _handle_status(self, device: str, payload: bytes) -> None:
+    def _handle_status(self, device: str, payload: bytes, now: float) -> None:
         text = payload.decode("utf-8", "replace").strip().lower()
         if not text:  # the retained status was cleared: the device is gone
-            if self.devices.pop(device, None) is not None:
-                self._forget(device)
+            self.remove(device)
             return
         if text not in STATUSES:
             self.ignored += 1
             return
-        self._device(device).status = text
+        card = self._device(device)
+        card.status = text
+        # a status retained before this dashboard started is as old as the dashboard as far as it can tell
+        card.offline_since = (card.offline_since or now) if text == "offline" else None
+
+    def remove(self, device: str) -> bool:
+        """Forget a device (its card goes from every browser); False if it was not there."""
+        if self.devices.pop(device, None) is None:
+            return False
+        self._forget(device)
+        return True
+
+    def expire(self, now: float, retention_s: float) -> list[str]:
+        """Forget the devices offline for longer than `retention_s`; the ids forgotten."""
+        gone = [d for d, card in self.devices.items()
+                if card.status == "offline" and card.offline_since is not None and now - card.offline_since > retention_s]
+        for device in gone:
+            self.remove(device)
+        return gone
 
     def _handle_hr(self, state: DeviceCard, r: HrReading, now: float) -> None:
         if not self._accept_key(state, r):

@@ -1,8 +1,10 @@
 """The dashboard's HTTP side (aiohttp): the page and its vendored static files, the event stream
 (Server-Sent Events) and a JSON snapshot for scripts.
 
-Read-only: no route changes anything. When bound to loopback, requests must name a loopback host, so a
-web page elsewhere cannot read the dashboard through DNS rebinding.
+One route changes something: `DELETE /api/devices?id=ID` (or `?status=offline`) clears offline devices
+from the dashboard and their retained status from the broker. When bound to loopback, requests must name
+a loopback host, so a web page elsewhere cannot read the dashboard through DNS rebinding; a request that
+changes something must come from the dashboard's own page (its Origin), or from no page at all (a script).
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ def host_of(header: str) -> str | None:
     return host or None
 
 
-def make_app(hub: EventHub, snapshot: Callable[[], str], loopback_only: bool) -> web.Application:
-    """`snapshot()` returns the JSON of everything a browser that just connected needs."""
+def make_app(hub: EventHub, snapshot: Callable[[], str], clear: Callable[[str | None], dict], loopback_only: bool) -> web.Application:
+    """`snapshot()` returns the JSON of everything a browser that just connected needs; `clear(id)` forgets
+    an offline device (None: every offline device) and says what it did."""
     app = web.Application(middlewares=[_guard(loopback_only)])
 
     async def index(request: web.Request) -> web.FileResponse:
@@ -89,7 +92,17 @@ def make_app(hub: EventHub, snapshot: Callable[[], str], loopback_only: bool) ->
             hub.unsubscribe(queue)
         return response
 
+    async def clear_devices(request: web.Request) -> web.Response:
+        device, status = request.query.get("id"), request.query.get("status")
+        if (device is None) == (status is None) or status not in (None, "offline"):
+            raise web.HTTPBadRequest(text="give ?id=DEVICE or ?status=offline")
+        result = clear(device)
+        if "refused" in result:
+            raise web.HTTPConflict(text=result["refused"]) if result["refused"] != "unknown device" else web.HTTPNotFound(text=result["refused"])
+        return web.json_response(result)
+
     app.router.add_get("/", index)
+    app.router.add_delete("/api/devices", clear_devices)
     app.router.add_get("/events", events)
     app.router.add_get("/api/devices", devices)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
@@ -105,6 +118,10 @@ def _guard(loopback_only: bool):
                 raise web.HTTPBadRequest(text="the Host header is not a host name with an optional port")
             if not is_loopback(host):
                 raise web.HTTPMisdirectedRequest(text="this dashboard answers on loopback names only (127.0.0.1, localhost)")
+        if request.method not in ("GET", "HEAD"):
+            origin = request.headers.get("Origin")
+            if origin is not None and origin != f"{request.scheme}://{request.host}":
+                raise web.HTTPForbidden(text="changes are accepted from the dashboard's own page only")
         response = await handler(request)
         if not response.prepared:
             response.headers.update(SECURITY_HEADERS)

@@ -36,6 +36,7 @@ class BrokerSubscription:
         self._subscribers = [
             MqttSubscriber(settings, topic, self._deliver, qos=1, client_id=f"{tag}-{i}") for i, topic in enumerate(self.topics)
         ]
+        self.attempted = asyncio.Event()  # the first connection attempts are over (subscribed, refused, or an outage)
 
     @property
     def url(self) -> str:
@@ -44,20 +45,33 @@ class BrokerSubscription:
     def _deliver(self, topic: str, payload: bytes, _received: float) -> None:
         self.on_message(topic, payload)
 
+    def clear_status(self, device: str) -> bool:
+        """Clear the device's retained status on the broker (an empty retained message), so no subscriber
+        that starts later sees it again; False when the broker is not connected."""
+        return self._subscribers[1].send(f"{self.prefix}/{device}/status", b"", retain=True)
+
     async def run(self) -> None:
-        """Until cancelled; reports `connected` once both subscriptions stand, `disconnected` when one falls."""
+        """Until cancelled; reports `connected` once both subscriptions stand, `disconnected` when one falls.
+        Raises MqttFatalError when the broker refuses us (credentials, certificates, a mistake in --broker
+        found at the first attempt): retrying cannot help."""
         state = None
         try:
-            for subscriber in self._subscribers:
-                await subscriber.start()
+            try:
+                for subscriber in self._subscribers:
+                    await subscriber.start()
+            finally:
+                self.attempted.set()
             while True:
+                refused = next((s.fatal_error for s in self._subscribers if s.fatal_error is not None), None)
+                if refused is not None:
+                    raise refused
                 now = "connected" if all(s.subscribed.is_set() for s in self._subscribers) else "disconnected"
                 if now != state:
-                    state = now
+                    previous, state = state, now
                     self.on_state(now)
-                    if now == "connected":
+                    if now == "connected" and previous is not None:  # the first subscription is in "dashboard running"
                         log.info("dashboard subscribed", broker=self.url, topics=list(self.topics))
-                    else:
+                    elif now != "connected":
                         log.warning("dashboard: broker unreachable, retrying", broker=self.url)
                 await asyncio.sleep(STATE_POLL_S)
         finally:

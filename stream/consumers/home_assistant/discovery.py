@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from importlib import metadata
 
@@ -31,6 +32,12 @@ ATTRIBUTES_TEMPLATE = (
     "{{ {'confidence': value_json.get('confidence'), 'late': value_json.get('late'),"
     " 'model': value_json.get('model')} | tojson }}"
 )
+# A sensor with no new heart rate for this many hops becomes unavailable in Home Assistant (`expire_after`):
+# a publisher that stalls while its connection (and so its `online` status) stays up no longer leaves the
+# last value showing. Ten hops (20 s at the 2 s hop) ride out a short gap in the signal, whose windows are
+# skipped (every window touching a hole: four and the hole), without showing a stale number for long.
+EXPIRE_AFTER_HOPS = 10
+DEFAULT_HOP_S = 2.0
 _NOT_HA_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -60,8 +67,10 @@ def discovery_messages(
     sw_version: str,
     discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX,
     service_status_topic: str | None = None,
+    hop_s: float = DEFAULT_HOP_S,
 ) -> list[tuple[str, bytes]]:
-    """The retained discovery config(s) for one device: (topic, payload) pairs to publish retained."""
+    """The retained discovery config(s) for one device: (topic, payload) pairs to publish retained.
+    `hop_s`: the model's hop; the sensor expires after EXPIRE_AFTER_HOPS of them without a message."""
     topic = discovery_topic(prefix, device, discovery_prefix)
     state = hr_topic(prefix, device)
     availability = [_availability(status_topic(prefix, device))]
@@ -73,6 +82,7 @@ def discovery_messages(
         "unit_of_measurement": UNIT,
         "state_class": "measurement",
         "suggested_display_precision": 0,
+        "expire_after": expire_after_s(hop_s),
         "icon": ICON,
         "json_attributes_topic": state,
         "json_attributes_template": ATTRIBUTES_TEMPLATE,
@@ -93,6 +103,11 @@ def discovery_messages(
         availability.append(_availability(service_status_topic))
         config["availability_mode"] = "all"  # the device is online AND the service that publishes it is
     return [(topic, json.dumps(config, separators=(",", ":")).encode())]
+
+
+def expire_after_s(hop_s: float) -> int:
+    """Whole seconds (Home Assistant's unit), at least one."""
+    return max(1, math.ceil(EXPIRE_AFTER_HOPS * hop_s))
 
 
 def removal_messages(prefix: str, device: str, discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX) -> list[tuple[str, bytes]]:

@@ -13,7 +13,7 @@ const GAP_S = 10;             // a jump in time longer than this breaks the line
 const STALE_S = 10;           // online, but nothing for this long: the number is dimmed
 const SORT_EVERY_MS = 1000;
 const TICK_MS = 1000;         // "last seen" texts and the summary
-const CARD_MIN_W = 260, CARD_H = 216, GAP = 12, OVERSCAN_ROWS = 1;  // CARD_H matches .card's height
+const CARD_MIN_W = 260, CARD_H = 236, GAP = 12, OVERSCAN_ROWS = 1;  // CARD_H matches .card's height
 
 const cardsEl = document.getElementById("cards");
 const template = document.getElementById("card-template");
@@ -22,6 +22,7 @@ const bannerEl = document.getElementById("banner");
 const emptyEl = document.getElementById("empty");
 const filterEl = document.getElementById("filter");
 const sortEl = document.getElementById("sort");
+const clearOfflineEl = document.getElementById("clear-offline");
 
 const devices = new Map();    // device id -> Device (the model)
 let view = [];                // devices passing the filter, in display order
@@ -49,7 +50,7 @@ class Card {
   constructor() {
     this.el = template.content.firstElementChild.cloneNode(true);
     this.q = {};
-    for (const name of ["name", "status", "bpm", "conf-meter", "conf-text", "model", "late", "missed", "seen"]) {
+    for (const name of ["name", "status", "clear", "bpm", "conf-meter", "conf-text", "model", "late", "missed", "seen"]) {
       this.q[name] = this.el.querySelector("." + name);
     }
     this.canvas = this.el.querySelector("canvas");
@@ -211,6 +212,7 @@ function renderText(card, dev) {
   card.el.classList.toggle("offline", status === "offline");
   card.q.status.className = "status " + status;
   setText(card, "status", status);
+  card.q.clear.hidden = status !== "offline";
   setText(card, "bpm", d.bpm == null ? "–" : String(Math.round(d.bpm)));
   card.q.bpm.title = d.bpm == null ? "" : `${d.bpm} bpm`;
   card.q["conf-meter"].hidden = d.conf == null;
@@ -220,7 +222,7 @@ function renderText(card, dev) {
     setText(card, "conf-text", `confidence ${Math.round(d.conf * 100)} %`);
   }
   setText(card, "model", d.model || "–");
-  card.q.model.title = d.model || "";
+  card.q.model.title = d.model ? `model ${d.model}` : "";
   setText(card, "late", String(d.late ?? 0));
   setText(card, "missed", String(d.missed ?? 0));
   card.q.late.classList.toggle("warn", d.late > 0);
@@ -245,6 +247,18 @@ function renderSeen(card, dev, now) {
 }
 
 // --- a card's chart: HR line with its confidence band, last CHART_SPAN_S of stream time ----------------
+// Both axes are labelled: y in bpm with a gridline at each tick (every card scales to its own range, and
+// says so), x in stream time (minutes:seconds since the stream started) with a tick every minute.
+
+function niceStep(span) {
+  for (const step of [5, 10, 20, 25, 50, 100]) if (span / step <= 3) return step;
+  return 200;
+}
+
+function clock(t) {
+  const s = Math.round(t), m = Math.floor(s / 60);
+  return `${m}:${String(s - 60 * m).padStart(2, "0")}`;
+}
 
 function drawChart(card, dev) {
   const canvas = card.canvas, g = card.ctx;
@@ -267,16 +281,27 @@ function drawChart(card, dev) {
     lo = Math.min(lo, dev.bpm[i] - b); hi = Math.max(hi, dev.bpm[i] + b);
   }
   if (hi - lo < 20) { const mid = (hi + lo) / 2; lo = mid - 10; hi = mid + 10; }
-  lo = Math.floor(lo / 5) * 5; hi = Math.ceil(hi / 5) * 5;
-  const left = 26, right = 2, top = 3, bottom = 3;
+  const step = niceStep(hi - lo);
+  lo = Math.floor(lo / step) * step; hi = Math.ceil(hi / step) * step;
+  const left = 30, right = 4, top = 6, bottom = 14;
   const x = (t) => left + (t - tStart) / CHART_SPAN_S * (w - left - right);
   const y = (v) => top + (hi - v) / (hi - lo) * (h - top - bottom);
 
-  g.font = "10px system-ui, sans-serif"; g.fillStyle = "#6b7380"; g.textBaseline = "middle";
-  g.fillText(String(hi), 0, top + 4); g.fillText(String(lo), 0, h - bottom - 4);
-  g.strokeStyle = "#e3e6ea"; g.lineWidth = 1;
-  g.beginPath(); g.moveTo(left, top + 0.5); g.lineTo(w - right, top + 0.5);
-  g.moveTo(left, h - bottom - 0.5); g.lineTo(w - right, h - bottom - 0.5); g.stroke();
+  g.font = "10px system-ui, sans-serif"; g.fillStyle = "#6b7380"; g.strokeStyle = "#e3e6ea"; g.lineWidth = 1;
+  g.textAlign = "right"; g.textBaseline = "middle";
+  g.beginPath();
+  for (let v = lo; v <= hi; v += step) {
+    const yy = Math.round(y(v)) + 0.5;
+    g.moveTo(left, yy); g.lineTo(w - right, yy);
+    g.fillText(String(v), left - 4, yy);
+  }
+  g.textAlign = "center"; g.textBaseline = "alphabetic";
+  for (let t = Math.ceil(Math.max(tStart, 0) / 60) * 60; t <= tEnd; t += 60) {
+    const xx = Math.round(x(t)) + 0.5;
+    g.moveTo(xx, top); g.lineTo(xx, h - bottom + 3);
+    g.fillText(clock(t), Math.min(Math.max(xx, left + 12), w - right - 12), h - 2);
+  }
+  g.stroke();
 
   // runs of points without a gap: each gets its band polygon and its line
   const runs = [];
@@ -299,11 +324,28 @@ function drawChart(card, dev) {
     if (b - a === 1) g.arc(x(dev.t[a]), y(dev.bpm[a]), 1.5, 0, 2 * Math.PI);
     g.stroke();
   }
+  card.canvas.dataset.scale = `${lo}-${hi} bpm, ${clock(Math.max(tStart, 0))}-${clock(tEnd)}`;  // what the axes say, for tests and tools
 }
 
 // --- controls, summary, banner, clock ---------------------------------------------------------------
 
 filterEl.addEventListener("input", () => { viewInvalid = true; window.scrollTo(0, 0); requestFrame(); });
+
+// clearing: an offline card's "clear" button, or "clear offline" for all of them; the server forgets the
+// device, clears its retained status on the broker, and every browser drops the card with the next update
+async function clearDevices(query) {
+  const response = await fetch(`/api/devices?${query}`, { method: "DELETE" });
+  if (!response.ok) { clearProblem = `Could not clear: ${await response.text()}`; clearProblemUntil = Date.now() + 5000; renderSummary(); }
+}
+let clearProblem = "", clearProblemUntil = 0;
+cardsEl.addEventListener("click", (event) => {
+  const button = event.target.closest("button.clear");
+  const card = button && pool.find((c) => c.el.contains(button));
+  if (card && card.device) clearDevices("id=" + encodeURIComponent(card.device.id));
+});
+clearOfflineEl.addEventListener("click", () => {
+  if (confirm(`Forget the ${meta.offline} offline devices, here and on the broker?`)) clearDevices("status=offline");
+});
 sortEl.addEventListener("change", () => { viewInvalid = true; requestFrame(); });
 window.addEventListener("scroll", requestFrame, { passive: true });
 window.addEventListener("resize", requestFrame);
@@ -312,7 +354,7 @@ function renderSummary() {
   const parts = [`${devices.size} devices`];
   if (view.length !== devices.size) parts.push(`${view.length} shown`);
   if (meta.online != null) parts.push(`${meta.online} online`, `${meta.offline} offline`);
-  if (meta.rate != null) parts.push(`${meta.rate} msg/s`);
+  if (meta.rate != null) parts.push(`${formatRate(meta.rate)} msg/s`);
   const broker = meta.broker ? `${meta.broker} ${meta.broker_state}` : "";
   const text = parts.join(" · ") + (broker ? " · " : "");
   if (summaryEl.dataset.text !== text + broker) {
@@ -326,12 +368,22 @@ function renderSummary() {
     }
   }
   document.getElementById("prefix").textContent = (meta.prefix || "ppg") + "/+/hr";
+  clearOfflineEl.hidden = !(meta.offline > 0);
+  const clearText = `clear ${meta.offline} offline`;
+  if (clearOfflineEl.textContent !== clearText) clearOfflineEl.textContent = clearText;
   emptyEl.hidden = devices.size > 0;
   let problem = "";
   if (!streamUp) problem = "Lost the connection to the dashboard server: reconnecting…";
+  else if (Date.now() < clearProblemUntil) problem = clearProblem;
+  else if (meta.broker_state === "refused") problem = `The MQTT broker ${meta.broker} refused the dashboard: ${meta.error || ""}`;
   else if (meta.broker_state && meta.broker_state !== "connected") problem = `The MQTT broker ${meta.broker} is not answering: retrying. The cards show the last values received.`;
   bannerEl.hidden = !problem;
   if (bannerEl.textContent !== problem) bannerEl.textContent = problem;
+}
+
+// heart-rate messages a second over the last 10 s: 0.5 for one device at the 2 s hop
+function formatRate(rate) {
+  return rate >= 10 ? String(Math.round(rate)) : rate.toFixed(1);
 }
 
 setInterval(() => {

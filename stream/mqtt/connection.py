@@ -93,14 +93,16 @@ class MqttConnection(asyncio.Protocol):
         self._decoder = PacketDecoder(max_packet_bytes)
         self._transport: asyncio.Transport | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
-        self._ping_outstanding = False
         self._ping_interval_s = 0.0
+        self._keepalive_s = 0.0
+        self.last_received = time.monotonic()  # any packet from the broker proves the link (MQTT 3.1.1 §3.1.2.10)
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
         try:
             packets = self._decoder.feed(data)
         except MqttProtocolError as e:
@@ -126,7 +128,7 @@ class MqttConnection(asyncio.Protocol):
                 if message.qos == 1:
                     acks.append(encode_puback(message.packet_id))
             elif kind == PINGRESP:
-                self._ping_outstanding = False
+                pass  # like any packet, it proved the link (last_received)
             elif kind == SUBACK:
                 if self._on_suback is not None and len(body) >= 3:
                     self._on_suback((body[0] << 8) | body[1], body[2:])
@@ -170,17 +172,24 @@ class MqttConnection(asyncio.Protocol):
             self._transport.write(data)
 
     def start_keepalive(self, keepalive_s: float) -> None:
-        """PINGREQ every half keepalive; no PINGRESP by the next one means the link is dead."""
+        """PINGREQ every half keepalive, so the broker hears from us; the link is declared dead only when
+        nothing at all (no PINGRESP, no PUBLISH, no PUBACK) arrived for a whole keepalive interval. A
+        PINGRESP queued behind a long backlog of messages is late, but the backlog itself proves the
+        broker is there: reconnecting then would only make a clean session discard that backlog."""
+        self._keepalive_s = float(keepalive_s)
         self._ping_interval_s = keepalive_s / 2
+        self.last_received = time.monotonic()
         self._ping_timer = asyncio.get_running_loop().call_later(self._ping_interval_s, self._ping)
 
     def _ping(self) -> None:
-        if self._ping_outstanding:
-            self.abort(f"the broker did not answer a ping within {self._ping_interval_s:g} s")
+        silent_s = time.monotonic() - self.last_received
+        if silent_s >= self._keepalive_s:
+            self.abort(f"nothing arrived from the broker for {silent_s:.3g} s (keepalive {self._keepalive_s:g} s)")
             return
-        self._ping_outstanding = True
-        self.write(PINGREQ_PACKET)
-        self._ping_timer = asyncio.get_running_loop().call_later(self._ping_interval_s, self._ping)
+        self.write(PINGREQ_PACKET)  # every half interval, answered or not: a PINGRESP may sit behind the backlog
+        # next look: half an interval on, or the moment the silence would reach the keepalive
+        wait_s = min(self._ping_interval_s, self._keepalive_s - silent_s)
+        self._ping_timer = asyncio.get_running_loop().call_later(max(wait_s, 0.01), self._ping)
 
     def abort(self, reason: str) -> None:
         """Drop the connection now (no DISCONNECT: the broker publishes the last will)."""

@@ -9,7 +9,6 @@ import time
 import uuid
 
 import pytest
-
 from ppg_stream.stream.mqtt.codec import encode_publish, encode_string
 from ppg_stream.stream.mqtt.connection import connect
 from ppg_stream.stream.mqtt.settings import BrokerSettings

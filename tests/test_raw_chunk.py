@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppg_stream.stream.core.chunk import ACC, PPG
-from ppg_stream.stream.core.raw_chunk import HEADER, HEADER_SIZE, RawChunk, RawChunkError, decode_raw_chunk, encode_raw_chunk
+from ppg_stream.stream.core.raw_chunk import HEADER, HEADER_SIZE, HEADER_V2, HEADER_V2_SIZE, RawChunk, RawChunkError, decode_raw_chunk, encode_raw_chunk
 from ppg_stream.stream.sources.raw_gateway import chunk_rate
 
 BOTH = frozenset({PPG, ACC})
@@ -29,6 +29,19 @@ def test_round_trip_keeps_every_field_and_sample_times():
     np.testing.assert_allclose(back.times(), 10.0 + np.arange(8) / 32.0)
 
 
+def test_version_2_carries_the_send_time_and_version_1_is_still_read():
+    raw = RawChunk(PPG, BOTH, 5, 6, 64.0, 3.0, np.ones((4, 1), np.float32), sent=1_765_000_000.25)
+    payload = encode_raw_chunk(raw)
+    assert payload[0] == 2 and len(payload) == HEADER_V2_SIZE + 4 * 4
+    assert struct.unpack_from("<d", payload, 32) == (1_765_000_000.25,)
+    back = decode_raw_chunk(payload)
+    assert (back.seq, back.t0, back.sent) == (6, 3.0, 1_765_000_000.25)
+    np.testing.assert_array_equal(back.samples, raw.samples)
+    old = encode_raw_chunk(RawChunk(PPG, BOTH, 5, 6, 64.0, 3.0, np.ones((4, 1), np.float32)))  # sent unknown: version 1
+    assert old[0] == 1 and len(old) == HEADER_SIZE + 4 * 4
+    assert decode_raw_chunk(old).sent == 0.0 and decode_raw_chunk(old).seq == 6
+
+
 def test_header_layout_is_the_documented_one():
     payload = encode_raw_chunk(_chunk(PPG, n=2, channels=1, rate=64.0, t0=1.0, seq=3, stream_id=9, groups=frozenset({PPG})))
     assert payload[:4] == bytes([1, 1, 1, 1])  # version 1, group PPG, 1 channel, groups mask = PPG only
@@ -43,11 +56,20 @@ def _with_header(**fields):
     return header + b"\x00" * (4 * base["n"] * base["channels"])
 
 
+def _v2(sent=1.7e9, n=4):
+    return HEADER_V2.pack(2, 1, 1, 3, 1, 0, n, 64.0, 0.0, sent) + b"\x00" * (4 * n)
+
+
 @pytest.mark.parametrize(
     "payload, fragment",
     [
         (b"\x01\x01", "shorter than the 32-byte header"),
-        (_with_header(version=2), "unknown payload version 2"),
+        (_with_header(version=3), "unknown payload version 3"),
+        (_with_header(version=0), "unknown payload version 0"),
+        (_v2(sent=-1.0), "sent time -1.0"),
+        (_v2(sent=float("nan")), "sent time nan"),
+        (_v2()[:36], "shorter than the 40-byte header of version 2"),
+        (_v2()[:-1], "header says 4 samples"),
         (_with_header(group=9), "unknown channel group 9"),
         (_with_header(group=2, channels=2), "ACC chunk with 2 channels"),
         (_with_header(channels=0), "PPG chunk with 0 channels"),

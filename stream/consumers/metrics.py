@@ -13,16 +13,24 @@ LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.
 
 
 class RuntimeCollector(Collector):
-    def __init__(self, runtime, ingest) -> None:
+    """`subscriber`: the raw-chunk intake's MQTT client (None with NATS); `publisher`: the HR publisher
+    (None without MQTT output). Their connection state, reconnects and the outbox are read when scraped."""
+
+    def __init__(self, runtime, ingest, subscriber=None, publisher=None) -> None:
         self.runtime = runtime
         self.ingest = ingest
+        self.subscriber = subscriber
+        self.publisher = publisher
 
     def collect(self):
         rt = self.runtime
         totals = rt.totals()
         yield GaugeMetricFamily("ppg_devices", "Devices served now", value=len(rt.table))
+        yield from self._broker()
         counters = {
-            "ppg_chunks_received": ("Raw chunks accepted from gateways", self.ingest.chunks),
+            "ppg_chunks_received": ("Raw chunks received for a device (valid payloads, duplicates included)", totals.received_chunks),
+            "ppg_chunks_missing": ("Raw chunks never received: sequence numbers skipped within a device's stream", totals.missing_chunks),
+            "ppg_chunks_accepted": ("Raw chunks accepted from gateways (valid payloads, before device checks)", self.ingest.chunks),
             "ppg_malformed_payloads": ("Raw payloads dropped as malformed (or on a bad topic)", self.ingest.malformed),
             "ppg_windows_published": ("HR messages handed to the publishers", totals.windows),
             "ppg_windows_late": ("Windows over the latency budget", totals.late),
@@ -39,8 +47,25 @@ class RuntimeCollector(Collector):
         below = rt.latency.count_below([le * 1000.0 for le in LATENCY_BUCKETS_S])
         buckets = [(str(le), n) for le, n in zip(LATENCY_BUCKETS_S, below)]
         buckets.append(("+Inf", rt.latency.count))
-        yield HistogramMetricFamily("ppg_window_latency_seconds", "Window complete → handed to the publishers",
+        yield HistogramMetricFamily("ppg_window_latency_seconds",
+                                    "Window age when handed to the publishers: from when the gateway sent the chunk that completed it "
+                                    "(payload version 2), else from when the service read it",
                                     buckets=buckets, sum_value=rt.latency.sum_ms / 1000.0)
+
+    def _broker(self):
+        connected = GaugeMetricFamily("ppg_broker_connected", "1 while the MQTT connection is up (and the raw subscription made)", labels=["client"])
+        reconnects = CounterMetricFamily("ppg_broker_reconnects", "MQTT connections lost or attempts failed", labels=["client"])
+        for name, client, up in (("intake", self.subscriber, lambda c: c.subscribed.is_set()),
+                                 ("publisher", self.publisher, lambda c: c.connected.is_set())):
+            if client is not None:
+                connected.add_metric([name], 1 if up(client) else 0)
+                reconnects.add_metric([name], client.reconnects)
+        yield connected
+        yield reconnects
+        if self.publisher is not None:
+            yield GaugeMetricFamily("ppg_outbox_depth", "HR messages accepted and not yet acknowledged by the broker", value=self.publisher.pending)
+            yield GaugeMetricFamily("ppg_outbox_size", "The outbox's bound (--outbox)", value=self.publisher.outbox_size)
+            yield CounterMetricFamily("ppg_outbox_dropped", "HR messages dropped because the outbox was full", value=self.publisher.dropped_overflow)
 
 
 class MetricsPortError(OSError):
@@ -60,5 +85,5 @@ def start_metrics_server(host: str, port: int) -> None:
         raise MetricsPortError(e.errno, f"--metrics-port {port}: cannot listen on {host}:{port}: {reason}") from None
 
 
-def register_runtime(runtime, ingest) -> None:
-    REGISTRY.register(RuntimeCollector(runtime, ingest))
+def register_runtime(runtime, ingest, subscriber=None, publisher=None) -> None:
+    REGISTRY.register(RuntimeCollector(runtime, ingest, subscriber, publisher))

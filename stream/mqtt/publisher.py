@@ -211,6 +211,11 @@ class MqttPublisher(ReconnectingClient):
             raise self._fatal
         return report
 
+    @property
+    def pending(self) -> int:
+        """The outbox's fill: messages accepted and not yet delivered or dropped (queued or in flight)."""
+        return self._pending
+
     def report(self) -> DeliveryReport:
         in_flight = sum(1 for entry in self._inflight.values() if isinstance(entry, tuple))
         return DeliveryReport(self.delivered, self.dropped_overflow, len(self._queue) + in_flight)

@@ -46,6 +46,7 @@ class MqttSubscriber(ReconnectingClient):
         reconnect: Backoff = RECONNECT,
         max_packet_bytes: int = MAX_PACKET_BYTES,
         client_id: str | None = None,
+        clean_session: bool = True,
     ) -> None:
         if qos not in (0, 1):
             raise ValueError("qos must be 0 or 1")
@@ -56,6 +57,8 @@ class MqttSubscriber(ReconnectingClient):
         self.keepalive_s = keepalive_s
         self.max_packet_bytes = max_packet_bytes
         self.client_id = client_id or f"ppg-stream-sub-{uuid.uuid4().hex[:12]}"
+        self.clean_session = clean_session  # False (a fixed client_id): the broker keeps the subscription and queues for us
+        self.connected_since: float | None = None  # monotonic time of the current connection, None while down
         self.subscribed = asyncio.Event()
         self.received = 0
         self.callback_errors = 0
@@ -111,7 +114,7 @@ class MqttSubscriber(ReconnectingClient):
 
     # --- connection lifecycle (the loop is ReconnectingClient's) ---
     async def _open(self) -> MqttConnection:
-        conn = await connect(self.settings, self.client_id, self.keepalive_s, on_publish=self._on_publish,
+        conn = await connect(self.settings, self.client_id, self.keepalive_s, clean_session=self.clean_session, on_publish=self._on_publish,
                              on_suback=self._on_suback, on_oversized=self._on_oversized, max_packet_bytes=self.max_packet_bytes)
         self._conn = conn  # close() during the subscription handshake disconnects it
         self._suback = asyncio.get_running_loop().create_future()
@@ -126,9 +129,11 @@ class MqttSubscriber(ReconnectingClient):
         return conn
 
     def _up(self, conn: MqttConnection) -> None:
+        self.connected_since = time.monotonic()
         self.subscribed.set()
 
     def _down(self) -> bool:
+        self.connected_since = None
         self.subscribed.clear()
         return False
 

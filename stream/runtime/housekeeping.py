@@ -70,7 +70,8 @@ async def stats_logger(runtime: Runtime, every_s: float, extra: Callable[[], dic
         log.info(
             "stats", devices=len(runtime.table), chunks_per_s=round((runtime.chunks_in - last[1]) / dt, 1),
             windows_per_s=round((runtime.windows_total - last[2]) / dt, 1), late=totals.late,
-            dropped_stale=totals.dropped_stale, dropped_chunks=totals.dropped_chunks, refused_devices=runtime.table.refused,
+            dropped_stale=totals.dropped_stale, received_chunks=totals.received_chunks, duplicate_chunks=totals.duplicate_chunks,
+            missing_chunks=totals.missing_chunks, dropped_chunks=totals.dropped_chunks, refused_devices=runtime.table.refused,
             latency_p50_ms=round(lat.percentile(50), 3), latency_p99_ms=round(lat.percentile(99), 3),
             **(extra() if extra is not None else {}),
         )

@@ -82,8 +82,10 @@ class Tally:
     windows: int = 0  # messages handed to publishers
     late: int = 0
     dropped_stale: int = 0  # windows dropped because the runtime fell behind (real time only)
-    dropped_chunks: int = 0  # chunks dropped because a device sent faster than it was served
+    received_chunks: int = 0  # raw chunks that arrived for the device (valid payloads, duplicates included)
+    dropped_chunks: int = 0  # chunks dropped because a device sent faster than it was served (overload)
     duplicate_chunks: int = 0  # raw chunks seen twice (same stream, sequence not advancing)
+    missing_chunks: int = 0  # raw chunks never received: sequence numbers skipped within a stream (bridged or not)
     skipped_gap: int = 0  # windows that touched a gap or an overrun, never estimated
     invalid_windows: int = 0  # windows without a usable estimate: non-finite or flat input, non-finite model output
     nan_samples: int = 0
@@ -144,7 +146,8 @@ class RunSummary:
             gaps=tally.gaps, latency_p50_ms=latency.percentile(50), latency_p99_ms=latency.percentile(99),
             latency_max_ms=latency.max_ms, mae_bpm=tally.abs_error / n if n else None,
             mae_untracked_bpm=tally.abs_error_untracked / n if n else None, labelled_windows=n, wall_s=wall_s,
-            devices=devices, extra={"dropped_chunks": tally.dropped_chunks, "duplicate_chunks": tally.duplicate_chunks,
+            devices=devices, extra={"received_chunks": tally.received_chunks, "missing_chunks": tally.missing_chunks,
+                                    "dropped_chunks": tally.dropped_chunks, "duplicate_chunks": tally.duplicate_chunks,
                                     "epochs": tally.epochs, "incomplete_windows": tally.incomplete_windows,
                                     "refused_restarts": tally.refused_restarts,
                                     "contested_chunks": tally.contested_chunks, **extra},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -36,6 +37,12 @@ def chunk_rate(t: np.ndarray, nominal: float) -> float:
     return own if np.isfinite(own) and own > 0 else nominal
 
 
+def outbox_depth(publisher: object) -> int:
+    """What a publisher holds undelivered: the MQTT publisher's `pending`, the NATS one's `outbox`."""
+    pending = getattr(publisher, "pending", None)
+    return pending if pending is not None else len(getattr(publisher, "outbox", ()))
+
+
 class RawGateway:
     def __init__(self, publisher: object, prefix: str) -> None:
         self.publisher = publisher
@@ -43,12 +50,15 @@ class RawGateway:
         self._streams: dict[str, list[int]] = {}  # device -> [stream id, next sequence]
         self.chunks = 0
 
-    def forward(self, device: str, groups: frozenset[str], chunk: Chunk, nominal_rate: float) -> None:
+    def forward(self, device: str, groups: frozenset[str], chunk: Chunk, nominal_rate: float, sent: float = 0.0) -> None:
+        """Publish one chunk (cut to the payload's limit). `sent`: this machine's Unix time now, so the
+        service measures each window's age from when its data left here (payload version 2); 0 when the
+        chunk is not being sent now (prepared ahead: version 1, the service counts from its arrival)."""
         stream = self._streams.setdefault(device, [secrets.randbits(32), 0])
         topic = raw_topic(self.prefix, device)
         for a in range(0, len(chunk.t), MAX_SAMPLES):
             t, x = chunk.t[a : a + MAX_SAMPLES], chunk.x[a : a + MAX_SAMPLES]
-            raw = RawChunk(chunk.group, groups, stream[0], stream[1], chunk_rate(t, nominal_rate), float(t[0]), x.astype(np.float32))
+            raw = RawChunk(chunk.group, groups, stream[0], stream[1], chunk_rate(t, nominal_rate), float(t[0]), x.astype(np.float32), sent)
             self.publisher.publish_payload(topic, encode_raw_chunk(raw))
             stream[1] += 1
             self.chunks += 1
@@ -64,8 +74,8 @@ class RawGateway:
             await self.wait_for_room()
 
     async def wait_for_room(self) -> None:
-        outbox, size = getattr(self.publisher, "outbox", ()), getattr(self.publisher, "outbox_size", 0)
-        while size and len(outbox) > size // 2:
+        size = getattr(self.publisher, "outbox_size", 0)
+        while size and outbox_depth(self.publisher) > size // 2:
             await asyncio.sleep(0.005)
 
     def counts(self) -> dict:
@@ -86,5 +96,5 @@ class TappedSource:
     async def chunks(self) -> AsyncIterator[tuple[Chunk, float]]:
         async for chunk, arrival in self.source.chunks():
             if len(chunk.t):
-                self.gateway.forward(self.device, self._groups, chunk, self.source.rates[chunk.group])
+                self.gateway.forward(self.device, self._groups, chunk, self.source.rates[chunk.group], time.time())
             yield chunk, arrival

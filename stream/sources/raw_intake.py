@@ -89,7 +89,8 @@ class RawIngest:
             state = runtime.open_device(device, raw.groups)
             if state is None:
                 return False  # refused: the table is full (counted by the runtime)
-        elif state.held is not None:  # a chunk of another stream waits to be confirmed by the next one
+        state.tally.received_chunks += 1
+        if state.held is not None:  # a chunk of another stream waits to be confirmed by the next one
             held, state.held = state.held, None
             if raw.stream_id == held[0].stream_id:  # a second chunk of it: a real restart
                 if not self._new_epoch(state, held[0], device):
@@ -110,10 +111,14 @@ class RawIngest:
         return True
 
     def _enqueue(self, state, raw: RawChunk, received: float, ticket: Ticket | None) -> None:
+        if state.last_seq >= 0 and raw.seq > state.last_seq + 1:  # a hole in the sequence (bridged or not, counted)
+            state.tally.missing_chunks += raw.seq - state.last_seq - 1
         state.count_chunk(raw.stream_id)
         state.stream_id = raw.stream_id
         state.last_seq = raw.seq
         state.last_t0[raw.group] = raw.t0
+        if raw.sent:  # the window's age counts from when the gateway sent it: broker queues included
+            received = min(received, raw.sent + (time.perf_counter() - time.time()))
         self.runtime.offer(state, raw.to_chunk(), received, raw.rate_hz, ticket)
 
     def _new_epoch(self, state, raw: RawChunk, device: str) -> bool:

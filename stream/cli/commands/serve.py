@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-devices", type=positive_int, default=10_000, metavar="N", help="devices served at once; beyond it new devices are refused and counted (default 10000)")
     p.add_argument("--queue-chunks", type=positive_int, default=64, metavar="N", help="chunks queued per device; a device that sends faster loses its oldest, counted (default 64)")
     p.add_argument("--raw-qos", type=int, choices=(0, 1), default=1, help="QoS of the raw-chunk subscription (default 1)")
+    p.add_argument("--session", default=None, metavar="NAME",
+                   help="a persistent MQTT session for the raw chunks (client id NAME, clean session off, QoS 1): the broker keeps "
+                        "what arrives while serve is away or reconnecting and delivers it when it is back (docs/serve.md, \"Overload\")")
     p.add_argument("--service-id", default=None, help="the service's name in its status topic and MQTT client id (default serve-<hostname>)")
     p.add_argument("--stats-interval", type=positive_float, default=DEFAULT_STATS_INTERVAL_S, metavar="S", help=f"seconds between the periodic stats log lines (default {DEFAULT_STATS_INTERVAL_S:g})")
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics")
@@ -78,6 +81,13 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("serve takes its input over MQTT: --no-mqtt does not apply (without --nats)")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise UsageError(f"--metrics-port {args.metrics_port}: expected 1-65535")
+    if args.session is not None:
+        if args.nats is not None:
+            raise UsageError("--session is an MQTT session: with --nats the durable consumer keeps the backlog")
+        if not is_device_id(args.session) or len(args.session) > 64:
+            raise UsageError(f"--session {args.session!r}: use up to 64 letters, digits and . _ : - only")
+        if args.raw_qos == 0:
+            raise UsageError("--session needs --raw-qos 1: a broker keeps only QoS 1 messages for a session that is away")
     if args.service_id is not None and not is_device_id(args.service_id):
         raise UsageError(f"--service-id {args.service_id!r}: use letters, digits and . _ : - only")
     check_output_args(args)
@@ -108,11 +118,12 @@ async def run(args: argparse.Namespace) -> int:
         mqtt = outputs.mqtt
         runtime = build_runtime(engine, outputs, config)
         ingest = RawIngest(runtime, args.topic_prefix)
-        subscriber = MqttSubscriber(mqtt.settings, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos, client_id=f"ppg-stream-{service}")
+        subscriber = MqttSubscriber(mqtt.settings, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos,
+                                    client_id=args.session or f"ppg-stream-{service}", clean_session=args.session is None)
         if args.metrics_port is not None:
             from ...consumers.metrics import register_runtime
 
-            register_runtime(runtime, ingest)
+            register_runtime(runtime, ingest, subscriber, mqtt)
         runtime_task = asyncio.create_task(runtime.run(), name="runtime")
         log.info("serving", subscribe=f"{args.topic_prefix}/+/raw", model=engine.spec.label, service=service,
                  idle_timeout_s=args.idle_timeout, max_devices=args.max_devices)
@@ -121,7 +132,8 @@ async def run(args: argparse.Namespace) -> int:
             await subscriber.start()
             stack.push_async_callback(subscriber.close)
             await asyncio.gather(_announce(subscriber), idle_sweeper(runtime, args.idle_timeout),
-                                 stats_logger(runtime, args.stats_interval, lambda: {"malformed_payloads": ingest.malformed, "oversized_payloads": subscriber.oversized}),
+                                 stats_logger(runtime, args.stats_interval, lambda: {"malformed_payloads": ingest.malformed, "oversized_payloads": subscriber.oversized,
+                                                                            "reconnects": subscriber.reconnects, "outbox": mqtt.pending}),
                                  _until_refused(subscriber, mqtt))
 
         _, interrupted = await until_done_or_interrupted(service_loop())
@@ -129,7 +141,7 @@ async def run(args: argparse.Namespace) -> int:
         runtime.finish_all()
         await runtime_task
         fields = {**runtime.summary(time.perf_counter() - t_start).as_log_fields(), **ingest.counts(), "mqtt_messages": subscriber.received,
-                  "oversized_payloads": subscriber.oversized}
+                  "oversized_payloads": subscriber.oversized, "reconnects": subscriber.reconnects}
         fields.pop("mae_bpm", None), fields.pop("mae_untracked_bpm", None)
         delivery = await outputs.close()
     return finish("serve", fields, interrupted, delivery, config.outputs.outbox, config.outputs.flush_timeout_s)

@@ -140,10 +140,12 @@ class StreamPreprocessor:
             self._make_room(chunk.t)
         x = chunk.x
         if chunk.group == PPG and x.shape[1] != 1:
-            x = x.mean(axis=1, keepdims=True)
+            x = x.mean(axis=1, keepdims=True, dtype=np.float64)
+        # float32 samples (raw chunks, views of the payload) go in as they are: the kernel widens each
+        # value to float64 exactly as a copy would, without the copy
         ingest_chunk(
             np.ascontiguousarray(chunk.t, dtype=np.float64),
-            np.ascontiguousarray(x, dtype=np.float64),
+            x if x.dtype == np.float32 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=np.float64),
             group.sos, group.zi, group.zi_unit, group.prev_y, group.state,
             self.spec.fs, self.max_gap_s, self._ring, self._stamps, group.index, group.col0,
         )

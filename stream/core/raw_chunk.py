@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,6 +72,42 @@ class RawChunk:
         return Chunk(self.group, self.times(), self.samples.astype(np.float64))
 
 
+class RawHeader(NamedTuple):
+    """A payload's validated header (`decode_raw_header`): what the service's intake works with per
+    message, before any numpy object is made."""
+
+    group: str
+    groups: frozenset[str]
+    stream_id: int
+    seq: int
+    rate_hz: float
+    t0: float
+    sent: float
+    n: int
+    channels: int
+    header_size: int
+
+
+def samples_of(header: RawHeader, payload: bytes) -> np.ndarray:
+    """The samples of a payload whose header was decoded: a read-only (n, channels) float32 view."""
+    return np.frombuffer(payload, dtype="<f4", count=header.n * header.channels, offset=header.header_size).reshape(header.n, header.channels)
+
+
+_BASES: dict[tuple[int, float], np.ndarray] = {}
+
+
+def sample_times(header: RawHeader) -> np.ndarray:
+    """t0 + i / rate for the header's samples (float64, as `RawChunk.times`), from a cached i / rate per
+    (n, rate): gateways send the same chunk shape again and again."""
+    key = (header.n, header.rate_hz)
+    base = _BASES.get(key)
+    if base is None:
+        if len(_BASES) >= 1024:  # bounded, whatever senders put in headers
+            _BASES.clear()
+        base = _BASES[key] = np.arange(header.n, dtype=np.float64) / header.rate_hz
+    return base + header.t0
+
+
 def groups_mask(groups: frozenset[str] | set[str]) -> int:
     return sum(GROUP_BITS[g] for g in groups)
 
@@ -89,9 +126,8 @@ def encode_raw_chunk(chunk: RawChunk) -> bytes:
     return payload
 
 
-def decode_raw_header(payload: bytes) -> tuple:
-    """Parse and validate a payload's header without touching its samples:
-    (group, groups, stream_id, seq, rate, t0, sent, n, channels, header_size). Any defect raises
+def decode_raw_header(payload: bytes) -> RawHeader:
+    """Parse and validate a payload's header without touching its samples. Any defect raises
     RawChunkError naming the field. The service's intake calls this per message: no numpy here."""
     size = len(payload)
     if size < HEADER_SIZE:
@@ -132,15 +168,14 @@ def decode_raw_header(payload: bytes) -> tuple:
     expected = header_size + 4 * n * channels
     if size != expected:
         raise RawChunkError(f"payload is {size} bytes; header says {n} samples x {channels} channels = {expected}")
-    return group, groups, stream_id, seq, rate, t0, sent, n, channels, header_size
+    return RawHeader(group, groups, stream_id, seq, rate, t0, sent, n, channels, header_size)
 
 
 def decode_raw_chunk(payload: bytes) -> RawChunk:
     """Parse and validate one payload; any defect raises RawChunkError naming the field. The samples are
     a read-only view of the payload."""
-    group, groups, stream_id, seq, rate, t0, sent, n, channels, header_size = decode_raw_header(payload)
-    samples = np.frombuffer(payload, dtype="<f4", count=n * channels, offset=header_size).reshape(n, channels)
-    return RawChunk(group, groups, stream_id, seq, rate, t0, samples, sent)
+    h = decode_raw_header(payload)
+    return RawChunk(h.group, h.groups, h.stream_id, h.seq, h.rate_hz, h.t0, samples_of(h, payload), h.sent)
 
 
 _GROUPS_OF_MASK = {mask: frozenset(g for g, bit in GROUP_BITS.items() if mask & bit) for mask in (1, 3)}  # PPG, PPG + ACC

@@ -44,7 +44,7 @@ class DeviceState:
     announced: bool = False  # its `online` status went out (with its first window: a device that never
     #                          produces one leaves nothing retained on the broker)
     restarts: deque = field(default_factory=lambda: deque(maxlen=RESTART_LIMIT))  # monotonic times of recent new epochs
-    held: tuple | None = None  # raw intake: one chunk of another stream, waiting to be confirmed (RawChunk, arrival)
+    held: tuple | None = None  # raw intake: one chunk of another stream, waiting to be confirmed (RawHeader, payload, arrival)
     streams: dict = field(default_factory=dict)  # raw intake: recent stream ids → chunks accepted (at most KNOWN_STREAMS)
     space: object | None = None  # asyncio.Event for sources that wait instead of dropping
 

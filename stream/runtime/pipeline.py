@@ -400,6 +400,10 @@ def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
         m = int(spec.window_s * 1.5 * rates[ACC])
         probe.push(Chunk(ACC, np.arange(m) / rates[ACC], np.zeros((m, 3))))
     batch = probe.windows()
+    raw_probe = StreamPreprocessor(spec, rates)  # raw chunks' samples: read-only float32 views of the payload
+    for group, rate, channels in ((PPG, rates[PPG], 1), *(((ACC, rates[ACC], 3),) if ACC in rates else ())):
+        k = int(rate)
+        raw_probe.push(Chunk(group, np.arange(k) / rate, np.frombuffer(np.zeros(k * channels, "<f4").tobytes(), "<f4").reshape(k, channels)), rate)
     engine.warm_up()
     if len(batch.k):
         probs = softmax(engine.run(batch.x))

@@ -24,9 +24,10 @@ import time
 
 import structlog
 
+from ..core.chunk import Chunk
 from ..core.message import is_device_id
-from ...replay.recording import source_rate_problem
-from ..core.raw_chunk import RawChunk, RawChunkError, decode_raw_chunk
+from ...replay.recording import MAX_SOURCE_FS_HZ, MIN_SOURCE_FS_HZ, source_rate_problem
+from ..core.raw_chunk import RawChunkError, RawHeader, decode_raw_header, sample_times, samples_of
 from ..runtime.pipeline import Runtime, Ticket
 from ..runtime.throttle import Throttle
 
@@ -38,6 +39,7 @@ TIME_BACK_S = 1.0  # a group's first-sample time going back more than this is a 
 # than any idle timeout: a new epoch, not a hole of millions of skipped windows
 TIME_JUMP_S = 300.0
 STREAM_LIVE_S = 2.0  # a stream that sent a chunk this recently is live: another stream id cannot take the device over
+TOPIC_CACHE = 65_536  # topics whose device id was checked, kept (then forgotten all at once: bounded, whatever arrives)
 
 
 class RawIngest:
@@ -51,6 +53,9 @@ class RawIngest:
         self._restart_log = Throttle(1.0)
         self._churn_log = Throttle(10.0)
         self._contest_log = Throttle(10.0)
+        self._devices: dict[str, str] = {}  # topic → device, for topics already checked
+        self._clock_read = float("-inf")
+        self._clock_offset = 0.0
 
     def device_of(self, topic: str) -> str | None:
         """`<prefix>/<device>/raw` → device, or None for a topic that is not exactly that shape."""
@@ -62,11 +67,16 @@ class RawIngest:
 
     def on_message(self, topic: str, payload: bytes, received: float) -> None:
         """One MQTT message; returns quickly, never raises for anything a sender can put in it."""
-        device = self.device_of(topic)
+        device = self._devices.get(topic)
         if device is None:
-            self.bad_topics += 1
-            self.reject(topic, "topic is not <prefix>/<device>/raw with a valid device id")
-            return
+            device = self.device_of(topic)
+            if device is None:
+                self.bad_topics += 1
+                self.reject(topic, "topic is not <prefix>/<device>/raw with a valid device id")
+                return
+            if len(self._devices) >= TOPIC_CACHE:
+                self._devices.clear()
+            self._devices[topic] = device
         self.accept(device, payload, received, None, topic)
 
     def accept(self, device: str, payload: bytes, received: float, ticket: Ticket | None, where: str) -> bool:
@@ -74,13 +84,12 @@ class RawIngest:
         chunk went to the runtime (its ticket, if any, is then done by the runtime); False when it was
         refused, malformed or a duplicate (nothing to wait for)."""
         try:
-            raw = decode_raw_chunk(payload)
+            raw = decode_raw_header(payload)
         except RawChunkError as e:
             self.reject(where, str(e))
             return False
-        problem = source_rate_problem(raw.rate_hz)
-        if problem:
-            self.reject(where, problem)
+        if not MIN_SOURCE_FS_HZ <= raw.rate_hz <= MAX_SOURCE_FS_HZ:
+            self.reject(where, source_rate_problem(raw.rate_hz) or "sampling rate out of range")
             return False
         self.chunks += 1
         runtime = self.runtime
@@ -99,7 +108,7 @@ class RawIngest:
             else:  # the device's own stream went on: the held chunk was an interloper's
                 self._contest(state, held[0], device)
         elif state.stream_id is not None and raw.stream_id != state.stream_id and time.monotonic() - state.last_seen < STREAM_LIVE_S:
-            state.held = (raw, received)  # another stream while the device's own is live: wait for a second chunk of it
+            state.held = (raw, payload, received)  # another stream while the device's own is live: wait for a second chunk of it
             return False
         if self._restarted(state, raw):
             if not self._new_epoch(state, raw, device):
@@ -107,10 +116,10 @@ class RawIngest:
         elif raw.seq <= state.last_seq:
             state.tally.duplicate_chunks += 1
             return False
-        self._enqueue(state, raw, received, ticket)
+        self._enqueue(state, raw, payload, received, ticket)
         return True
 
-    def _enqueue(self, state, raw: RawChunk, received: float, ticket: Ticket | None) -> None:
+    def _enqueue(self, state, raw: RawHeader, payload: bytes, received: float, ticket: Ticket | None) -> None:
         if state.last_seq >= 0 and raw.seq > state.last_seq + 1:  # a hole in the sequence (bridged or not, counted)
             state.tally.missing_chunks += raw.seq - state.last_seq - 1
         state.count_chunk(raw.stream_id)
@@ -118,10 +127,14 @@ class RawIngest:
         state.last_seq = raw.seq
         state.last_t0[raw.group] = raw.t0
         if raw.sent:  # the window's age counts from when the gateway sent it: broker queues included
-            received = min(received, raw.sent + (time.perf_counter() - time.time()))
-        self.runtime.offer(state, raw.to_chunk(), received, raw.rate_hz, ticket)
+            if received - self._clock_read > 1.0:  # perf_counter - Unix time, read again each second (the wall clock may be stepped)
+                self._clock_read = received
+                self._clock_offset = time.perf_counter() - time.time()
+            received = min(received, raw.sent + self._clock_offset)
+        chunk = Chunk(raw.group, sample_times(raw), samples_of(raw, payload))  # float32 samples: the kernel reads them as they are
+        self.runtime.offer(state, chunk, received, raw.rate_hz, ticket)
 
-    def _new_epoch(self, state, raw: RawChunk, device: str) -> bool:
+    def _new_epoch(self, state, raw: RawHeader, device: str) -> bool:
         """Restart the device for `raw`'s stream, unless it restarted too often lately (then False)."""
         if not state.may_restart(raw.stream_id, time.monotonic()):
             if self._churn_log.ready():
@@ -133,14 +146,14 @@ class RawIngest:
         self.runtime.restart_device(state, raw.groups)
         return True
 
-    def _contest(self, state, raw: RawChunk, device: str) -> None:
+    def _contest(self, state, raw: RawHeader, device: str) -> None:
         state.tally.contested_chunks += 1
         if self._contest_log.ready():
             log.warning("chunk of a second stream for a live device dropped (two senders on one device id?)", device=device[:200],
                         stream_id=raw.stream_id, dropped=state.tally.contested_chunks, dropped_since_last_log=self._contest_log.take())
 
     @staticmethod
-    def _restarted(state, raw: RawChunk) -> bool:
+    def _restarted(state, raw: RawHeader) -> bool:
         if state.stream_id is None:
             return False
         if raw.stream_id != state.stream_id or raw.groups != state.groups:

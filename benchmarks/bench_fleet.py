@@ -1,16 +1,25 @@
-"""Many live devices, one `ppg-stream serve`: how many can one process carry on this machine?
+"""Many live devices, one `ppg-stream serve`: how many can one process carry on this machine, at the
+chunk sizes real gateways send?
 
-    python benchmarks/bench_fleet.py                         # K = 100, 500, 1000, 2000, 5000
-    python benchmarks/bench_fleet.py --devices 1000,5000,8000 --duration 40 --raw-qos 0
+    python benchmarks/bench_fleet.py                                   # 0.25, 1, 2 s chunks; K = 250 … 5000; 60 s per step
+    python benchmarks/bench_fleet.py --chunk-s 1 --devices 1000,2000 --duration 60
+    python benchmarks/bench_fleet.py --chunk-s 0.25,1,2 --devices 500,1000 --duration 20   # a shortened run: say so
 
-For each K: the service runs in its own process (as a user runs it); a load generator in its own
-process publishes K devices' raw chunks at real-time rate over a real Mosquitto that this script starts with
-the settings docs/broker.md recommends for a service (`set_tcp_nodelay true`, `max_queued_messages 100000`)
-(synthetic recordings with known HR, staggered so devices do not all send at once); a subscriber in
-this process checks that every expected window of every device arrives. Printed per K: the
-service's CPU (share of one core) and peak RSS, windows/s, end-to-end latency p50/p99 (the raw chunk
-that completed a window published → its HR message received), late, dropped and lost windows.
-The last line names the largest K held with no loss and p99 within the budget.
+For each chunk size and each K: the service runs in its own process, as a user runs it; a load
+generator in its own process publishes K devices' raw chunks (payload version 2, stamped with the
+time it sends each one) over `--connections` MQTT connections (gateways; at least 8), in real time,
+devices staggered over the chunk period, through a Mosquitto this script starts with the settings
+docs/serve.md recommends; a checker in this process subscribes to the HR topics and checks every
+window of every device: that it arrives, once, in order, and with a heart rate within 5 bpm of the
+generator's truth (clean synthetic signals: a miss is a pipeline fault, not the model's).
+
+Printed per step: service CPU and Mosquitto CPU (share of one core, over the measured span), the
+service's peak RSS, windows/s (windows received within the measured span ÷ its length), end-to-end
+latency p50 / p99 (HR message received − the time the load generator was due to send the chunk that
+completed the window: its own lateness is included, and printed), late (flagged by serve), windows
+dropped by serve (stale) and chunks dropped, lost, duplicated, out of order, off by > 5 bpm. Then one
+line per chunk size: the largest K with no window lost and end-to-end p99 ≤ --p99-ms (250).
+The load average of the machine is printed with each step: other work on it shows in the latencies.
 """
 
 from __future__ import annotations
@@ -34,61 +43,84 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tables import table  # noqa: E402
 
-HEADER = struct.Struct("<BBBBIIIdd")  # the raw-chunk header (docs/messages.md, "Raw chunks"), packed directly for speed
+HEADER_V2 = struct.Struct("<BBBBIIIddd")  # the raw-chunk header, version 2 (docs/messages.md, "Raw chunks"), packed directly for speed
 POOL = 16  # distinct synthetic recordings the devices cycle through
+WINDOW_S, HOP_S = 8.0, 2.0
+
+
+def recordings(duration_s: float):
+    from ppg_stream.replay.synthetic import synthesize
+
+    return [synthesize(duration_s + 4.0, seed=1000 + p, motion_share=0.0) for p in range(POOL)]
+
+
+def n_windows(duration_s: float, chunk_s: float) -> int:
+    sent_s = round(duration_s / chunk_s) * chunk_s
+    return int((sent_s - WINDOW_S) // HOP_S) + 1
 
 
 # ---- load generator (its own process) ----------------------------------------------------------
-def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, qos: int, t0: float, port: int) -> None:
-    """K gateways' worth of raw chunks through the project's own MQTT publisher (what `--publish-raw`
-    uses; QoS 1): a Python load generator must not be the bottleneck of the measurement."""
+def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, t0: float, port: int, connections: int) -> None:
+    """K devices' raw chunks through `connections` of the project's own MQTT publishers (what
+    `--publish-raw` uses; QoS 1), each chunk stamped with the time it is handed to its publisher."""
     import asyncio
 
-    from ppg_stream.replay.synthetic import synthesize
     from ppg_stream.stream.mqtt.publisher import MqttPublisher
     from ppg_stream.stream.mqtt.settings import BrokerSettings
 
-    n_chunks = int(duration_s / chunk_s)
+    n_chunks = round(duration_s / chunk_s)
+    m, a = round(chunk_s * 64), round(chunk_s * 32)
     pool = []
-    for p in range(POOL):
-        syn = synthesize(duration_s + 4 * chunk_s, seed=1000 + p)
-        ppg = syn.ppg.astype("<f4")
-        acc = syn.acc_g.astype("<f4")
-        m, a = int(chunk_s * syn.fs_ppg), int(chunk_s * syn.fs_acc)
-        pool.append([(ppg[r * m : (r + 1) * m].tobytes(), acc[r * a : (r + 1) * a].tobytes(), m, a) for r in range(n_chunks)])
+    for syn in recordings(duration_s):
+        ppg, acc = syn.ppg.astype("<f4"), syn.acc_g.astype("<f4")
+        pool.append([(ppg[r * m : (r + 1) * m].tobytes(), acc[r * a : (r + 1) * a].tobytes()) for r in range(n_chunks)])
     topics = [f"{prefix}/dev{i:05d}/raw" for i in range(devices)]
-    stream_ids = [(i * 2654435761) & 0xFFFFFFFF for i in range(devices)]
+    stream_ids = [(i * 2654435761 + 1) & 0xFFFFFFFF for i in range(devices)]
     offsets = [chunk_s * i / devices for i in range(devices)]
+    lateness: list[float] = []
 
     async def run() -> None:
-        pub = MqttPublisher(BrokerSettings("127.0.0.1", port), prefix, f"{prefix}/_loadgen/status", outbox_size=10_000_000, flush_timeout_s=30)
-        await pub.start()
+        pubs = [MqttPublisher(BrokerSettings("127.0.0.1", port), prefix, f"{prefix}/_gw{c}/status", outbox_size=10_000_000,
+                              flush_timeout_s=60, client_id=f"{prefix}-gw{c}") for c in range(connections)]
+        for pub in pubs:
+            await pub.start()
         for r in range(n_chunks):
             t_start = r * chunk_s
             for i in range(devices):
-                delay = t0 + offsets[i] + (r + 1) * chunk_s - time.time()
+                due = t0 + offsets[i] + (r + 1) * chunk_s
+                delay = due - time.time()
                 if delay > 0.002:
                     await asyncio.sleep(delay)
-                ppg, acc, m, a = pool[i % POOL][r]
-                pub.publish_payload(topics[i], HEADER.pack(1, 1, 1, 3, stream_ids[i], 2 * r, m, 64.0, t_start) + ppg)
-                pub.publish_payload(topics[i], HEADER.pack(1, 2, 3, 3, stream_ids[i], 2 * r + 1, a, 32.0, t_start) + acc)
-        report = await pub.close()
-        if report.lost:
-            print(f"loadgen: {report.lost} raw chunks not delivered", file=sys.stderr)
+                now = time.time()
+                if i % 97 == 0:
+                    lateness.append(now - due)
+                ppg, acc = pool[i % POOL][r]
+                pub = pubs[i % connections]
+                pub.publish_payload(topics[i], HEADER_V2.pack(2, 1, 1, 3, stream_ids[i], 2 * r, m, 64.0, t_start, now) + ppg)
+                pub.publish_payload(topics[i], HEADER_V2.pack(2, 2, 3, 3, stream_ids[i], 2 * r + 1, a, 32.0, t_start, now) + acc)
+        lost = 0
+        for pub in pubs:
+            lost += (await pub.close()).lost
+        late = np.array(lateness) * 1000.0
+        print(json.dumps({"loadgen_late_p50_ms": round(float(np.percentile(late, 50)), 1), "loadgen_late_p99_ms": round(float(np.percentile(late, 99)), 1),
+                          "undelivered": lost}), flush=True)
 
     asyncio.run(run())
 
 
 # ---- the subscriber that checks every window ----------------------------------------------------
 class Checker:
-    def __init__(self, prefix: str, port: int) -> None:
+    def __init__(self, prefix: str, port: int, devices: int, duration_s: float, chunk_s: float) -> None:
         import paho.mqtt.client as mqtt
 
+        self.labels = [syn.labels_bpm for syn in recordings(duration_s)]
+        self.chunk_s = chunk_s
+        self.offsets = {f"dev{i:05d}": (i, chunk_s * i / devices) for i in range(devices)}
         self.received: dict[tuple[str, int], float] = {}
-        self.late = 0
-        self.duplicates = 0
+        self.last: dict[str, int] = {}
+        self.late = self.duplicates = self.out_of_order = self.off = 0
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"checker-{os.getpid()}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"checker-{os.getpid()}-{uuid.uuid4().hex[:4]}")
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.subscribe(f"{prefix}/+/hr", qos=1)
@@ -97,13 +129,28 @@ class Checker:
     def _on_message(self, _client, _userdata, message) -> None:
         now = time.time()
         m = json.loads(message.payload)
-        key = (m["device"], m["window"])
+        device, k = m["device"], m["window"]
         with self.lock:
-            if key in self.received:
+            if (device, k) in self.received:
                 self.duplicates += 1
                 return
-            self.received[key] = now
+            self.received[(device, k)] = now
+            if k < self.last.get(device, -1):
+                self.out_of_order += 1
+            self.last[device] = max(k, self.last.get(device, -1))
             self.late += bool(m["late"])
+            labels = self.labels[self.offsets[device][0] % POOL]
+            if k < len(labels) and abs(m["bpm"] - labels[k]) > 5.0:
+                self.off += 1
+
+    def latencies_ms(self, t0: float) -> np.ndarray:
+        """HR received − when the chunk that completed the window was due to be sent."""
+        out = []
+        for (device, k), seen in self.received.items():
+            t_end = HOP_S * k + WINDOW_S
+            due = t0 + self.offsets[device][1] + np.ceil(t_end / self.chunk_s - 1e-9) * self.chunk_s
+            out.append((seen - due) * 1000.0)
+        return np.array(out) if out else np.zeros(1)
 
     def stop(self) -> None:
         self.client.loop_stop()
@@ -115,8 +162,15 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class Broker:
-    """A Mosquitto of this benchmark's own, configured as docs/broker.md recommends for `serve`."""
+    """A Mosquitto of this benchmark's own, with the settings docs/serve.md recommends for a fleet."""
 
     def __init__(self) -> None:
         import socket
@@ -127,7 +181,8 @@ class Broker:
             self.port = s.getsockname()[1]
         self.dir = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 100000\n")
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+                        "max_queued_messages 200000\nmax_inflight_messages 1000\n")
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             with socket.socket() as s:
@@ -141,17 +196,11 @@ class Broker:
         self.proc.wait(timeout=10)
 
 
-def proc_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def run_step(devices: int, duration_s: float, chunk_s: float, qos: int, budget_ms: float, extra: list[str], broker) -> list:
+def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, budget_ms: float, extra: list[str], broker: Broker,
+             verbose: bool = False) -> dict:
     prefix = f"fleet-{uuid.uuid4().hex[:6]}"
     service = subprocess.Popen(
-        [sys.executable, "-m", "ppg_stream.stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--raw-qos", str(qos), "--broker", f"mqtt://127.0.0.1:{broker.port}",
+        [sys.executable, "-m", "ppg_stream.stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--broker", f"mqtt://127.0.0.1:{broker.port}",
          "--idle-timeout", "600", "--max-devices", str(devices + 10), "--stats-interval", "5", "--budget-ms", str(budget_ms), *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
@@ -168,73 +217,94 @@ def run_step(devices: int, duration_s: float, chunk_s: float, qos: int, budget_m
         if service.poll() is not None:
             raise RuntimeError("serve exited before subscribing")
         time.sleep(0.05)
-    checker = Checker(prefix, broker.port)
-    time.sleep(0.5)
-    t0 = time.time() + 3.0  # the load generator builds its recordings meanwhile
-    gen = subprocess.Popen([sys.executable, __file__, "--loadgen", prefix, str(devices), str(duration_s), str(chunk_s), str(qos), repr(t0), str(broker.port)], cwd=ROOT)
-    warm = 8.0 + chunk_s  # first windows complete after 8 s of stream: measure CPU from then on
-    time.sleep(max(0.0, t0 + warm - time.time()))
-    others = {"broker": broker.proc.pid, "loadgen": gen.pid, "checker": os.getpid()}
-    cpu0, wall0 = proc_cpu_s(service.pid), time.time()
-    others0 = {k: proc_cpu_s(p) for k, p in others.items() if p}
-    gen.wait()
-    others1 = {k: proc_cpu_s(p) for k, p in others.items() if p and k != "loadgen"}
-    cpu1, wall1 = proc_cpu_s(service.pid), time.time()
-    time.sleep(2.0)  # the last windows' messages
+    checker = Checker(prefix, broker.port, devices, duration_s, chunk_s)
+    t0 = time.time() + 4.0  # the load generator builds its recordings meanwhile
+    gen = subprocess.Popen([sys.executable, __file__, "--loadgen", prefix, str(devices), str(duration_s), str(chunk_s), repr(t0), str(broker.port), str(connections)],
+                           cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    # the first windows complete after 8 s of stream: measure from 10 s on, over whole hops (windows complete
+    # every 2 s per device), so windows/s counts each device's windows exactly once per hop
+    start = t0 + WINDOW_S + HOP_S
+    end = t0 + round(duration_s / chunk_s) * chunk_s  # the last chunk is due then
+    stop = start + HOP_S * ((end - start) // HOP_S)
+    time.sleep(max(0.0, start - time.time()))
+    cpu0 = {"serve": proc_cpu_s(service.pid), "broker": proc_cpu_s(broker.proc.pid), "checker": proc_cpu_s(os.getpid())}
+    wall0 = time.time()
+    load0 = os.getloadavg()[0]
+    time.sleep(max(0.0, stop - time.time()))
+    cpu1 = {"serve": proc_cpu_s(service.pid), "broker": proc_cpu_s(broker.proc.pid), "checker": proc_cpu_s(os.getpid())}
+    wall1 = time.time()
+    load1 = os.getloadavg()[0]
+    gen_out, _ = gen.communicate(timeout=300)
+    time.sleep(3.0)  # the last windows' messages
     rss = proc_rss_mib(service.pid)
     service.send_signal(signal.SIGINT)
     service.wait(timeout=120)
     reader.join(timeout=10)
     checker.stop()
     summary = next((e for e in lines if e.get("event") in ("serve interrupted", "serve finished")), {})
-    if os.environ.get("BENCH_VERBOSE"):
-        print("   other processes' CPU (cores):", {k: round((others1[k] - others0[k]) / (wall1 - wall0), 3) for k in others1})
+    if verbose:
         for e in lines:
             if e.get("event") == "stats":
-                print("   service:", {k: e[k] for k in ("devices", "chunks_per_s", "windows_per_s", "latency_p50_ms", "latency_p99_ms", "dropped_chunks")})
-    n_windows = int((int(duration_s / chunk_s) * chunk_s - 8.0) / 2.0) + 1
-    expected = {(f"dev{i:05d}", k) for i in range(devices) for k in range(n_windows)}
+                print("   serve stats:", {k: e.get(k) for k in ("chunks_per_s", "windows_per_s", "latency_p50_ms", "latency_p99_ms", "late", "dropped_stale",
+                                                            "dropped_chunks", "missing_chunks", "reconnects", "outbox")}, flush=True)
+    gen_stats = json.loads(gen_out.strip().splitlines()[-1]) if gen_out.strip() else {}
+    expected = {(f"dev{i:05d}", k) for i in range(devices) for k in range(n_windows(duration_s, chunk_s))}
     got = set(checker.received)
     lost = len(expected - got)
-    offsets = {f"dev{i:05d}": chunk_s * i / devices for i in range(devices)}
-    latencies = []
-    for (device, k), seen in checker.received.items():
-        t_end = 2.0 * k + 8.0
-        published = t0 + offsets[device] + np.ceil(t_end / chunk_s - 1e-9) * chunk_s
-        latencies.append((seen - published) * 1000.0)
-    lat = np.array(latencies) if latencies else np.zeros(1)
-    dropped = summary.get("dropped_stale", 0) + summary.get("dropped_chunks", 0)
-    return [devices, round((cpu1 - cpu0) / (wall1 - wall0), 3), round(rss), round(len(got) / max(1e-9, duration_s - warm)),
-            f"{np.percentile(lat, 50):.1f} / {np.percentile(lat, 99):.1f}", checker.late, dropped, lost, checker.duplicates]
+    in_span = sum(1 for seen in checker.received.values() if start <= seen < stop)
+    lat = checker.latencies_ms(t0)
+    span = wall1 - wall0  # CPU over what was measured; windows/s over [start, stop), whole hops
+    return {
+        "chunk_s": chunk_s, "devices": devices, "serve_cpu": round((cpu1["serve"] - cpu0["serve"]) / span, 3),
+        "broker_cpu": round((cpu1["broker"] - cpu0["broker"]) / span, 3), "checker_cpu": round((cpu1["checker"] - cpu0["checker"]) / span, 3), "rss_mib": round(rss), "windows_per_s": round(in_span / (stop - start), 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "late": checker.late, "dropped_stale": summary.get("dropped_stale", 0), "dropped_chunks": summary.get("dropped_chunks", 0),
+        "missing_chunks": summary.get("missing_chunks", 0), "lost": lost, "duplicates": checker.duplicates, "out_of_order": checker.out_of_order,
+        "off_5bpm": checker.off, "reconnects": summary.get("reconnects", 0), "loadgen_late_p99_ms": gen_stats.get("loadgen_late_p99_ms"),
+        "load_avg": f"{load0:.1f}-{load1:.1f}",
+    }
+
+
+COLUMNS = ["chunk_s", "devices", "serve_cpu", "broker_cpu", "checker_cpu", "rss_mib", "windows_per_s", "p50_ms", "p99_ms", "late", "dropped_stale", "dropped_chunks",
+           "missing_chunks", "lost", "duplicates", "out_of_order", "off_5bpm", "reconnects", "loadgen_late_p99_ms", "load_avg"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--devices", default="100,500,1000,2000,5000")
-    ap.add_argument("--duration", type=float, default=30.0, help="seconds of stream per step")
-    ap.add_argument("--chunk-s", type=float, default=2.0, help="seconds of signal per raw chunk")
-    ap.add_argument("--raw-qos", type=int, default=1)
+    ap.add_argument("--chunk-s", default="0.25,1,2", help="seconds of signal per raw chunk, comma-separated")
+    ap.add_argument("--devices", default="250,500,1000,2000,5000", help="K values, comma-separated (every chunk size)")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of stream per step (the issue asks ≥ 60)")
+    ap.add_argument("--connections", type=int, default=8, help="MQTT connections the devices are spread over (gateways)")
     ap.add_argument("--budget-ms", type=float, default=50.0)
+    ap.add_argument("--p99-ms", type=float, default=250.0, help="the pass rule's end-to-end p99")
+    ap.add_argument("--stop-after-fail", action="store_true", help="skip larger K of a chunk size once one failed")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for serve (repeatable)")
+    ap.add_argument("--verbose", action="store_true", help="print serve's stats lines of each step")
     ap.add_argument("--loadgen", nargs=7, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loadgen:
-        prefix, devices, duration, chunk_s, qos, t0, port = args.loadgen
-        loadgen(prefix, int(devices), float(duration), float(chunk_s), int(qos), float(t0), int(port))
+        prefix, devices, duration, chunk_s, t0, port, connections = args.loadgen
+        loadgen(prefix, int(devices), float(duration), float(chunk_s), float(t0), int(port), int(connections))
         return
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run", flush=True)
     rows = []
     broker = Broker()
     try:
-        for k in [int(x) for x in args.devices.split(",")]:
-            rows.append(run_step(k, args.duration, args.chunk_s, args.raw_qos, args.budget_ms, args.serve_arg, broker))
-            print(rows[-1], flush=True)
+        for chunk_s in [float(c) for c in args.chunk_s.split(",")]:
+            for k in [int(x) for x in args.devices.split(",")]:
+                row = run_step(k, args.duration, chunk_s, args.connections, args.budget_ms, args.serve_arg, broker, args.verbose)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.stop_after_fail and (row["lost"] or row["p99_ms"] > args.p99_ms):
+                    break
     finally:
         broker.stop()
-    e2e_budget = args.budget_ms + 1000.0 * 0  # p99 end to end against the per-window budget
-    table(f"ppg-stream serve, live devices at real-time rate ({args.chunk_s:g} s chunks, raw QoS {args.raw_qos}, {args.duration:g} s each, Mosquitto on this machine)",
-          ["devices", "service CPU (cores)", "peak RSS MiB", "windows/s", "e2e latency p50 / p99 ms", "late", "dropped", "lost", "duplicates"], rows)
-    held = [r[0] for r in rows if r[7] == 0 and float(r[4].split("/")[1]) <= e2e_budget]
-    print(f"\nlargest K with no window lost and p99 end-to-end ≤ {e2e_budget:g} ms: {max(held) if held else 'none'}")
+    table(f"ppg-stream serve, live devices in real time over {args.connections} gateway connections, raw QoS 1, {args.duration:g} s per step, "
+          "Mosquitto on this machine", COLUMNS, [[r[c] for c in COLUMNS] for r in rows])
+    print()
+    for chunk_s in sorted({r["chunk_s"] for r in rows}):
+        held = [r["devices"] for r in rows if r["chunk_s"] == chunk_s and r["lost"] == 0 and r["p99_ms"] <= args.p99_ms]
+        print(f"{chunk_s:g} s chunks: largest K with 0 lost and end-to-end p99 ≤ {args.p99_ms:g} ms: {max(held) if held else 'none of those tried'}")
 
 
 if __name__ == "__main__":

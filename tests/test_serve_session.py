@@ -83,6 +83,8 @@ async def test_metrics_over_http_account_for_every_chunk_and_the_broker(private_
     assert (stats["received_chunks"], stats["duplicate_chunks"], stats["missing_chunks"], stats["dropped_chunks"]) == (len(items), 1, 1, 0)
     summary = service.events("serve interrupted")[-1]
     assert (summary["received_chunks"], summary["duplicate_chunks"], summary["missing_chunks"]) == (len(items), 1, 1)
+    left = service.events("device left")[-1]  # and per device, when it leaves
+    assert (left["device"], left["received_chunks"], left["duplicate_chunks"], left["missing_chunks"], left["dropped_chunks"]) == ("dev", len(items), 1, 1, 0)
 
 
 async def test_a_persistent_session_resumes_the_backlog_the_broker_kept(private_mosquitto):

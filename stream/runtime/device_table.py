@@ -47,6 +47,7 @@ class DeviceState:
     held: tuple | None = None  # raw intake: one chunk of another stream, waiting to be confirmed (RawHeader, payload, arrival)
     streams: dict = field(default_factory=dict)  # raw intake: recent stream ids → chunks accepted (at most KNOWN_STREAMS)
     space: object | None = None  # asyncio.Event for sources that wait instead of dropping
+    last_k: int = -1  # the newest window published in this epoch (the stale-window rule keeps one every few hops)
 
     def fold_counters(self) -> None:
         """Move the preprocessor's counters into the tally (before a reset or a goodbye)."""
@@ -139,6 +140,7 @@ class DeviceTable:
         self._free_row(state)
         state.queue.clear()
         state.last_seq = -1
+        state.last_k = -1
         state.last_t0.clear()
         state.tally.epochs += 1
 

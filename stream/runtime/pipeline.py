@@ -11,8 +11,10 @@ that became complete into one shared batch, runs the model once over the batch, 
 Latency of a window = from the moment its last sample existed (the arrival of the chunk that
 completed it) to the moment its message is handed to the publishers; over `budget_ms` it is
 flagged `late`. In real time, a runtime that falls behind drops windows whose stream-time age
-exceeds `max_lag_s` (counted and logged), but always keeps each device's newest window of the tick:
-falling behind degrades the rate of messages, it never blanks them. With `speed=None` (replay as
+exceeds `max_lag_s` (counted and logged), but keeps each device's newest window of the tick when the
+device had none published for STALE_KEEP_HOPS hops: falling behind degrades the rate of messages, it
+never blanks them. A window's age counts from when its data was sent where the source says so (raw
+chunks of payload version 2), so a backlog that waited in a broker is stale too. With `speed=None` (replay as
 fast as possible, or a buffered at-least-once intake such as NATS) nothing is ever dropped.
 
 A chunk may come with a `Ticket` (the NATS intake): the runtime calls `ticket.done()` once the tick
@@ -49,6 +51,9 @@ from ..core.tracker import TrackerTable
 log = structlog.get_logger("ppg_stream")
 
 BATCH_WINDOWS = 256  # windows per onnxruntime call (batching beyond this buys little)
+# falling behind, a device whose windows are all stale still gets one published every this many hops
+# (its newest), so its heart rate keeps flowing while the service sheds the rest of the backlog
+STALE_KEEP_HOPS = 5
 
 
 @dataclass(frozen=True)
@@ -157,8 +162,10 @@ class Runtime:
                         device=state.device[:200], windows=incomplete, devices_since_last_log=self._incomplete_log.take())
         if self._left_log.ready():
             fields = state.tally
+            chunks = {name: getattr(fields, name) for name in ("received_chunks", "duplicate_chunks", "missing_chunks", "dropped_chunks")}
             log.info("device left", device=state.device[:200], reason=reason, windows=fields.windows, left_since_last_log=self._left_log.take(),
-                     **({"mae_bpm": round(fields.abs_error / fields.labelled_windows, 3)} if fields.labelled_windows else {}))
+                     **({"mae_bpm": round(fields.abs_error / fields.labelled_windows, 3)} if fields.labelled_windows else {}),
+                     **(chunks if fields.received_chunks else {}))  # a raw device's chunk account
 
     def _set_status(self, device: str, status: str) -> None:
         broadcast_status(self.publishers, device, status)
@@ -333,6 +340,7 @@ class Runtime:
                 hr_message(device, k_list[i], k_list[i] * hop + win, ts, bpm_list[i], conf_list[i], lat_list[i], late_list[i], model)
                 for i in range(a, b)
             ]
+            state.last_k = k_list[b - 1]
             tally = state.tally
             tally.windows += b - a
             tally.late += sum(late_list[a:b])
@@ -342,7 +350,8 @@ class Runtime:
             publisher.publish(messages)
 
     def _stale_filter(self, segments: list, n: int) -> np.ndarray | None:
-        """In real time: windows older than max_lag_s of stream time, except each device's newest."""
+        """In real time: windows older than max_lag_s of stream time, except each device's newest when it
+        had no window published for STALE_KEEP_HOPS hops (or none yet in this epoch)."""
         speed = self.config.speed
         if speed is None:
             return None
@@ -350,8 +359,10 @@ class Runtime:
         stale = age_s > self.max_lag_s
         if not stale.any():
             return None
+        k = self._k
         for state, a, b in segments:
-            stale[b - 1] = False
+            if not stale[b - 1] or state.last_k < 0 or k[b - 1] - state.last_k >= STALE_KEEP_HOPS:
+                stale[b - 1] = False
             dropped = int(stale[a:b].sum())
             if dropped:
                 state.tally.dropped_stale += dropped

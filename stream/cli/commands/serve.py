@@ -48,6 +48,7 @@ examples:
   ppg-stream serve                                       broker on 127.0.0.1:1883
   ppg-stream --replay S1.pkl --publish-raw               a gateway feeding it (another terminal)
   ppg-stream serve --idle-timeout 60 --metrics-port 9108 Prometheus metrics on :9108/metrics
+  ppg-stream serve --session serve-1                     a persistent session: a restart resumes the broker's backlog
   ppg-stream serve --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222   one worker of several
   ppg-stream --replay S1.pkl --publish-raw --nats nats://10.0.0.1:4222 a gateway into NATS
 """

@@ -6,6 +6,7 @@
   ppg-distill report --results results/sweep.jsonl --out results/report --readme docs/distillation.md
   ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out stream/core/student.onnx
   ppg-distill accuracy --out results/accuracy.md
+  ppg-distill devices --out results/devices.md
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, data_dir, where_to_get
+from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, WRIST_PPG_EXERCISE, data_dir, where_to_get
 
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
 # what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
@@ -140,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--scenarios", type=int, default=6, metavar="N", help="recordings per synthetic scenario set (default 6; 0: none)")
     a.add_argument("--scenario-model", default="student", metavar="PATH", help="model giving the scenario sets' probabilities (default: the shipped student)")
     a.add_argument("--out", type=Path, default=None, help="also write the markdown tables to this file")
+
+    v = sub.add_parser("devices", help="accuracy per data set and activity (other devices too), beside a beat and a spectral baseline, with the confidence check")
+    v.add_argument("--model", default="student", metavar="PATH", help="ONNX model under the contract (default: the shipped student)")
+    v.add_argument("--wrist", default=str(data_dir(WRIST_PPG_EXERCISE)), metavar="DIR",
+                   help=f"Wrist PPG During Exercise folder, or 'none' (default: now {data_dir(WRIST_PPG_EXERCISE)})")
+    v.add_argument("--ieee", default=ieee_default, help=f"{ieee_help}, or 'none'")
+    v.add_argument("--scenarios", type=int, default=4, metavar="N", help="recordings per synthetic scenario set (default 4; 0: none)")
+    v.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -447,7 +456,39 @@ def cmd_accuracy(args) -> int:
     return 0
 
 
-COMMANDS = {"accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+def cmd_devices(args) -> int:
+    from .accuracy import onnx_predictor
+    from .across import evaluate, ieee_set, markdown, scenario_set, wrist_exercise_set
+
+    if args.scenarios < 0:
+        raise UsageError("--scenarios must be 0 or more")
+    if args.model not in ("student", "spectral") and not Path(args.model).is_file():
+        raise UsageError(f"--model {args.model}: no such file")
+    predict = onnx_predictor(args.model)
+    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist)) if args.wrist != "none" else None,
+               "IEEE SPC 2015": (lambda: ieee_set(args.ieee)) if args.ieee != "none" else None,
+               "synthetic scenarios": (lambda: scenario_set(args.scenarios)) if args.scenarios else None}
+    results, skipped = [], []
+    for name, load in loaders.items():
+        if load is None:
+            continue
+        try:
+            recordings = load()
+        except FileNotFoundError as e:
+            skipped.append(f"{name}: skipped ({e})")
+            continue
+        results += [evaluate(rec, predict) for rec in recordings]
+    if not results:
+        raise UsageError("no data set to measure on: " + "; ".join(skipped or ["all were turned off"]))
+    text = f"Model: {args.model}\n\n" + markdown(results) + "".join(f"\n{line}\n" for line in skipped)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+COMMANDS = {"devices": cmd_devices, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,7 @@ class Cues:
     beat_cv: np.ndarray  # (N,)
     peak_bpm: np.ndarray  # (N,) the model's peak
     beats_speak: np.ndarray  # (N,) bool: regular beats, their rate not the cadence
-    challenged: np.ndarray  # (N,) bool: fairly regular beats, not the cadence, disagree with the model's peak
+    beats_doubt: np.ndarray  # (N,) bool: fairly regular beats (to doubt_cv), their rate not the cadence
     moved: np.ndarray  # (N,) bool: the window's distribution was moved towards the beats
 
 
@@ -69,9 +69,9 @@ def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, para
     x = np.ascontiguousarray(x)
     beat_bpm, beat_cv = beat_rates(x, fs)
     fused = np.array(probs, dtype=np.float64)
-    acc_rms, peaks, cadence, speak, challenge, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv,
+    acc_rms, peaks, cadence, speak, doubt, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv,
                                        p.moving_g, p.cadence_share, p.regular_cv, p.doubt_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm, p.distrust)
-    return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, speak, challenge, moved)
+    return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, speak, doubt, moved)
 
 
 def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, fs: float, params: CueParams | None = None) -> np.ndarray:
@@ -79,8 +79,8 @@ def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, f
     `bpm` is the moving wrist's cadence with no regular beats agreeing."""
     p = params or CueParams()
     return temper_rows(np.ascontiguousarray(x), np.ascontiguousarray(bpm, dtype=np.float64), np.array(confidence, dtype=np.float64),
-                       fs, cues.acc_rms, cues.peak_bpm, cues.cadence, cues.beat_bpm, cues.beat_cv, cues.beats_speak, p.moving_g,
-                       p.cadence_share, p.doubt_cv, p.disagree_bpm, p.disagreement_factor, p.cadence_factor)
+                       fs, cues.acc_rms, cues.peak_bpm, cues.cadence, cues.beat_bpm, cues.beats_speak, cues.beats_doubt, p.moving_g,
+                       p.cadence_share, p.disagree_bpm, p.disagreement_factor, p.cadence_factor)
 
 
 @njit(cache=True)
@@ -143,15 +143,15 @@ def _acc_rms(x: np.ndarray, i: int) -> float:
 def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, doubt_cv, disagree_bpm, beat_weight,
               beat_sigma, distrust):
     """In place on `probs`; returns per window (acc RMS, the model's peak, the cadence share there, whether
-    the beats speak, whether they challenge the model's peak, moved). Beats speak when they are regular and
-    their rate is not itself the cadence (an arm swinging regularly makes regular 'beats'); they challenge
-    the model where, regular at least to `doubt_cv` and not the cadence, they disagree with its peak."""
+    the beats speak, whether they may doubt, moved). Beats speak when they are regular and their rate is not
+    itself the cadence (an arm swinging regularly makes regular 'beats'); they may doubt an estimate when
+    regular at least to `doubt_cv` and not the cadence."""
     n, k = probs.shape
     acc_rms = np.zeros(n)
     peaks = np.zeros(n)
     cadence = np.zeros(n)
     speak = np.zeros(n, dtype=np.bool_)
-    challenge = np.zeros(n, dtype=np.bool_)
+    doubt = np.zeros(n, dtype=np.bool_)
     moved = np.zeros(n, dtype=np.bool_)
     has_acc = x.shape[1] >= 4
     bump = np.empty(k)
@@ -161,15 +161,14 @@ def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, re
         regular = beat_cv[i] <= regular_cv
         if has_acc:
             acc_rms[i] = _acc_rms(x, i)
-        disagree = abs(beat_bpm[i] - peaks[i]) > disagree_bpm
         if acc_rms[i] <= moving_g:
             speak[i] = regular
-            challenge[i] = beat_cv[i] <= doubt_cv and disagree
+            doubt[i] = beat_cv[i] <= doubt_cv
             continue
         if beat_cv[i] <= doubt_cv:
             free = _cadence_share(x, i, fs, beat_bpm[i], hann, BEAT_LINES) < cadence_share
             speak[i] = regular and free
-            challenge[i] = free and disagree
+            doubt[i] = free
         cadence[i] = _cadence_share(x, i, fs, peaks[i], hann)
         if cadence[i] < cadence_share:
             continue
@@ -185,17 +184,17 @@ def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, re
         else:  # a peak on the cadence says little about the pulse
             for j in range(k):
                 probs[i, j] = (1.0 - distrust) * probs[i, j] + distrust / k
-    return acc_rms, peaks, cadence, speak, challenge, moved
+    return acc_rms, peaks, cadence, speak, doubt, moved
 
 
 @njit(cache=True)
-def temper_rows(x, bpm, confidence, fs, acc_rms, peaks, cadence, beat_bpm, beat_cv, speak, moving_g, cadence_share, doubt_cv, disagree_bpm,
+def temper_rows(x, bpm, confidence, fs, acc_rms, peaks, cadence, beat_bpm, speak, doubt, moving_g, cadence_share, disagree_bpm,
                 disagreement_factor, cadence_factor):
     n = bpm.shape[0]
     hann = _hann(x.shape[2])
     for i in range(n):
         agree = abs(beat_bpm[i] - bpm[i]) <= disagree_bpm
-        if (speak[i] or beat_cv[i] <= doubt_cv) and not agree:
+        if doubt[i] and not agree:
             confidence[i] *= disagreement_factor
         elif not (speak[i] and agree) and acc_rms[i] > moving_g:
             share = cadence[i] if abs(bpm[i] - peaks[i]) <= 1.0 else _cadence_share(x, i, fs, bpm[i], hann)

@@ -165,3 +165,55 @@ def markdown(results: list[RecordingResult], per_recording: bool = True) -> str:
             check = f"{r.confident_ok}/{r.confident}" if r.confident else "—"
             lines.append(f"| {r.name} | {r.activity} | {r.windows} | " + " | ".join(f"{r.mae[c]:.2f}" for c in COLUMNS) + f" | {check} |")
     return "\n".join(lines) + "\n"
+
+
+# ---- training for devices (issue 22, item 1) ------------------------------------------------------------------
+# The shipped student's recipe (resnet:16x2 from scratch on the fixed spectral front end, rect taper, 30 epochs,
+# IEEE SPC 2015 + 20 synthetic + 12 activity recordings per scenario) plus `copies` device variants of every
+# real training recording (models/augment.py: device_variant), windows cut by the stream's preprocessing.
+# Leave-one-dataset-out: train on one data set, measure on the other with `ppg-distill devices --model`.
+
+TRAIN_SETS = ("ieee", "wrist", "both")
+
+
+def real_recordings(which: str, ieee_dir: str | Path, wrist_dir: str | Path | None = None) -> list[Recording]:
+    out: list[Recording] = []
+    if which in ("ieee", "both"):
+        files = sorted(Path(ieee_dir).glob("DATA_*_TYPE*[0-9].mat"))
+        if not files:
+            raise FileNotFoundError(f"no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) in {ieee_dir}")
+        out += [load_recording(f) for f in files]
+    if which in ("wrist", "both"):
+        out += [load_recording(p) for p in wrist_exercise_paths(wrist_dir)]
+    return out
+
+
+def device_training_windows(recordings: list[Recording], copies: int, seed: int):
+    """Every recording's own windows plus `copies` device variants of it (subject ids kept per recording)."""
+    from .augment import device_variant
+    from .dataset import WindowSet
+
+    rng = np.random.default_rng(seed)
+    sets = []
+    for rec in recordings:
+        sets.append(labelled_windows(rec, TRAINING_SPEC))
+        for _ in range(copies):
+            sets.append(labelled_windows(device_variant(rec, rng), TRAINING_SPEC, subject=rec.subject))
+    return WindowSet.concat(sets)
+
+
+def train_for_devices(recordings: list[Recording], copies: int, epochs: int = 30, seed: int = 0, threads: int = 1,
+                      mix: int = 20, activities: int = 12, cache: Path = Path(".cache/ppg-distill"), progress: bool = False):
+    """A student trained as the shipped one, with device variants of the real recordings in its training set."""
+    from .architectures import build
+    from .dataset import WindowSet
+    from .losses import build_strategy
+    from .study import training_extras
+    from .targets import training_spec
+    from .train import TrainConfig, train_model
+
+    real = device_training_windows(recordings, copies, seed)
+    train_set = WindowSet.concat([real, *training_extras(mix, activities, cache)])
+    model = build("resnet", training_spec("rect"), 16, 2, seed=seed)
+    train_model(model, train_set, TrainConfig(epochs=epochs, seed=seed, threads=threads), build_strategy("scratch"), None, progress=progress)
+    return model, real

@@ -101,6 +101,7 @@ def test_a_low_rate_during_short_bouts_is_kept():
     assert np.all(np.abs(bpm - 52.0) < 3.0)
 
 
+@pytest.mark.slow
 def test_the_message_says_whether_the_estimate_is_reliable(tmp_path):
     syn = synthesize(90, seed=5, motion_share=0.6, artefact_gain=3.0)
     write_synthetic_dalia(tmp_path / "moving.pkl", syn, with_chest=False)
@@ -124,6 +125,7 @@ def bike():
     return rec, onnx_predictor("student")(rec.x)
 
 
+@pytest.mark.slow
 def test_on_the_exercise_bike_the_published_rate_is_the_heart_not_the_pedals(bike):
     rec, probs = bike
     before = publish(rec, probs, cues=None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -12,6 +14,7 @@ def distill(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_the_table_has_every_column_and_the_confidence_check(tmp_path):
     out = tmp_path / "devices.md"
     result = distill("devices", "--wrist", "none", "--ieee", "none", "--scenarios", "1", "--out", str(out))
@@ -25,6 +28,7 @@ def test_the_table_has_every_column_and_the_confidence_check(tmp_path):
     assert published < 1.0 and published < beat  # a clean recording at rest: the student is right
 
 
+@pytest.mark.slow
 def test_missing_data_is_named_and_bad_options_are_one_line(tmp_path):
     result = distill("devices", "--wrist", str(tmp_path), "--ieee", "none", "--scenarios", "0")
     assert result.returncode == 2 and result.stderr.count("\n") == 1

@@ -36,7 +36,9 @@ from .oof import OutOfFold
 from .targets import TRAINING_SPEC
 from ..stream.core.student_spec import BINS_BPM
 from ..stream.core.beats import BeatGate, refine_with_beats
+from ..stream.core.cues import CueParams
 from ..stream.core.decode import decode_probabilities
+from ..stream.core.estimate import estimate_windows
 from ..stream.core.tracker import Tracker, TrackerParams
 
 HARMONICS = (2.0, 0.5, 1.5, 2.0 / 3.0)
@@ -49,6 +51,7 @@ STARTUP_WINDOWS = 5
 class Variant:
     tracker: TrackerParams | None  # None: window by window (--no-tracking)
     beats: BeatGate | None = None
+    cues: bool = False  # the runtime's cues (issue 22): beats and motion question the model (stream/core/estimate.py)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -60,11 +63,20 @@ VARIANTS: dict[str, Variant] = {
     "new tracker": Variant(TrackerParams()),
     "new + beats": Variant(TrackerParams(), BeatGate()),
     "new + loose beats": Variant(TrackerParams(), BeatGate(acc_quiet_g=0.5, max_deviation=0.3, min_beats=4, tolerance_bpm=20.0)),
+    "runtime (+ cues)": Variant(TrackerParams(), BeatGate(), cues=True),
 }
 
 
 def estimate(data: OutOfFold, variant: Variant) -> np.ndarray:
     """What the runtime would publish for every window of `data` under `variant`."""
+    if variant.cues:
+        bpm = np.empty(len(data))
+        for rows in data.recordings():
+            tracker = Tracker(BINS_BPM, variant.tracker) if variant.tracker is not None else None
+            out = estimate_windows(data.x[rows], data.probs[rows], BINS_BPM, TRAINING_SPEC.fs, tracker.table if tracker else None,
+                                   np.full(len(rows), tracker.row if tracker else 0), data.k[rows], CueParams(), variant.beats)
+            bpm[rows] = out.bpm
+        return bpm
     if variant.tracker is None:
         bpm, _ = decode_probabilities(data.probs, BINS_BPM)
     else:

@@ -38,3 +38,81 @@ def augment(x: np.ndarray, hr_bpm: np.ndarray, rng: np.random.Generator, fs: flo
     out[:, 1:] *= rng.uniform(0.7, 1.3, (n, 1, 1))
     out[rng.random(n) < 0.1, 1:] = 0.0
     return out.astype(np.float32), hr.astype(np.float32)
+
+
+# ---- device augmentation (issue 22): whole recordings made to look like another sensor ----------------------
+# Applied to raw recordings before the stream's own preprocessing cuts them into windows (train/serve parity:
+# models/dataset.py), so every change a sensor brings passes through the very filters serving runs.
+
+DEVICE_RATES_HZ = (25.0, 32.0, 50.0, 64.0, 100.0, 128.0, 256.0)
+GRIP_SHARE = 0.6  # share of device variants with grip-type motion whose cadence is not the HR (a bike, a stroller)
+
+
+def _rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
+    return q * np.sign(np.diag(r))
+
+
+def _resample(t: np.ndarray, x: np.ndarray, fs: float, new_fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Offline resampling of a whole recording with an anti-alias low-pass (zero phase: training data only)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    if new_fs < fs:
+        sos = butter(4, 0.45 * new_fs, btype="low", fs=fs, output="sos")
+        x = sosfiltfilt(sos, x, axis=0)
+    new_t = np.arange(0.0, t[-1], 1.0 / new_fs)
+    return new_t, np.column_stack([np.interp(new_t, t, x[:, i]) for i in range(x.shape[1])])
+
+
+def _cadence_wave(t: np.ndarray, cadence_hz: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A periodic motion at a slowly drifting cadence with a few harmonics, unit RMS."""
+    phase = 2 * np.pi * np.cumsum(cadence_hz) * np.median(np.diff(t)) + rng.uniform(0, 2 * np.pi)
+    wave = np.sin(phase) + rng.uniform(0, 0.6) * np.sin(2 * phase + rng.uniform(0, 6.3)) + rng.uniform(0, 0.3) * np.sin(3 * phase + rng.uniform(0, 6.3))
+    return wave / (wave.std() + 1e-12)
+
+
+def grip_cadence_hz(hr_bpm: float, rng: np.random.Generator) -> float:
+    """A cadence (35-100 per minute) that is no simple ratio of the heart rate: no line of its motion (×½, 1,
+    3/2, 2, 3) falls within 10 bpm of the HR, so its dominant peak is exactly what the model must not report."""
+    for _ in range(100):
+        c = rng.uniform(35.0, 100.0)
+        if all(abs(r * c - hr_bpm) > 10.0 for r in (0.5, 1.0, 1.5, 2.0, 3.0)):
+            return c / 60.0
+    return 37.0 / 60.0
+
+
+def device_variant(recording, rng: np.random.Generator):
+    """`recording` as another wrist device might have recorded it (labels unchanged): another sampling rate
+    with its anti-alias filter, another pulse shape and maybe inverted polarity, amplitude, baseline wander and
+    respiration, sensor noise, the accelerometer scaled and turned, and in GRIP_SHARE of the variants a
+    grip-type motion (a bike's pedalling, a pushed stroller) at a cadence that is no simple ratio of the heart
+    rate, strong in the PPG (up to 30 times the pulse's power) and present in the accelerometer."""
+    from dataclasses import replace
+
+    if recording.acc is None or recording.labels_bpm is None:
+        raise ValueError(f"{recording.subject}: device variants need an accelerometer and labels")
+    rate = float(rng.choice(DEVICE_RATES_HZ))
+    t, ppg = _resample(recording.t_ppg, recording.ppg.mean(axis=1, keepdims=True), recording.fs_ppg, rate)
+    ppg = ppg[:, 0]
+    ppg = (ppg - ppg.mean()) / (ppg.std() + 1e-12)
+    # pulse shape: a share of its derivative (a sharper upstroke or a phase shift) and a skew; polarity
+    slope = np.gradient(ppg) * rate / (2 * np.pi * 1.5)
+    ppg = ppg + rng.uniform(-0.6, 0.6) * slope + rng.uniform(-0.3, 0.3) * (ppg**2 - 1)
+    ppg = ppg * (-1 if rng.random() < 0.3 else 1)
+    ppg = (ppg - ppg.mean()) / (ppg.std() + 1e-12)
+    # baseline wander and respiration, then noise
+    ppg += rng.uniform(0, 1.5) * np.sin(2 * np.pi * rng.uniform(0.03, 0.12) * t + rng.uniform(0, 6.3))
+    ppg += rng.uniform(0, 1.0) * np.sin(2 * np.pi * rng.uniform(0.15, 0.5) * t + rng.uniform(0, 6.3))
+    ppg += rng.uniform(0, 0.3) * rng.standard_normal(len(t))
+    ta, acc = _resample(recording.t_acc, recording.acc, recording.fs_acc, rate)
+    acc = acc @ _rotation(rng).T * 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
+    if rng.random() < GRIP_SHARE:
+        labels = recording.labels_bpm
+        hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
+        cadence = grip_cadence_hz(hr, rng) * (1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(60, 200)))
+        wave = _cadence_wave(t, cadence, rng)
+        ppg += rng.uniform(1.0, 5.5) * wave
+        direction = rng.standard_normal(3)
+        acc += np.outer(np.interp(ta, t, wave) * rng.uniform(0.02, 0.1) * np.sqrt(2), direction / np.linalg.norm(direction))
+    ppg *= 10 ** rng.uniform(-1, 1)
+    return replace(recording, ppg=ppg[:, None], t_ppg=t, fs_ppg=rate, acc=acc, t_acc=ta, fs_acc=rate, extra={})

@@ -6,6 +6,8 @@
   ppg-distill report --results results/sweep.jsonl --out results/report --readme docs/distillation.md
   ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out stream/core/student.onnx
   ppg-distill accuracy --out results/accuracy.md
+  ppg-distill devices --out results/devices.md
+  ppg-distill devices-train --train ieee --copies 2 --out /tmp/ieee-devices.onnx   # then devices --model it
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, data_dir, where_to_get
+from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, WRIST_PPG_EXERCISE, data_dir, where_to_get
 
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
 # what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
-NEEDS = {"train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
+NEEDS = {"devices-train": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
          "accuracy": ("torch",), "report": ("matplotlib",)}
 TRAIN_EXTRA = frozenset({"torch", "tqdm", "matplotlib"})
 INSTALL_TRAIN = "pip install -e '.[train]' in the checkout (CPU torch first: pip install torch==2.13.0)"
@@ -140,6 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--scenarios", type=int, default=6, metavar="N", help="recordings per synthetic scenario set (default 6; 0: none)")
     a.add_argument("--scenario-model", default="student", metavar="PATH", help="model giving the scenario sets' probabilities (default: the shipped student)")
     a.add_argument("--out", type=Path, default=None, help="also write the markdown tables to this file")
+
+    v = sub.add_parser("devices", help="accuracy per data set and activity (other devices too), beside a beat and a spectral baseline, with the confidence check")
+    v.add_argument("--model", default="student", metavar="PATH", help="ONNX model under the contract (default: the shipped student)")
+    v.add_argument("--wrist", default=str(data_dir(WRIST_PPG_EXERCISE)), metavar="DIR",
+                   help=f"Wrist PPG During Exercise folder, or 'none' (default: now {data_dir(WRIST_PPG_EXERCISE)})")
+    v.add_argument("--ieee", default=ieee_default, help=f"{ieee_help}, or 'none'")
+    v.add_argument("--scenarios", type=int, default=4, metavar="N", help="recordings per synthetic scenario set (default 4; 0: none)")
+    v.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
+
+    d = sub.add_parser("devices-train", help="train the shipped recipe with device augmentation (leave-one-dataset-out: --train ieee, measure on the other)")
+    d.add_argument("--train", choices=["ieee", "wrist", "both"], default="ieee", help="the real recordings to train on (default ieee)")
+    d.add_argument("--ieee", default=ieee_default, help=ieee_help)
+    d.add_argument("--wrist", default=str(data_dir(WRIST_PPG_EXERCISE)), metavar="DIR", help="Wrist PPG During Exercise folder")
+    d.add_argument("--copies", type=int, default=2, metavar="N", help="device variants of every real recording (models/augment.py; default 2, 0: none)")
+    d.add_argument("--epochs", type=int, default=30)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    d.add_argument("--mix-synthetic", type=int, default=20, metavar="N", help="synthetic recordings added (default 20, the shipped student's)")
+    d.add_argument("--activities", type=int, default=12, metavar="N", help="activity recordings per scenario added (default 12)")
+    d.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="the generated windows")
+    d.add_argument("--name", default="ppg-student")
+    d.add_argument("--version", default="1.4")
+    d.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -447,7 +472,68 @@ def cmd_accuracy(args) -> int:
     return 0
 
 
-COMMANDS = {"accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+def cmd_devices(args) -> int:
+    from .accuracy import onnx_predictor
+    from .across import evaluate, ieee_set, markdown, scenario_set, wrist_exercise_set
+
+    if args.scenarios < 0:
+        raise UsageError("--scenarios must be 0 or more")
+    if args.model not in ("student", "spectral") and not Path(args.model).is_file():
+        raise UsageError(f"--model {args.model}: no such file")
+    predict = onnx_predictor(args.model)
+    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist)) if args.wrist != "none" else None,
+               "IEEE SPC 2015": (lambda: ieee_set(args.ieee)) if args.ieee != "none" else None,
+               "synthetic scenarios": (lambda: scenario_set(args.scenarios)) if args.scenarios else None}
+    results, skipped = [], []
+    for name, load in loaders.items():
+        if load is None:
+            continue
+        try:
+            recordings = load()
+        except FileNotFoundError as e:
+            skipped.append(f"{name}: skipped ({e})")
+            continue
+        results += [evaluate(rec, predict) for rec in recordings]
+    if not results:
+        raise UsageError("no data set to measure on: " + "; ".join(skipped or ["all were turned off"]))
+    text = f"Model: {args.model}\n\n" + markdown(results) + "".join(f"\n{line}\n" for line in skipped)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+def cmd_devices_train(args) -> int:
+    from .across import real_recordings, train_for_devices
+    from .architectures import n_parameters
+    from .export import ExportMismatch, export
+    from .study import ACTIVITY_DURATION_S, MIX_DURATION_S
+    from ..stream.core.student_spec import student_spec
+
+    if args.copies < 0 or args.epochs < 1 or args.threads < 1 or args.mix_synthetic < 0 or args.activities < 0:
+        raise UsageError("--epochs and --threads must be 1 or more, --copies, --mix-synthetic and --activities 0 or more")
+    recordings = real_recordings(args.train, args.ieee, args.wrist)
+    model, real = train_for_devices(recordings, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
+                                    args.cache, progress=True)
+    sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "wrist": "Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)",
+               "both": "IEEE SPC 2015 (12 subjects) + Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)"}[args.train]
+    training_data = (f"{sources}, each with {args.copies} device variants (models/augment.py)"
+                     + (f" + {args.mix_synthetic} synthetic recordings of {MIX_DURATION_S:g} s" if args.mix_synthetic else "")
+                     + (f" + {args.activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario" if args.activities else ""))
+    metadata = {"strategy": "scratch", "teacher": "none", "architecture": "resnet:16x2", "parameters": str(n_parameters(model)),
+                "epochs": str(args.epochs), "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities),
+                "device_copies": str(args.copies), "data": args.train}
+    spec = student_spec(args.name, args.version, training_data, "resnet student trained for devices (issue 22)", metadata, taper="rect")
+    try:
+        diff = export(model, spec, args.out, check_windows=real.x[:256])
+    except ExportMismatch as e:
+        raise ExportFailed(str(e)) from None
+    print(f"wrote {args.out}: {n_parameters(model):,} parameters, {len(real):,} real and device-variant windows; torch and onnxruntime agree to {diff:.1e}")
+    return 0
+
+
+COMMANDS = {"devices-train": cmd_devices_train, "devices": cmd_devices, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

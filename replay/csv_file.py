@@ -1,5 +1,8 @@
 """CSV recordings for everyone else: header `t,ppg[,acc_x,acc_y,acc_z]`, `t` in seconds.
 
+A `reference_bpm.json` beside the file (`{name: [bpm or null per window]}`, as Wrist PPG During
+Exercise ships it: replay/wrist_exercise.py) gives the recording its reference heart rate per window.
+
 Empty or `nan` cells are kept as NaN (the stream treats them as missing samples). Timestamps must
 be finite and increase; the sampling rate is the median of their differences. The file is read
 line by line with every line's length bounded and the parsed samples counted against the memory
@@ -19,6 +22,7 @@ import numpy as np
 
 from .limits import MAX_CSV_LINE_CHARS, check_allocation, check_sample_count, reader_budget_bytes, regular_file_size
 from .recording import MAX_SOURCE_FS_HZ, MIN_SOURCE_FS_HZ, Recording, RecordingError, subject_name
+from .reference import reference_for
 
 ACC_COLUMNS = ("acc_x", "acc_y", "acc_z")
 HEADER_HELP = "expected a header 't,ppg[,acc_x,acc_y,acc_z]'"
@@ -41,7 +45,8 @@ def read_csv(path: str | Path) -> Recording:
     t = t - t[0]
     return Recording(
         subject=subject_name(path.stem), ppg=ppg, t_ppg=t, fs_ppg=fs,
-        acc=acc, t_acc=t if acc is not None else None, fs_acc=fs if acc is not None else None, source=str(path),
+        acc=acc, t_acc=t if acc is not None else None, fs_acc=fs if acc is not None else None,
+        labels_bpm=reference_for(path), source=str(path),
     )
 
 

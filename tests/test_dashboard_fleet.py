@@ -46,6 +46,18 @@ def test_card_shows_the_latest_message():
     assert [p[:2] for p in c["pts"]] == [[8.0, 71.0], [10.0, 74.3]]
 
 
+def test_no_reliable_estimate_is_shown_as_such_not_as_a_number():
+    fleet = Fleet("ppg")
+    fleet.handle("ppg/d1/hr", hr(0, bpm=118.0), now=2.0)
+    unsure = json.dumps(hr_message("d1", 1, 10.0, ts(10), 40.2, 0.3, 0.3, False, "ppg-student@1.3", False)).encode()
+    fleet.handle("ppg/d1/hr", unsure, now=3.0)
+    c = card(fleet, now=3.0)
+    assert c["ok"] is False and c["n"] == 2 and c["missed"] == 0  # counted as received...
+    assert [p[:2] for p in c["pts"]] == [[8.0, 118.0]]  # ...but 40 bpm is drawn nowhere
+    fleet.handle("ppg/d1/hr", hr(2, bpm=119.0), now=4.0)  # a message without the field (older streams) is reliable
+    assert card(fleet, now=4.0)["ok"] is True
+
+
 def test_gaps_count_as_missed_and_late_arrivals_fill_them():
     fleet = Fleet("ppg")
     feed(fleet, [0, 1, 4, 5])

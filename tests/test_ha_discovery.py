@@ -125,10 +125,14 @@ def test_templates_read_the_published_hr_messages():
     _, config = config_of(discovery_messages("ppg", "S1", "ppg-student@1.1", "0.1.0"))
 
     assert render(config["value_template"], model_msg) == "87.1"
-    assert json.loads(render(config["json_attributes_template"], model_msg)) == {"confidence": 0.854, "late": False, "model": "ppg-student@1.1"}
+    assert json.loads(render(config["json_attributes_template"], model_msg)) == {"confidence": 0.854, "late": False, "model": "ppg-student@1.1", "reliable": True}
     # a wearable's own HR has no confidence or late flag: the attributes say so instead of failing
     assert render(config["value_template"], device_msg) == "72"
-    assert json.loads(render(config["json_attributes_template"], device_msg)) == {"confidence": None, "late": None, "model": "device"}
+    assert json.loads(render(config["json_attributes_template"], device_msg)) == {"confidence": None, "late": None, "model": "device", "reliable": True}
+    # no reliable estimate (confidence below --min-confidence): no number, which Home Assistant shows as unknown
+    unsure_msg = json.dumps(hr_message("S1", 13, 34.0, "2026-11-24T23:40:07.387Z", 40.2, 0.31, 0.25, False, "ppg-student@1.1", False)).encode()
+    assert render(config["value_template"], unsure_msg) == "None"
+    assert json.loads(render(config["json_attributes_template"], unsure_msg))["reliable"] is False
 
 
 def test_service_status_makes_both_topics_required():

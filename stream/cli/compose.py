@@ -60,6 +60,7 @@ def run_config(args: argparse.Namespace, *, speed: float | None, model_runs: boo
     defaults = RuntimeConfig()
     runtime = RuntimeConfig(
         budget_ms=args.budget_ms, speed=speed, tracking=not args.no_tracking, beat_refinement=not args.no_beat_refinement,
+        cues=not getattr(args, "no_cues", False), min_confidence=getattr(args, "min_confidence", defaults.min_confidence),
         max_devices=getattr(args, "max_devices", defaults.max_devices), queue_chunks=getattr(args, "queue_chunks", defaults.queue_chunks),
     )
     outputs = OutputConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.message import topic_prefix_problem
+from ..core.message import DEFAULT_MIN_CONFIDENCE, topic_prefix_problem
 from ..mqtt.settings import DEFAULT_PORT, BrokerUrlError, add_broker_arguments, broker_settings_from_args
 
 EXIT_USAGE = 2
@@ -20,6 +20,16 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not the usage block
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
 
 
 def positive_float(text: str) -> float:
@@ -114,6 +124,10 @@ def add_model_arguments(p: argparse.ArgumentParser, default_budget_ms: float) ->
     p.add_argument("--no-tracking", action="store_true", help="publish each window's own estimate instead of the tracked one")
     p.add_argument("--no-beat-refinement", action="store_true",
                    help="keep the model's estimate in still, clean windows too (default: refined from beat intervals there)")
+    p.add_argument("--no-cues", action="store_true",
+                   help="publish the model's (tracked) estimate as it is (default: beats and motion question it, docs/how-it-works.md)")
+    p.add_argument("--min-confidence", type=fraction, default=DEFAULT_MIN_CONFIDENCE, metavar="C",
+                   help=f"messages whose confidence is below C say reliable: false, shown as 'no reliable estimate' (default {DEFAULT_MIN_CONFIDENCE:g})")
 
 
 def check_output_args(args: argparse.Namespace) -> None:

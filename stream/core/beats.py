@@ -14,6 +14,15 @@ was given (the tracker's, or the window's own) is kept:
    the window but for at most two periods);
 3. the beat rate agrees with the estimate within `tolerance_bpm`: the refinement sharpens a lock,
    it never moves the estimate to another rate.
+
+`beat_rates` is the second opinion that needs no estimate to start from (issue 22): a time-domain beat
+detector in the manner of HeartPy, on every window, moving or still. The PPG minus its moving average
+over `BEAT_MEAN_S` (a high-pass that keeps the pulse and removes most of a slow pedalling or breathing
+wave); the beats are the maxima of the runs above a threshold, the threshold scanned from 0 to 0.7 of
+the signal's RMS, and the threshold whose beat intervals vary least wins; intervals more than 30 % from
+their mean are left out. Its rate and the intervals' coefficient of variation (the kept ones', each
+left-out interval counted as 30 % off; low: regular beats)
+go to stream/core/cues.py, which lets it inform or question the spectral model.
 """
 
 from __future__ import annotations
@@ -31,6 +40,90 @@ class BeatGate:
     max_deviation: float = 0.15  # every interval within ±15 % of the median interval
     min_beats: int = 5
     tolerance_bpm: float = 5.0  # beat rate within this of the estimate
+
+
+BEAT_MEAN_S = 0.75  # HeartPy's moving-average window: the high-pass before peak picking
+BEAT_MIN_BPM = 40.0
+BEAT_MAX_BPM = 210.0
+
+
+def beat_rates(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rate bpm, interval CV) per window of the batch (N, C, T), PPG first; NaN where no rate was found."""
+    return beat_rate_rows(np.ascontiguousarray(x), fs, BEAT_MEAN_S, BEAT_MIN_BPM, BEAT_MAX_BPM)
+
+
+@njit(cache=True)
+def beat_rate_rows(x: np.ndarray, fs: float, mean_s: float, min_bpm: float, max_bpm: float) -> tuple[np.ndarray, np.ndarray]:
+    n, _, t = x.shape
+    half = max(1, int(round(mean_s * fs)) // 2)
+    rate = np.full(n, np.nan)
+    cv = np.full(n, np.nan)
+    high = np.empty(t)
+    cum = np.empty(t + 1)
+    peaks = np.empty(t)
+    intervals = np.empty(t)
+    for i in range(n):
+        ppg = x[i, 0]
+        cum[0] = 0.0
+        for s in range(t):
+            cum[s + 1] = cum[s] + ppg[s]
+        power = 0.0
+        for s in range(t):
+            a, b = max(0, s - half), min(t, s + half + 1)
+            high[s] = ppg[s] - (cum[b] - cum[a]) / (b - a)
+            power += high[s] * high[s]
+        rms = math.sqrt(power / t)
+        if not rms > 0.0:
+            continue
+        best = np.inf
+        for step in range(8):
+            threshold = 0.1 * step * rms
+            count = 0
+            s = 0
+            while s < t:
+                if high[s] <= threshold:
+                    s += 1
+                    continue
+                top = s
+                while s < t and high[s] > threshold:
+                    if high[s] > high[top]:
+                        top = s
+                    s += 1
+                if 0 < top < t - 1:  # a run cut by the window's edge has no reliable maximum
+                    y0, y1, y2 = high[top - 1], high[top], high[top + 1]
+                    curvature = y0 - 2.0 * y1 + y2
+                    shift = min(max(0.5 * (y0 - y2) / curvature, -0.5), 0.5) if curvature < 0.0 else 0.0
+                    peaks[count] = top + shift
+                    count += 1
+            if count < 3:
+                continue
+            mean = (peaks[count - 1] - peaks[0]) / (count - 1)
+            bpm = 60.0 * fs / mean
+            if bpm < min_bpm or bpm > max_bpm:
+                continue
+            spread = 0.0
+            for j in range(count - 1):
+                intervals[j] = peaks[j + 1] - peaks[j]
+                spread += (intervals[j] - mean) ** 2
+            variation = math.sqrt(spread / (count - 1)) / mean
+            if variation >= best:
+                continue
+            kept, total = 0, 0.0
+            for j in range(count - 1):
+                if abs(intervals[j] - mean) <= 0.3 * mean:
+                    kept += 1
+                    total += intervals[j]
+            if kept >= 2:
+                best = variation
+                rate[i] = 60.0 * fs * kept / total
+                kept_mean = total / kept
+                spread = 0.0
+                for j in range(count - 1):
+                    if abs(intervals[j] - mean) <= 0.3 * mean:
+                        spread += (intervals[j] - kept_mean) ** 2
+                # the kept intervals' variation, as if every left-out interval were off by 30 %
+                cv[i] = math.sqrt((spread / kept_mean**2 + 0.09 * (count - 1 - kept)) / (count - 1))
+    return rate, cv
 
 
 def refine_with_beats(x: np.ndarray, bpm: np.ndarray, fs: float, gate: BeatGate | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ MAX_DEVICE_ID_BYTES = 4_096
 TOPIC_LEAVES = ("hr", "status", "raw")
 # the longest topic is <prefix>/<device>/status: bounding both parts keeps every topic legal
 MAX_PREFIX_BYTES = MAX_TOPIC_BYTES - MAX_DEVICE_ID_BYTES - len("//") - max(len(leaf) for leaf in TOPIC_LEAVES)
+DEFAULT_MIN_CONFIDENCE = 0.5  # below this a message says `reliable: false` (ppg-stream --min-confidence)
 _PERCENT_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 
@@ -87,7 +88,10 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def hr_message(device: str, window: int, t_end: float, ts: str, bpm: float, confidence: float, latency_ms: float, late: bool, model: str) -> dict:
+def hr_message(device: str, window: int, t_end: float, ts: str, bpm: float, confidence: float, latency_ms: float, late: bool, model: str,
+               reliable: bool = True) -> dict:
+    """`reliable` is false where the estimate is no reliable heart rate (its confidence below the stream's
+    --min-confidence): consumers show "no reliable estimate" there, not the number (docs/messages.md)."""
     return {
         "device": device,
         "window": window,
@@ -98,6 +102,7 @@ def hr_message(device: str, window: int, t_end: float, ts: str, bpm: float, conf
         "latency_ms": round(latency_ms, 3),
         "late": late,
         "model": model,
+        "reliable": bool(reliable),
     }
 
 

@@ -29,6 +29,14 @@ No single window can capture the track (issue 12):
   re-acquisition is the quick way back.
 `TrackerParams(outlier_share=0, harmonic_tolerance=0, peak_radius_bpm=0)` is the tracker before these
 three changes.
+
+A physiological prior (issue 22): a wrist that keeps moving (the accelerometer's band-passed RMS above
+`active_g` in `sustained_windows` windows in a row, a minute: walking, running, cycling, not a burst or
+a set of curls) belongs to someone whose heart rate is not far below the resting range, so from then on
+each window's evidence below `active_floor_bpm` is scaled down by a half-Gaussian of width
+`active_width_bpm`. A lock on a slow pedalling cadence (38-60 per minute on an exercise bike) loses its
+footing, and the beats get their say (stream/core/cues.py). Without activity (`update(..., activity=None)`,
+a device without accelerometer) the prior is flat.
 """
 
 from __future__ import annotations
@@ -54,8 +62,13 @@ class TrackerParams:
     harmonic_tolerance: float = 0.05  # a model peak this close (relative) to a harmonic of the track is no disagreement...
     harmonic_support: float = 0.05  # ...while the window still gives the track this much probability (±5 bpm)
     peak_radius_bpm: float = 3.0  # publish the window's own peak within this of the track's (0: the posterior's peak)
+    active_g: float = 0.03  # accelerometer RMS (g) above which the wrist moves...
+    sustained_windows: int = 30  # ...and this many windows in a row of it (a minute) make a HR far below rest implausible...
+    active_floor_bpm: float = 70.0  # ...so evidence below this is scaled down...
+    active_width_bpm: float = 5.0  # ...by a half-Gaussian of this width (0: no activity prior)
 
 
+STATE_COLUMNS = 3  # last window index, disagreement run length, windows in a row the wrist has moved
 HARMONIC_RATIOS = np.array([2.0, 1.5, 3.0, 0.5, 2.0 / 3.0, 1.0 / 3.0])
 
 
@@ -69,7 +82,7 @@ class TrackerTable:
         bin_width = float(np.median(np.diff(self.bins)))
         self.decay = float(np.exp(-bin_width / self.params.step_bpm))
         self.priors = np.empty((capacity, len(self.bins)))
-        self.states = np.empty((capacity, 2))
+        self.states = np.empty((capacity, STATE_COLUMNS))
         self._free = list(range(capacity - 1, -1, -1))
 
     def add(self) -> int:
@@ -81,7 +94,7 @@ class TrackerTable:
             self._free = list(range(2 * old - 1, old - 1, -1))
         row = self._free.pop()
         self.priors[row] = 1.0 / len(self.bins)
-        self.states[row] = (-1.0, 0.0)  # last window index, disagreement run length
+        self.states[row] = (-1.0, 0.0, 0.0)  # last window index, disagreement run length, moving run length
         return row
 
     def remove(self, row: int) -> None:
@@ -94,20 +107,24 @@ class TrackerTable:
         capacity = max(min_capacity, 1 << max(0, len(used) - 1).bit_length())
         if capacity >= len(self.states):
             return {r: r for r in used}
-        priors, states = np.empty((capacity, self.priors.shape[1])), np.empty((capacity, 2))
+        priors, states = np.empty((capacity, self.priors.shape[1])), np.empty((capacity, STATE_COLUMNS))
         priors[: len(used)], states[: len(used)] = self.priors[used], self.states[used]
         self.priors, self.states = priors, states
         self._free = list(range(capacity - 1, len(used) - 1, -1))
         return {old: new for new, old in enumerate(used)}
 
-    def update(self, rows: np.ndarray, k: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior (bpm, confidence) per window; `probs` are the model's softmax rows."""
+    def update(self, rows: np.ndarray, k: np.ndarray, probs: np.ndarray, activity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior (bpm, confidence) per window; `probs` are the model's softmax rows (or the cues' fused ones),
+        `activity` the windows' band-passed accelerometer RMS in g (None: unknown, no activity prior)."""
         p = self.params
+        if activity is None:
+            activity = np.zeros(len(k))
         post = track_rows(
             np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(k, dtype=np.int64),
             np.ascontiguousarray(probs, dtype=np.float64), self.priors, self.states, self.decay, self.bins,
             p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
             p.outlier_share, p.harmonic_tolerance, p.harmonic_support, HARMONIC_RATIOS,
+            np.ascontiguousarray(activity, dtype=np.float64), p.active_g, p.sustained_windows, p.active_floor_bpm, p.active_width_bpm,
         )
         bpm, confidence = decode_probabilities(post, self.bins)
         if p.peak_radius_bpm > 0:
@@ -126,8 +143,8 @@ class Tracker:
         self.table = TrackerTable(bins_bpm, params, capacity=1)
         self.row = self.table.add()
 
-    def update(self, k: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.table.update(np.full(len(k), self.row), k, probs)
+    def update(self, k: np.ndarray, probs: np.ndarray, activity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.table.update(np.full(len(k), self.row), k, probs, activity)
 
 
 @njit(cache=True)
@@ -203,8 +220,13 @@ def track_rows(
     harmonic_tolerance: float,
     harmonic_support: float,
     harmonic_ratios: np.ndarray,
+    activity: np.ndarray,
+    active_g: float,
+    sustained_windows: int,
+    active_floor: float,
+    active_width: float,
 ) -> np.ndarray:
-    """Window w updates the tracker row rows[w] (its prior and [last k, disagreement run])."""
+    """Window w updates the tracker row rows[w] (its prior and [last k, disagreement run, activity average])."""
     n, k = probs.shape
     out = np.empty((n, k))
     for w in range(n):
@@ -214,6 +236,14 @@ def track_rows(
         evidence = np.empty(k)
         for j in range(k):
             evidence[j] = math.pow((1.0 - outlier_share) * probs[w, j] + outlier_share / k + 1e-12, power)
+        if activity[w] > active_g:
+            state[2] += 1.0 if last < 0 else max(1, ks[w] - last)
+        else:
+            state[2] = 0.0
+        if active_width > 0.0 and state[2] >= sustained_windows:
+            for j in range(k):
+                if bins[j] < active_floor:
+                    evidence[j] *= max(math.exp(-0.5 * ((active_floor - bins[j]) / active_width) ** 2), 1e-6)
         if last < 0:
             post = evidence.copy()
         else:

@@ -1,6 +1,6 @@
 """The one pipeline: chunks of any number of devices → keyed per-device preprocessing → one batched
-ONNX call per scheduling tick → decoding and tracking → beat refinement of still, clean windows
-(stream/core/beats.py) → publishers.
+ONNX call per scheduling tick → cues, decoding and tracking, beat refinement of still, clean windows
+(stream/core/estimate.py) → publishers.
 
 Sources only hand over chunks tagged with a device (`offer` for live sources, which never wait:
 a full per-device queue drops its oldest chunk, counted; `put` for replays, which wait for room, so
@@ -36,10 +36,12 @@ import numpy as np
 import structlog
 
 from ..core.chunk import ACC, PPG, Chunk
-from ..core.decode import decode_probabilities, softmax
+from ..core.decode import softmax
 from .budget import DEFAULT_BUDGET_MS
 from .device_table import DEFAULT_QUEUE_CHUNKS, DeviceLimitError, DeviceState, DeviceTable
-from ..core.beats import BeatGate, refine_with_beats
+from ..core.beats import BeatGate
+from ..core.cues import CueParams
+from ..core.estimate import DEFAULT_MIN_CONFIDENCE, estimate_windows
 from ..core.engine import InferenceEngine, ModelLoadError
 from ..core.message import hr_message, utc_now_iso
 from ..core.preprocess import StreamPreprocessor
@@ -63,6 +65,8 @@ class RuntimeConfig:
     max_lag_s: float | None = None  # default: one hop of the model
     tracking: bool = True  # causal forward filter over HR bins (stream/core/tracker.py)
     beat_refinement: bool = True  # beat intervals in still, clean windows (stream/core/beats.py)
+    cues: bool = True  # beats and motion question the model (stream/core/cues.py)
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE  # below it a message says reliable: false
     max_devices: int = 10_000
     queue_chunks: int = DEFAULT_QUEUE_CHUNKS
 
@@ -84,6 +88,7 @@ class Runtime:
         self.max_lag_s = config.max_lag_s if config.max_lag_s is not None else spec.hop_s
         self.trackers = TrackerTable(spec.bins_bpm) if config.tracking else None
         self.beat_gate = BeatGate() if config.beat_refinement and beat_refinement_possible(spec) else None
+        self.cues = CueParams() if config.cues else None
         self.refined_windows = 0
         self.table = DeviceTable(spec, self.trackers, config.max_devices, config.queue_chunks)
         self.latency = LatencyHistogram()
@@ -307,13 +312,9 @@ class Runtime:
             if not len(k):
                 return
         probs = softmax(logits)
-        untracked, confidence = decode_probabilities(probs, self.spec.bins_bpm)
-        bpm = untracked
-        if self.trackers is not None:
-            bpm, confidence = self.trackers.update(rows, k, probs)
-        if self.beat_gate is not None:
-            bpm, refined = refine_with_beats(x, bpm, self.spec.fs, self.beat_gate)
-            self.refined_windows += int(refined.sum())
+        out = estimate_windows(x, probs, self.spec.bins_bpm, self.spec.fs, self.trackers, rows, k, self.cues, self.beat_gate)
+        bpm, confidence, untracked = out.bpm, out.confidence, out.untracked
+        self.refined_windows += int(out.refined.sum())
         if rebuild is not None and rebuild.any():  # state rebuilt; these windows were published before
             self.rebuilt_windows += int(rebuild.sum())
             live = ~rebuild
@@ -328,7 +329,7 @@ class Runtime:
         self.interval_latency.add(latency_ms)
         self.windows_total += len(k)
         ts = utc_now_iso()
-        hop, win, model = self.spec.hop_s, self.spec.window_s, self.spec.label
+        hop, win, model, least = self.spec.hop_s, self.spec.window_s, self.spec.label, self.config.min_confidence
         k_list, bpm_list, conf_list, lat_list, late_list = k.tolist(), bpm.tolist(), confidence.tolist(), latency_ms.tolist(), late.tolist()
         messages = []
         for state, a, b in segments:
@@ -337,7 +338,8 @@ class Runtime:
                 state.announced = True
                 self._set_status(device, "online")
             messages += [
-                hr_message(device, k_list[i], k_list[i] * hop + win, ts, bpm_list[i], conf_list[i], lat_list[i], late_list[i], model)
+                hr_message(device, k_list[i], k_list[i] * hop + win, ts, bpm_list[i], conf_list[i], lat_list[i], late_list[i], model,
+                           conf_list[i] >= least)
                 for i in range(a, b)
             ]
             state.last_k = k_list[b - 1]
@@ -418,10 +420,8 @@ def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
     engine.warm_up()
     if len(batch.k):
         probs = softmax(engine.run(batch.x))
-        decode_probabilities(probs, spec.bins_bpm)
         table = TrackerTable(spec.bins_bpm, capacity=1)
-        bpm, _ = table.update(np.full(len(batch.k), table.add()), batch.k, probs)
-        refine_with_beats(batch.x, bpm, spec.fs)
+        estimate_windows(batch.x, probs, spec.bins_bpm, spec.fs, table, np.full(len(batch.k), table.add()), batch.k)
     LatencyHistogram().add(np.ones(1))  # the run's latency histogram: compiled now, not by the first window
     gc.collect()
     gc.freeze()

@@ -39,6 +39,7 @@ class DeviceCard:
     status: str | None = None
     bpm: float | None = None
     confidence: float | None = None
+    reliable: bool = True  # the last message's `reliable` (absent: true); false shows "no reliable estimate"
     model: str | None = None
     source: str | None = None
     late: int = 0
@@ -63,6 +64,7 @@ class DeviceCard:
             "status": self.status,
             "bpm": self.bpm,
             "conf": self.confidence,
+            "ok": self.reliable,
             "model": self.model,
             "source": self.source,
             "late": self.late,
@@ -85,6 +87,7 @@ class HrReading:
     late: bool
     model: str | None
     source: str
+    reliable: bool = True  # false: no reliable estimate (the stream's --min-confidence); absent means true
 
 
 def parse_hr(payload: bytes) -> HrReading | None:
@@ -112,6 +115,7 @@ def parse_hr(payload: bytes) -> HrReading | None:
         late=msg.get("late") is True,
         model=model[:MAX_MODEL_CHARS] if isinstance(model, str) else None,
         source="device" if msg.get("source") == "device" else "model",
+        reliable=msg.get("reliable") is not False,
     )
 
 
@@ -228,11 +232,14 @@ class Fleet:
         state.late += r.late
         state._last_ts = r.ts if r.ts is not None else state._last_ts
         state.bpm, state.confidence, state.model, state.source = r.bpm, r.confidence, r.model, r.source
+        state.reliable = r.reliable
         state.last_seen = now
         if r.t_end is not None:
             if state.t_end is not None and r.t_end < state.t_end:  # a stream without window numbers restarted
                 self._restart(state, r)
             state.t_end = r.t_end
+            if not r.reliable:  # no reliable estimate: a gap in the line, not a number
+                return
             point = chart_point(r.t_end, r.bpm, r.confidence)
             state.history.append(point)
             state.fresh.append(point)

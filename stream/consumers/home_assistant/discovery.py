@@ -26,11 +26,14 @@ ORIGIN_NAME = "ppg-stream"
 ICON = "mdi:heart-pulse"
 UNIT = "bpm"  # no Home Assistant device class covers heart rate: a plain measurement with its unit
 PAYLOAD_ONLINE, PAYLOAD_OFFLINE = "online", "offline"
-VALUE_TEMPLATE = "{{ value_json.bpm }}"
+# A message that says `reliable: false` (its confidence below the stream's --min-confidence) renders as
+# None, which Home Assistant's MQTT sensor shows as "unknown": no number where there is no reliable
+# estimate. Messages without the field (a device's own HR, older streams) are reliable.
+VALUE_TEMPLATE = "{{ value_json.bpm if value_json.get('reliable', true) else None }}"
 # attributes shown beside the state; .get(): a device's own HR (source: device) has no confidence/late
 ATTRIBUTES_TEMPLATE = (
     "{{ {'confidence': value_json.get('confidence'), 'late': value_json.get('late'),"
-    " 'model': value_json.get('model')} | tojson }}"
+    " 'model': value_json.get('model'), 'reliable': value_json.get('reliable', true)} | tojson }}"
 )
 # A sensor with no new heart rate for this many hops becomes unavailable in Home Assistant (`expire_after`):
 # a publisher that stalls while its connection (and so its `online` status) stays up no longer leaves the

@@ -213,13 +213,16 @@ function renderText(card, dev) {
   card.q.status.className = "status " + status;
   setText(card, "status", status);
   card.q.clear.hidden = status !== "offline";
-  setText(card, "bpm", d.bpm == null ? "–" : String(Math.round(d.bpm)));
-  card.q.bpm.title = d.bpm == null ? "" : `${d.bpm} bpm`;
+  const unsure = d.ok === false;  // the message said reliable: false (below the stream's --min-confidence)
+  setText(card, "bpm", d.bpm == null || unsure ? "–" : String(Math.round(d.bpm)));
+  card.q.bpm.title = d.bpm == null ? "" : unsure ? "no reliable estimate" : `${d.bpm} bpm`;
+  card.el.classList.toggle("unsure", unsure);
   card.q["conf-meter"].hidden = d.conf == null;
   if (d.conf == null) setText(card, "conf-text", d.source === "device" ? "the device's own HR" : "");
   else {
     card.q["conf-meter"].value = d.conf;
-    setText(card, "conf-text", `confidence ${Math.round(d.conf * 100)} %`);
+    setText(card, "conf-text", unsure ? `no reliable estimate (confidence ${Math.round(d.conf * 100)} %)`
+                                      : `confidence ${Math.round(d.conf * 100)} %`);
   }
   setText(card, "model", d.model || "–");
   card.q.model.title = d.model ? `model ${d.model}` : "";

@@ -1,0 +1,219 @@
+"""`ppg-distill devices`: accuracy across data sets and activities, beside the beat and spectral baselines.
+
+Issue 22: a model can be superb on the device it learned and confidently wrong on another. This harness
+replays every labelled recording of each data set through the stream's own preprocessing (the windows
+training uses), runs a model under the model contract, and publishes as the runtime does
+(`stream/core/estimate.py`: cues, tracker, beat refinement, tempered confidence). Per data set and
+activity (mean over recordings, as a user replaying each file would see it):
+
+- **published**: what `ppg-stream --replay` publishes by default (cues, tracking, beat refinement);
+- **window by window**: the same with `--no-tracking`;
+- **before cues**: `--no-cues` (the runtime before issue 22: tracker and beat refinement only);
+- **beat baseline**: a HeartPy-like time-domain beat detector on the same windows
+  (`stream.core.beats.beat_rates`), the last rate carried over windows where it finds none;
+- **spectral peak**: the PPG's plain power-spectrum peak in the window (no motion handling);
+- **confidence check**: of the windows published with confidence ≥ 0.9, the share within 10 bpm of the
+  reference (goal ≥ 90 %), and how many windows that is; and the share of windows published as
+  `reliable` (confidence ≥ the default `--min-confidence`) with their error.
+
+Data sets (each skipped, with the reason, when absent): Wrist PPG During Exercise (another wrist device;
+walking, running, two kinds of cycling), IEEE SPC 2015 (12 runners: the shipped student trained on all of
+them, so its figures there are not held out; `ppg-distill accuracy` has the leave-one-subject-out ones),
+and the synthetic scenario sets of `models/scenarios.py` (held out from training by their seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import labelled_windows
+from .features import bin_power
+from .targets import TRAINING_SPEC
+from ..replay.load import load_recording
+from ..replay.recording import Recording
+from ..replay.wrist_exercise import activity_of, wrist_exercise_paths
+from ..stream.core.beats import BeatGate, beat_rates
+from ..stream.core.cues import CueParams
+from ..stream.core.estimate import DEFAULT_MIN_CONFIDENCE, estimate_windows
+from ..stream.core.student_spec import BINS_BPM
+from ..stream.core.tracker import Tracker
+
+CONFIDENT = 0.9
+WITHIN_BPM = 10.0
+COLUMNS = ("published", "window by window", "before cues", "beat baseline", "spectral peak")
+
+
+@dataclass(frozen=True)
+class LabelledRecording:
+    data_set: str
+    name: str
+    activity: str
+    x: np.ndarray  # (N, C, T) the stream's preprocessed windows
+    k: np.ndarray
+    label: np.ndarray
+
+
+@dataclass
+class RecordingResult:
+    data_set: str
+    name: str
+    activity: str
+    windows: int
+    mae: dict[str, float]  # per column
+    confident: int  # windows published with confidence ≥ CONFIDENT
+    confident_ok: int  # ...of them within WITHIN_BPM
+    reliable: int  # windows with confidence ≥ DEFAULT_MIN_CONFIDENCE
+    reliable_abs_error: float  # their summed absolute error
+    published: np.ndarray = field(repr=False)
+    confidence: np.ndarray = field(repr=False)
+
+
+def windows_of(data_set: str, recording: Recording, activity: str) -> LabelledRecording:
+    w = labelled_windows(recording, TRAINING_SPEC)
+    return LabelledRecording(data_set, recording.subject, activity, w.x, w.k, w.hr_bpm.astype(np.float64))
+
+
+def wrist_exercise_set(directory: str | Path | None = None) -> list[LabelledRecording]:
+    return [windows_of("Wrist PPG During Exercise", load_recording(p), activity_of(p.stem)) for p in wrist_exercise_paths(directory)]
+
+
+def ieee_set(directory: str | Path) -> list[LabelledRecording]:
+    files = sorted(Path(directory).glob("DATA_*_TYPE*[0-9].mat"))
+    if not files:
+        raise FileNotFoundError(f"no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) in {directory}")
+    return [windows_of("IEEE SPC 2015 (trained on)", load_recording(f), "run") for f in files]
+
+
+def scenario_set(recordings_per_set: int, seed: int = 1) -> list[LabelledRecording]:
+    from .scenarios import SCENARIO_SETS
+
+    out = []
+    for name, make in SCENARIO_SETS.items():
+        out += [windows_of("synthetic scenarios", rec, name) for rec in make(recordings_per_set, seed)]
+    return out
+
+
+def carried(rate: np.ndarray, start: float = 80.0) -> np.ndarray:
+    """Each NaN replaced by the last rate before it (`start` before the first)."""
+    out = np.array(rate, dtype=np.float64)
+    last = start
+    for i, r in enumerate(out):
+        if np.isfinite(r):
+            last = r
+        else:
+            out[i] = last
+    return out
+
+
+def publish(rec: LabelledRecording, probs: np.ndarray, tracking: bool = True, cues: CueParams | None = CueParams()):
+    """What the runtime publishes for one recording (its own tracker row, windows in order)."""
+    tracker = Tracker(BINS_BPM) if tracking else None
+    rows = np.full(len(rec.k), tracker.row if tracker else 0)
+    return estimate_windows(rec.x, probs, BINS_BPM, TRAINING_SPEC.fs, tracker.table if tracker else None, rows, rec.k, cues, BeatGate())
+
+
+def evaluate(rec: LabelledRecording, predict: Callable[[np.ndarray], np.ndarray]) -> RecordingResult:
+    probs = predict(rec.x)
+    out = publish(rec, probs)
+    label = rec.label
+    estimates = {
+        "published": out.bpm,
+        "window by window": publish(rec, probs, tracking=False).bpm,
+        "before cues": publish(rec, probs, cues=None).bpm,
+        "beat baseline": carried(beat_rates(rec.x, TRAINING_SPEC.fs)[0]),
+        "spectral peak": BINS_BPM[np.argmax(bin_power(np.asarray(rec.x[:, 0], dtype=np.float64)), axis=1)],
+    }
+    error = np.abs(out.bpm - label)
+    confident = out.confidence >= CONFIDENT
+    reliable = out.confidence >= DEFAULT_MIN_CONFIDENCE
+    return RecordingResult(
+        rec.data_set, rec.name, rec.activity, len(label), {c: float(np.mean(np.abs(e - label))) for c, e in estimates.items()},
+        int(confident.sum()), int((error[confident] <= WITHIN_BPM).sum()), int(reliable.sum()), float(error[reliable].sum()),
+        out.bpm, out.confidence,
+    )
+
+
+def _group_row(title: str, results: list[RecordingResult]) -> str:
+    maes = [np.mean([r.mae[c] for r in results]) for c in COLUMNS]
+    confident = sum(r.confident for r in results)
+    ok = sum(r.confident_ok for r in results)
+    windows = sum(r.windows for r in results)
+    reliable = sum(r.reliable for r in results)
+    check = f"{100 * ok / confident:.0f} % of {confident}" if confident else "— (none)"
+    rel = f"{100 * reliable / windows:.0f} %, {sum(r.reliable_abs_error for r in results) / reliable:.1f}" if reliable else "0 %, —"
+    return f"| {title} | {len(results)} | {windows} | " + " | ".join(f"{m:.2f}" for m in maes) + f" | {check} | {rel} |"
+
+
+def markdown(results: list[RecordingResult], per_recording: bool = True) -> str:
+    """One table: per data set, per activity, then the data set as a whole; optionally every recording."""
+    head = ("| data set / activity | recordings | windows | " + " | ".join(COLUMNS)
+            + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm | reliable (≥ {DEFAULT_MIN_CONFIDENCE:g}): share, MAE |")
+    lines = ["MAE in bpm against the reference, mean over recordings.", "", head, "|---|---:|---:|" + "---:|" * len(COLUMNS) + "---:|---:|"]
+    for data_set in dict.fromkeys(r.data_set for r in results):
+        mine = [r for r in results if r.data_set == data_set]
+        for activity in sorted(dict.fromkeys(r.activity for r in mine)):
+            lines.append(_group_row(f"{data_set}: {activity}", [r for r in mine if r.activity == activity]))
+        lines.append(_group_row(f"**{data_set}: all**", mine))
+    if per_recording:
+        lines += ["", "| recording | activity | windows | " + " | ".join(COLUMNS) + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm |",
+                  "|---|---|---:|" + "---:|" * len(COLUMNS) + "---:|"]
+        for r in results:
+            check = f"{r.confident_ok}/{r.confident}" if r.confident else "—"
+            lines.append(f"| {r.name} | {r.activity} | {r.windows} | " + " | ".join(f"{r.mae[c]:.2f}" for c in COLUMNS) + f" | {check} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---- training for devices (issue 22, item 1) ------------------------------------------------------------------
+# The shipped student's recipe (resnet:16x2 from scratch on the fixed spectral front end, rect taper, 30 epochs,
+# IEEE SPC 2015 + 20 synthetic + 12 activity recordings per scenario) plus `copies` device variants of every
+# real training recording (models/augment.py: device_variant), windows cut by the stream's preprocessing.
+# Leave-one-dataset-out: train on one data set, measure on the other with `ppg-distill devices --model`.
+
+TRAIN_SETS = ("ieee", "wrist", "both")
+
+
+def real_recordings(which: str, ieee_dir: str | Path, wrist_dir: str | Path | None = None) -> list[Recording]:
+    out: list[Recording] = []
+    if which in ("ieee", "both"):
+        files = sorted(Path(ieee_dir).glob("DATA_*_TYPE*[0-9].mat"))
+        if not files:
+            raise FileNotFoundError(f"no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) in {ieee_dir}")
+        out += [load_recording(f) for f in files]
+    if which in ("wrist", "both"):
+        out += [load_recording(p) for p in wrist_exercise_paths(wrist_dir)]
+    return out
+
+
+def device_training_windows(recordings: list[Recording], copies: int, seed: int):
+    """Every recording's own windows plus `copies` device variants of it (subject ids kept per recording)."""
+    from .augment import device_variant
+    from .dataset import WindowSet
+
+    rng = np.random.default_rng(seed)
+    sets = []
+    for rec in recordings:
+        sets.append(labelled_windows(rec, TRAINING_SPEC))
+        for _ in range(copies):
+            sets.append(labelled_windows(device_variant(rec, rng), TRAINING_SPEC, subject=rec.subject))
+    return WindowSet.concat(sets)
+
+
+def train_for_devices(recordings: list[Recording], copies: int, epochs: int = 30, seed: int = 0, threads: int = 1,
+                      mix: int = 20, activities: int = 12, cache: Path = Path(".cache/ppg-distill"), progress: bool = False):
+    """A student trained as the shipped one, with device variants of the real recordings in its training set."""
+    from .architectures import build
+    from .dataset import WindowSet
+    from .losses import build_strategy
+    from .study import training_extras
+    from .targets import training_spec
+    from .train import TrainConfig, train_model
+
+    real = device_training_windows(recordings, copies, seed)
+    train_set = WindowSet.concat([real, *training_extras(mix, activities, cache)])
+    model = build("resnet", training_spec("rect"), 16, 2, seed=seed)
+    train_model(model, train_set, TrainConfig(epochs=epochs, seed=seed, threads=threads), build_strategy("scratch"), None, progress=progress)
+    return model, real

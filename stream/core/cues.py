@@ -1,0 +1,203 @@
+"""Cues beside the model (issue 22): what the window's beats and the wrist's motion say about its estimate.
+
+A spectral model trained on one device can learn "the accelerometer's peak is the heart rate" (in IEEE SPC
+2015 running the cadence often sits at the HR); on an exercise bike the pedalling cadence dominates the
+PPG and the accelerometer alike, and the model then publishes the cadence with confidence 0.99. Three
+cheap cues, computed per window from the preprocessed window itself (so training, the accuracy harness
+and the stream see the same), catch that:
+
+- **motion**: the band-passed accelerometer's RMS (all axes, g) and the share of its power at the model's
+  peak or at ½, 2/3, ⅓ or twice it (Hann-windowed Goertzel at those rates; 1 for a pure sinusoid there):
+  a model peak on the cadence is *suspect*;
+- **beats**: a time-domain beat rate with the regularity of its intervals (`beats.beat_rates`), which
+  does not look at the spectrum at all;
+- then `fuse`: where the model's peak is suspect and regular beats say otherwise, the beats lead (the
+  window's distribution becomes a mixture weighted `beat_weight` towards a peak at the beat rate), and
+  the tracker (with its activity prior, stream/core/tracker.py) follows; `temper` lowers the published
+  confidence wherever regular beats disagree with what is published, and where the published rate sits
+  on the cadence of a moving wrist with no beats to confirm it.
+
+Everything is a fixed amount of arithmetic per window (no spectrum over all bins), in one Numba call per batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .beats import beat_rates
+
+
+# where the accelerometer is looked at, relative to a rate: a model's peak at the cadence, at twice it or half
+# of it (a step rate and the arm's swing at half of it), or at 3/2 or 3 times it (harmonics) is on a cadence line
+CADENCE_RATIOS = (1.0, 0.5, 2.0, 2.0 / 3.0, 1.0 / 3.0)
+BEAT_LINES = 3  # motion fakes beats once or twice per cycle (x 1, 2, ½): the first three ratios
+
+
+@dataclass(frozen=True)
+class CueParams:
+    moving_g: float = 0.02  # accelerometer RMS above which the wrist moves (beats.BeatGate's still threshold)
+    cadence_share: float = 0.2  # accelerometer power share at the model's peak (or ½×, 2×) that makes it suspect
+    regular_cv: float = 0.15  # beat intervals this regular (coefficient of variation) may lead a suspect window...
+    doubt_cv: float = 0.25  # ...and this regular may still cast doubt: lower the confidence where they disagree
+    disagree_bpm: float = 10.0  # beats and estimate further apart than this disagree
+    beat_weight: float = 0.9  # share of a suspect window's distribution moved to the beat rate
+    beat_sigma_bpm: float = 2.5  # width of that peak
+    distrust: float = 0.5  # a suspect window without beats to follow: its distribution mixed this much with a flat one
+    disagreement_factor: float = 0.3  # confidence × this where regular beats disagree with the published rate
+    cadence_factor: float = 0.6  # confidence × this where the published rate is the cadence and no beats confirm it
+
+
+@dataclass(frozen=True)
+class Cues:
+    acc_rms: np.ndarray  # (N,) g
+    cadence: np.ndarray  # (N,) accelerometer power share at the model's peak, ½× or 2× (0-1)
+    beat_bpm: np.ndarray  # (N,) NaN where no beat rate was found
+    beat_cv: np.ndarray  # (N,)
+    peak_bpm: np.ndarray  # (N,) the model's peak
+    beats_speak: np.ndarray  # (N,) bool: regular beats, their rate not the cadence
+    beats_doubt: np.ndarray  # (N,) bool: fairly regular beats (to doubt_cv), their rate not the cadence
+    moved: np.ndarray  # (N,) bool: the window's distribution was moved towards the beats
+
+
+def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, params: CueParams | None = None) -> tuple[np.ndarray, Cues]:
+    """(the windows' distributions after the beats' say, their cues); `x` (N, C, T): PPG then ACC x, y, z."""
+    p = params or CueParams()
+    x = np.ascontiguousarray(x)
+    beat_bpm, beat_cv = beat_rates(x, fs)
+    fused = np.array(probs, dtype=np.float64)
+    acc_rms, peaks, cadence, speak, doubt, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv,
+                                       p.moving_g, p.cadence_share, p.regular_cv, p.doubt_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm, p.distrust)
+    return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, speak, doubt, moved)
+
+
+def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, fs: float, params: CueParams | None = None) -> np.ndarray:
+    """The published confidence after the cues: lowered where regular beats disagree with `bpm`, and where
+    `bpm` is the moving wrist's cadence with no regular beats agreeing."""
+    p = params or CueParams()
+    return temper_rows(np.ascontiguousarray(x), np.ascontiguousarray(bpm, dtype=np.float64), np.array(confidence, dtype=np.float64),
+                       fs, cues.acc_rms, cues.peak_bpm, cues.cadence, cues.beat_bpm, cues.beats_speak, cues.beats_doubt, p.moving_g,
+                       p.cadence_share, p.disagree_bpm, p.disagreement_factor, p.cadence_factor)
+
+
+@njit(cache=True)
+def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarray, lines: int = 5) -> float:
+    """The largest accelerometer power share at `bpm` × CADENCE_RATIOS[:lines], summed over the axes:
+    Hann-windowed Goertzel power over (window length / 3) × Hann-weighted energy, which is 1 for a pure
+    sinusoid at that rate. The five Goertzel recursions run side by side in one pass over the samples."""
+    t = x.shape[2]
+    c0 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[0] / 60.0 / fs)
+    c1 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[1] / 60.0 / fs)
+    c2 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[2] / 60.0 / fs)
+    c3 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[3] / 60.0 / fs)
+    c4 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[4] / 60.0 / fs)
+    p0 = p1 = p2 = p3 = p4 = 0.0
+    energy = 0.0
+    for ch in range(1, 4):
+        a0 = a1 = a2 = a3 = a4 = 0.0
+        b0 = b1 = b2 = b3 = b4 = 0.0
+        for s in range(t):
+            v = x[i, ch, s] * hann[s]
+            energy += v * v
+            a0, b0 = v + c0 * a0 - b0, a0
+            a1, b1 = v + c1 * a1 - b1, a1
+            a2, b2 = v + c2 * a2 - b2, a2
+            a3, b3 = v + c3 * a3 - b3, a3
+            a4, b4 = v + c4 * a4 - b4, a4
+        p0 += a0 * a0 + b0 * b0 - c0 * a0 * b0
+        p1 += a1 * a1 + b1 * b1 - c1 * a1 * b1
+        p2 += a2 * a2 + b2 * b2 - c2 * a2 * b2
+        p3 += a3 * a3 + b3 * b3 - c3 * a3 * b3
+        p4 += a4 * a4 + b4 * b4 - c4 * a4 * b4
+    if energy <= 0.0:
+        return 0.0
+    best = 0.0
+    for j, (r, power) in enumerate(zip(CADENCE_RATIOS, (p0, p1, p2, p3, p4))):
+        if j < lines and 20.0 <= r * bpm <= 240.0:
+            best = max(best, power)
+    return min(1.0, 3.0 * best / (t * energy))
+
+
+@njit(cache=True)
+def _hann(t: int) -> np.ndarray:
+    out = np.empty(t)
+    for s in range(t):
+        out[s] = 0.5 - 0.5 * math.cos(2.0 * math.pi * s / (t - 1))
+    return out
+
+
+@njit(cache=True)
+def _acc_rms(x: np.ndarray, i: int) -> float:
+    t = x.shape[2]
+    power = 0.0
+    for ch in range(1, 4):
+        for s in range(t):
+            power += x[i, ch, s] * x[i, ch, s]
+    return math.sqrt(power / t)
+
+
+@njit(cache=True)
+def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, doubt_cv, disagree_bpm, beat_weight,
+              beat_sigma, distrust):
+    """In place on `probs`; returns per window (acc RMS, the model's peak, the cadence share there, whether
+    the beats speak, whether they may doubt, moved). Beats speak when they are regular and their rate is not
+    itself the cadence (an arm swinging regularly makes regular 'beats'); they may doubt an estimate when
+    regular at least to `doubt_cv` and not the cadence."""
+    n, k = probs.shape
+    acc_rms = np.zeros(n)
+    peaks = np.zeros(n)
+    cadence = np.zeros(n)
+    speak = np.zeros(n, dtype=np.bool_)
+    doubt = np.zeros(n, dtype=np.bool_)
+    moved = np.zeros(n, dtype=np.bool_)
+    has_acc = x.shape[1] >= 4
+    bump = np.empty(k)
+    hann = _hann(x.shape[2])
+    for i in range(n):
+        peaks[i] = bins[np.argmax(probs[i])]
+        regular = beat_cv[i] <= regular_cv
+        if has_acc:
+            acc_rms[i] = _acc_rms(x, i)
+        if acc_rms[i] <= moving_g:
+            speak[i] = regular
+            doubt[i] = beat_cv[i] <= doubt_cv
+            continue
+        if beat_cv[i] <= doubt_cv:
+            free = _cadence_share(x, i, fs, beat_bpm[i], hann, BEAT_LINES) < cadence_share
+            speak[i] = regular and free
+            doubt[i] = free
+        cadence[i] = _cadence_share(x, i, fs, peaks[i], hann)
+        if cadence[i] < cadence_share:
+            continue
+        b = beat_bpm[i]
+        if speak[i] and abs(b - peaks[i]) > disagree_bpm:
+            total = 0.0
+            for j in range(k):
+                bump[j] = math.exp(-0.5 * ((bins[j] - b) / beat_sigma) ** 2)
+                total += bump[j]
+            for j in range(k):
+                probs[i, j] = (1.0 - beat_weight) * probs[i, j] + beat_weight * bump[j] / total
+            moved[i] = True
+        else:  # a peak on the cadence says little about the pulse
+            for j in range(k):
+                probs[i, j] = (1.0 - distrust) * probs[i, j] + distrust / k
+    return acc_rms, peaks, cadence, speak, doubt, moved
+
+
+@njit(cache=True)
+def temper_rows(x, bpm, confidence, fs, acc_rms, peaks, cadence, beat_bpm, speak, doubt, moving_g, cadence_share, disagree_bpm,
+                disagreement_factor, cadence_factor):
+    n = bpm.shape[0]
+    hann = _hann(x.shape[2])
+    for i in range(n):
+        agree = abs(beat_bpm[i] - bpm[i]) <= disagree_bpm
+        if doubt[i] and not agree:
+            confidence[i] *= disagreement_factor
+        elif not (speak[i] and agree) and acc_rms[i] > moving_g:
+            share = cadence[i] if abs(bpm[i] - peaks[i]) <= 1.0 else _cadence_share(x, i, fs, bpm[i], hann)
+            if share >= cadence_share:
+                confidence[i] *= cadence_factor
+    return confidence

@@ -1,0 +1,62 @@
+"""From the model's distributions to what is published: cues, tracking, beat refinement, confidence.
+
+One function for the runtime (stream/runtime/pipeline.py) and the accuracy harness (models/across.py,
+models/accuracy.py) alike, so what is measured is what is published:
+
+1. the cues (stream/core/cues.py): where the model's peak sits on a moving wrist's cadence and regular
+   beats say otherwise, the window's distribution leans towards the beats;
+2. the tracker (stream/core/tracker.py) over those distributions, with the activity prior fed by the
+   windows' accelerometer RMS; or the window's own peak without tracking;
+3. beat refinement of still, clean windows (stream/core/beats.py);
+4. the confidence tempered by the cues (beats that disagree, a rate on the cadence with no beats to
+   confirm it).
+`reliable` (the HR message's field) is then `confidence >= min_confidence`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .beats import BeatGate, refine_with_beats
+from .cues import CueParams, cues_for, temper
+from .decode import decode_probabilities
+from .message import DEFAULT_MIN_CONFIDENCE
+from .tracker import TrackerTable
+
+__all__ = ["DEFAULT_MIN_CONFIDENCE", "Estimates", "estimate_windows"]
+
+
+@dataclass(frozen=True)
+class Estimates:
+    bpm: np.ndarray  # what is published
+    confidence: np.ndarray  # published confidence (0-1)
+    untracked: np.ndarray  # the model's own window-by-window estimate, before cues and tracking
+    refined: np.ndarray  # bool: beat refinement replaced the rate
+
+
+def estimate_windows(x: np.ndarray, probs: np.ndarray, bins: np.ndarray, fs: float, trackers: TrackerTable | None,
+                     rows: np.ndarray, k: np.ndarray, cues: CueParams | None = CueParams(),
+                     beat_gate: BeatGate | None = BeatGate()) -> Estimates:
+    """`x` (N, C, T) the preprocessed windows, `probs` (N, K) the model's softmax rows; `rows` each window's
+    tracker row and `k` its index (each row's windows in order). `cues=None` and `beat_gate=None` turn those off
+    (a model without accelerometer channels gets no cues: there is no motion to judge by)."""
+    untracked, confidence = decode_probabilities(probs, bins)
+    use_cues = cues is not None and x.shape[1] >= 4
+    evidence, activity, found = probs, None, None
+    if use_cues:
+        evidence, found = cues_for(x, probs, fs, bins, cues)
+        activity = found.acc_rms
+    if trackers is not None:
+        bpm, confidence = trackers.update(rows, k, evidence, activity)
+    elif use_cues:
+        bpm, confidence = decode_probabilities(evidence, bins)
+    else:
+        bpm = untracked
+    refined = np.zeros(len(bpm), dtype=bool)
+    if beat_gate is not None:
+        bpm, refined = refine_with_beats(x, bpm, fs, beat_gate)
+    if use_cues:
+        confidence = temper(bpm, confidence, x, found, fs, cues)
+    return Estimates(bpm, confidence, untracked, refined)

@@ -1,0 +1,57 @@
+"""Device augmentation (issue 22, item 1): whole recordings as another wrist device might record them,
+cut into windows by the stream's own preprocessing; and the leave-one-dataset-out training command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ppg_stream.models.augment import DEVICE_RATES_HZ, device_variant, grip_cadence_hz
+from ppg_stream.models.dataset import labelled_windows
+from ppg_stream.models.features import window_features
+from ppg_stream.models.targets import TRAINING_SPEC
+from ppg_stream.replay.data_sets import DATA_ENV, WRIST_PPG_EXERCISE, data_dir
+from ppg_stream.stream.core.engine import InferenceEngine
+from tests.conftest import ROOT
+from tests.serve_helpers import synthetic_recording
+
+
+def test_grip_cadence_is_never_a_line_of_the_heart_rate():
+    rng = np.random.default_rng(0)
+    for hr in rng.uniform(45, 190, 200):
+        c = grip_cadence_hz(hr, rng) * 60.0
+        assert 35 <= c <= 100 and all(abs(r * c - hr) > 10.0 for r in (0.5, 1.0, 1.5, 2.0, 3.0))
+
+
+def test_a_device_variant_keeps_the_labels_and_moves_the_dominant_peak_off_the_pulse():
+    rec = synthetic_recording("still", 180.0, seed=3, motion_share=0.0, noise=0.02)
+    original = labelled_windows(rec, TRAINING_SPEC)
+    rng = np.random.default_rng(1)
+    variants = [device_variant(rec, rng) for _ in range(6)]
+    assert all(v.fs_ppg in DEVICE_RATES_HZ and np.array_equal(v.labels_bpm, rec.labels_bpm) for v in variants)
+    gripped = 0
+    for v in variants:
+        w = labelled_windows(v, TRAINING_SPEC)
+        assert abs(len(w) - len(original)) <= 1 and np.isfinite(w.x).all()
+        peak_error = np.abs(window_features(w.x)["ppg_peak_bpm"] - w.hr_bpm)
+        gripped += np.median(peak_error) > 10  # the PPG's own peak is the grip's cadence, not the pulse
+    assert gripped >= 1  # a clean still recording: only a grip moves its peak
+    assert np.median(np.abs(window_features(original.x)["ppg_peak_bpm"] - original.hr_bpm)) < 3
+
+
+@pytest.mark.slow
+def test_devices_train_writes_a_model_under_the_contract(tmp_path):
+    folder = data_dir(WRIST_PPG_EXERCISE)
+    if not (folder / "reference_bpm.json").exists():
+        pytest.skip(f"Wrist PPG During Exercise not found at {folder} (set {DATA_ENV}; see docs/data.md)")
+    out = tmp_path / "tiny.onnx"
+    result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--train", "wrist", "--copies", "1",
+                             "--epochs", "1", "--mix-synthetic", "0", "--activities", "0", "--cache", str(tmp_path / "cache"),
+                             "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    engine = InferenceEngine(str(out))
+    assert "Wrist PPG During Exercise" in engine.spec.training_data and "device variants" in engine.spec.training_data
+    assert engine.run(np.zeros((2, 4, 200), dtype=np.float32)).shape == (2, 181)

@@ -1,0 +1,37 @@
+"""`ppg-distill devices`: the accuracy table across data sets and activities, with its baselines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def distill(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_the_table_has_every_column_and_the_confidence_check(tmp_path):
+    out = tmp_path / "devices.md"
+    result = distill("devices", "--wrist", "none", "--ieee", "none", "--scenarios", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    for column in ("published", "window by window", "before cues", "beat baseline", "spectral peak", "confidence ≥ 0.9"):
+        assert column in text
+    rows = [line.split("|") for line in text.splitlines() if line.startswith("| synthetic scenarios: rest ")]
+    assert rows, text
+    published, beat = float(rows[0][4]), float(rows[0][7])
+    assert published < 1.0 and published < beat  # a clean recording at rest: the student is right
+
+
+@pytest.mark.slow
+def test_missing_data_is_named_and_bad_options_are_one_line(tmp_path):
+    result = distill("devices", "--wrist", str(tmp_path), "--ieee", "none", "--scenarios", "0")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "Wrist PPG During Exercise" in result.stderr and "physionet.org" in result.stderr
+    result = distill("devices", "--model", str(tmp_path / "nope.onnx"))
+    assert result.returncode == 2 and "no such file" in result.stderr and result.stderr.count("\n") == 1

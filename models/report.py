@@ -66,7 +66,8 @@ def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits:
     if others:
         lines += [f"Runs on other data sets in the file ({', '.join(others)}) are not part of this summary.", ""]
     sections = [against_the_paper(results, sizes, fits), teachers_section(results, metric),
-                *(winners_section(results, sizes[m], m) for m in sizes), gains_section(results, metric),
+                *(winners_section(results, sizes[m], m) for m in sizes), *(loso_section(results, m) for m in sizes),
+                gains_section(results, metric),
                 *(fits_section(fits[m], m) for m in fits), splits_section(results, metric),
                 seed_section(configs, metric), mix_section(aggregate_seeds([r for r in results.rows if r["strategy"] != "teacher"]), metric),
                 recipe_section(results)]
@@ -95,9 +96,11 @@ def _metric_name(metric: str) -> str:
 def winners_section(results: Results, sizes: list[SizeResult], metric: str = "mae") -> str:
     strategies = results.strategies()
     lines = [f"## Winner per student size, {_metric_name(metric)} (distilled from {results.reference_teacher})", "",
-             f"Each cell: {results.split}-fold CV {_metric_name(metric)}, mean ± sd over seeds (repeats on every split). The best strategy wins only if "
-             "it is below every other beyond the 95 % interval of their paired difference; otherwise the strategies it cannot be "
-             "told apart from tie with it.", "",
+             f"Each cell: {results.split}-fold CV {_metric_name(metric)}, mean ± sd over seeds (n = the runs behind the mean). This design holds "
+             "the same subjects out for every seed, so its intervals measure seed noise only; the subject-level comparison is the "
+             "leave-one-subject-out table below. The best strategy wins only if it is below every other beyond the 95 % interval of "
+             "their paired difference over seeds (no multiplicity correction: read it as descriptive); otherwise the strategies it "
+             "cannot be told apart from tie with it.", "",
              "| family | size (params) | " + " | ".join(strategies) + " | best − scratch | winner |",
              "|---|---|" + "---|" * len(strategies) + "---|---|"]
     for s in sizes:
@@ -110,10 +113,58 @@ def winners_section(results: Results, sizes: list[SizeResult], metric: str = "ma
     return "\n".join(lines + ["", ""])
 
 
+def loso_section(results: Results, metric: str = "mae") -> str:
+    """The leave-one-subject-out design on its own: each strategy against scratch per size, paired over
+    the 12 subjects (bootstrap interval, p, Holm over the table), with the runs behind each mean."""
+    from .paper import DISTILLED, LOSO
+    from .subjects import holm_family, per_subject, subject_difference
+
+    sizes = [size for family in results.families for size in results.loso_sizes(family, LOSO)]
+    if not sizes:
+        return ""
+    diffs, means = {}, {}
+    for size in sizes:
+        scratch = results.runs(size, "scratch", split=LOSO)
+        for st in ("scratch", *DISTILLED):
+            runs = results.runs(size, st, split=LOSO)
+            errors = per_subject(runs, metric)
+            if errors:
+                n = sum(v[1] for v in errors.values())
+                means[(size, st)] = (sum(v[0] * v[1] for v in errors.values()) / n, len([r for r in runs if r.get("per_fold")]))
+            if st != "scratch" and runs and scratch:
+                diffs[(size, st)] = subject_difference(runs, scratch, metric)
+    diffs = holm_family(diffs)
+    lines = [f"## Leave-one-subject-out, {_metric_name(metric)}: each strategy against scratch over subjects", "",
+             "Its own design (12 folds, each subject held out once). Cell: pooled MAE (runs behind it); then strategy − scratch on the "
+             "same windows with the 95 % paired-bootstrap interval over subjects, the subjects where the strategy is lower, and "
+             f"Holm's p over all {sum(d is not None for d in diffs.values())} comparisons of the table. Seeds are averaged per subject "
+             "(paired on the seeds both sides ran).", "",
+             "| family | size (params) | scratch | strategy | MAE (runs) | − scratch [95 %] | subjects lower | p | p_Holm |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        base = means.get((size, "scratch"))
+        base_text = f"{base[0]:.2f} ({base[1]})" if base else "-"
+        for st in DISTILLED:
+            if (size, st) not in means:
+                continue
+            d = diffs.get((size, st))
+            mean, n = means[(size, st)]
+            if d is None:
+                cells = "- | - | - | -"
+            else:
+                from .repeats import signed
+
+                mark = "**" if d.outcome != "tie" else ""
+                cells = (f"{mark}{signed(d.mean)} [{signed(d.low)}, {signed(d.high)}]{mark} | {d.better}/{d.subjects} | {d.p:.3f} | "
+                         f"{d.p_adjusted:.3f}")
+            lines.append(f"| {size.family} | {size.width}x{size.depth} ({size.params:,}) | {base_text} | {st} | {mean:.2f} ({n}) | {cells} |")
+    return "\n".join(lines + ["", ""])
+
+
 def gains_section(results: Results, metric: str = "mae") -> str:
     """Gain over scratch per strategy and teacher, absolute and relative (families compare fairly)."""
     lines = ["## Gain over scratch per strategy (positive = distillation helps)", "",
-             "Relative gain = (scratch − student) / scratch on shared repeats, averaged over the sizes where both ran.", "",
+             f"Relative gain = (scratch − student) / scratch on shared repeats of the {results.split}-fold CV, averaged over the sizes where both ran.", "",
              "| family | strategy | teacher | mean gain (bpm) | mean relative gain | sizes |", "|---|---|---|---|---|---|"]
     teachers = sorted({r["teacher"] for r in results.students if r["teacher"]})
     for family in results.families:
@@ -121,7 +172,7 @@ def gains_section(results: Results, metric: str = "mae") -> str:
             for teacher in teachers:
                 gains, relative = [], []
                 for size in results.sizes(family):
-                    runs, base = results.runs(size, strategy, teacher), results.runs(size, "scratch")
+                    runs, base = results.runs(size, strategy, teacher, split=results.split), results.runs(size, "scratch", split=results.split)
                     g = relative_gain(runs, base, metric)
                     if g is not None:
                         relative.append(g.mean)

@@ -119,6 +119,11 @@ class Results:
         found = {(r["width"], r["depth"]): r["params"] for r in self.students if r["family"] == family and r["folds"] == self.split}
         return sorted((Size(family, w, d, p) for (w, d), p in found.items()), key=lambda s: s.params)
 
+    def loso_sizes(self, family: str, folds: int = 12) -> list[Size]:
+        """Sizes run on the leave-one-subject-out split (12 folds)."""
+        found = {(r["width"], r["depth"]): r["params"] for r in self.students if r["family"] == family and r["folds"] == folds}
+        return sorted((Size(family, w, d, p) for (w, d), p in found.items()), key=lambda s: s.params)
+
     def strategies(self) -> list[str]:
         present = {r["strategy"] for r in self.students}
         return [s for s in STRATEGIES if s in present] + sorted(present - set(STRATEGIES))

@@ -6,6 +6,7 @@
   ppg-distill report --results results/sweep.jsonl --out results/report --readme docs/distillation.md
   ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out stream/core/student.onnx
   ppg-distill accuracy --out results/accuracy.md
+  ppg-distill teacher-screen --candidates C64,C64x3 --only 0,4,9 --out results/teacher_screen.jsonl
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, data_dir, wher
 
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
 # what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
-NEEDS = {"train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
+NEEDS = {"baseline": ("torch",), "teacher-screen": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
          "accuracy": ("torch",), "report": ("matplotlib",)}
 TRAIN_EXTRA = frozenset({"torch", "tqdm", "matplotlib"})
 INSTALL_TRAIN = "pip install -e '.[train]' in the checkout (CPU torch first: pip install torch==2.13.0)"
@@ -140,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--scenarios", type=int, default=6, metavar="N", help="recordings per synthetic scenario set (default 6; 0: none)")
     a.add_argument("--scenario-model", default="student", metavar="PATH", help="model giving the scenario sets' probabilities (default: the shipped student)")
     a.add_argument("--out", type=Path, default=None, help="also write the markdown tables to this file")
+
+    c = sub.add_parser("teacher-screen", parents=[common],
+                       help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
+    c.add_argument("--candidates", default="C64", help="context teachers, e.g. C32,C64,C64r5,C64r12,C128 or an ensemble C64x3 (default C64)")
+    c.add_argument("--only", type=parse_folds, default=[0, 4, 9], metavar="LIST", help="folds to train and score (default 0,4,9)")
+    c.add_argument("--epochs", type=int, default=20)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--synthetic", type=int, default=40, metavar="N",
+                   help="synthetic 300 s recordings of the teachers' pre-training corpus added to each fold's training set (default 40; 0: none)")
+    c.add_argument("--out", type=Path, default=Path("results/teacher_screen.jsonl"), help="one JSON line per candidate and fold (appended)")
+    c.set_defaults(folds=12)
+
+    b = sub.add_parser("baseline", parents=[common], help="score the non-learned spectral estimator on the study's windows (the report's 'did it learn' line)")
+    b.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -417,6 +432,39 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 """
 
 
+def cmd_baseline(args) -> int:
+    from .baseline import spectral_baseline_row
+    from .study import append_result, completed_keys
+
+    _check_common(args)
+    row = spectral_baseline_row(_data(args))
+    if row["key"] not in completed_keys(args.results):
+        append_result(args.results, row)
+    print(f"spectral baseline: MAE {row['mae']:.2f} bpm tracked, {row['mae_untracked']:.2f} window by window ({row['windows']} windows)")
+    return 0
+
+
+def cmd_teacher_screen(args) -> int:
+    from .context_teacher import CONTEXT_TEACHERS, ContextConfig, parse_context_teacher, screen
+    from .study import append_result, pretraining_corpus
+
+    _check_common(args)
+    names = args.candidates.split(",")
+    unknown = [n for n in names if parse_context_teacher(n) is None]
+    if unknown:
+        raise UsageError(f"--candidates: unknown context teacher(s) {', '.join(unknown)}: one of {', '.join(CONTEXT_TEACHERS)}, or NAMExM for an ensemble of M (2-9)")
+    if args.epochs < 1 or args.synthetic < 0:
+        raise UsageError("--epochs must be 1 or more, --synthetic 0 or more")
+    if args.only[-1] >= args.folds:
+        raise UsageError(f"--only: {args.folds} folds, numbered 0-{args.folds - 1}")
+    data = _data(args)
+    extra = pretraining_corpus(args.synthetic, 300.0, args.cache) if args.synthetic else None
+    rows = screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads))
+    for row in rows:
+        append_result(args.out, {**row, "folds": len(data.folds), "data": data.name, "seed": args.seed, "synthetic": args.synthetic})
+    return 0
+
+
 def cmd_accuracy(args) -> int:
     from .accuracy import onnx_predictor, report, scenario_windows
     from .oof import Recipe, out_of_fold
@@ -447,7 +495,7 @@ def cmd_accuracy(args) -> int:
     return 0
 
 
-COMMANDS = {"accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+COMMANDS = {"baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@
   ppg-distill report --results results/sweep.jsonl --out results/report --readme docs/distillation.md
   ppg-distill export --strategy soft --student resnet:16x2 --teacher T1 --out stream/core/student.onnx
   ppg-distill accuracy --out results/accuracy.md
-  ppg-distill teacher-screen --candidates C64,C64x3 --only 0,4,9 --out results/teacher_screen.jsonl
+  ppg-distill teacher-screen --candidates R32x3+fb,C32 --only 0,4,9 --out results/teacher_screen.jsonl
 """
 
 from __future__ import annotations
@@ -144,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("teacher-screen", parents=[common],
                        help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
-    c.add_argument("--candidates", default="C64", help="context teachers, e.g. C32,C64,C64r5,C64r12,C128 or an ensemble C64x3 (default C64)")
+    c.add_argument("--candidates", default="R32x3+fb",
+                   help="privileged-context teachers: context nets C32,C64,C64r5,C64r12,C128; per-window ResNets with the non-causal "
+                        "smoother R16x2+fb,R32x3+fb,R64x4+fb; eM for an ensemble of M seeds, e.g. C64e3 (default R32x3+fb)")
     c.add_argument("--only", type=parse_folds, default=[0, 4, 9], metavar="LIST", help="folds to train and score (default 0,4,9)")
     c.add_argument("--epochs", type=int, default=20)
     c.add_argument("--seed", type=int, default=0)
@@ -445,14 +447,16 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_teacher_screen(args) -> int:
-    from .context_teacher import CONTEXT_TEACHERS, ContextConfig, parse_context_teacher, screen
+    from .context_teacher import CONTEXT_TEACHERS, WINDOW_TEACHERS, ContextConfig, parse_context_teacher, screen
     from .study import append_result, pretraining_corpus
 
     _check_common(args)
     names = args.candidates.split(",")
     unknown = [n for n in names if parse_context_teacher(n) is None]
     if unknown:
-        raise UsageError(f"--candidates: unknown context teacher(s) {', '.join(unknown)}: one of {', '.join(CONTEXT_TEACHERS)}, or NAMExM for an ensemble of M (2-9)")
+        raise UsageError(f"--candidates: unknown context teacher(s) {', '.join(unknown)}: a context net ({', '.join(CONTEXT_TEACHERS)}) "
+                         f"or a per-window ResNet with the smoother ({', '.join(n + '+fb' for n in WINDOW_TEACHERS)}); eM for an ensemble of M (2-9), "
+                         "+fb for forward-backward smoothing over the recording")
     if args.epochs < 1 or args.synthetic < 0:
         raise UsageError("--epochs must be 1 or more, --synthetic 0 or more")
     if args.only[-1] >= args.folds:

@@ -33,27 +33,86 @@ from .targets import TRAINING_SPEC, gaussian_targets, nearest_bin
 from ..stream.core.model_spec import ModelSpec
 from ..stream.core.student_spec import BINS_BPM
 
-# name → (width, depth, radius in windows); `<name>x<M>` is an ensemble of M seeds of <name>
+# name → (width, depth, radius in windows): early fusion of the neighbours' spectra
 CONTEXT_TEACHERS = {"C32": (32, 4, 8), "C64": (64, 4, 8), "C64r5": (64, 4, 5), "C64r12": (64, 4, 12), "C128": (128, 6, 8)}
-_NAME = re.compile(r"^(?P<base>C\w+?)(?:x(?P<members>[2-9]))?$")
+# name → (width, depth): a per-window spectral ResNet (the students' family), its context only from `+fb`
+WINDOW_TEACHERS = {"R16x2": (16, 2), "R32x3": (32, 3), "R64x4": (64, 4)}
+# `<base>[e<M>][+fb]`: e<M> an ensemble of M seeds (mean log-probability); +fb the non-causal forward-backward
+# smoother over the whole recording (the causal tracker's transition prior, run both ways)
+_NAME = re.compile(r"^(?P<base>[CR][0-9a-z]+?)(?:e(?P<members>[2-9]))?(?P<fb>\+fb)?$")
 
 
-def parse_context_teacher(name: str) -> tuple[str, int] | None:
-    """`C64` → ("C64", 1); `C64x3` → ("C64", 3); None when `name` is not a context teacher."""
+@dataclass(frozen=True)
+class TeacherKind:
+    base: str
+    members: int
+    smooth: bool
+
+    @property
+    def radius(self) -> int:
+        return CONTEXT_TEACHERS[self.base][2] if self.base in CONTEXT_TEACHERS else 0
+
+
+def parse_context_teacher(name: str) -> TeacherKind | None:
+    """`C64` → (C64, 1, no smoothing); `R32x3e3+fb` → (R32x3, 3 members, smoothed); None when `name` is
+    not a privileged-context teacher."""
     m = _NAME.match(name or "")
-    if not m or m["base"] not in CONTEXT_TEACHERS:
+    if not m or (m["base"] not in CONTEXT_TEACHERS and m["base"] not in WINDOW_TEACHERS):
         return None
-    return m["base"], int(m["members"] or 1)
+    kind = TeacherKind(m["base"], int(m["members"] or 1), bool(m["fb"]))
+    return kind if kind.radius or kind.smooth else None  # a plain per-window ResNet has no privileged context
 
 
 def is_context_teacher(name: str | None) -> bool:
     return parse_context_teacher(name or "") is not None
 
 
-def span_s(name: str, hop_s: float = 2.0, window_s: float = 8.0) -> float:
-    """Seconds of signal one output sees (the labelled window and its neighbours)."""
-    base, _ = parse_context_teacher(name)
-    return window_s + 2 * CONTEXT_TEACHERS[base][2] * hop_s
+def span_s(name: str, hop_s: float = 2.0, window_s: float = 8.0) -> float | None:
+    """Seconds of signal one output sees (the labelled window and its neighbours); None: the whole
+    recording (forward-backward smoothing)."""
+    kind = parse_context_teacher(name)
+    return None if kind.smooth else window_s + 2 * kind.radius * hop_s
+
+
+def forward_backward(probs: np.ndarray, subject: np.ndarray, k: np.ndarray, step_bpm: float = 3.0, floor: float = 1e-3,
+                     power: float = 0.7, outlier: float = 0.1) -> np.ndarray:
+    """Per-window posteriors over the bins given every window of the recording, past and future: the
+    causal tracker's model (Laplace steps of `step_bpm` per 2 s hop, widened over skipped windows, a
+    floor for the way back, bounded and tempered evidence) smoothed both ways. (N, K) rows sum to 1."""
+    bins = np.asarray(BINS_BPM, dtype=np.float64)
+    n_bins = len(bins)
+    distance = np.abs(bins[:, None] - bins[None, :])
+    out = np.empty_like(probs, dtype=np.float64)
+    cache: dict[int, np.ndarray] = {}
+
+    def transition(gap: int) -> np.ndarray:
+        if gap not in cache:
+            a = np.exp(-distance / (step_bpm * max(gap, 1)))
+            a /= a.sum(axis=1, keepdims=True)
+            cache[gap] = (1 - floor) * a + floor / n_bins
+        return cache[gap]
+
+    for s in np.unique(subject):
+        rows = np.flatnonzero(subject == s)
+        rows = rows[np.argsort(k[rows], kind="stable")]
+        evidence = ((1 - outlier) * probs[rows] + outlier / n_bins) ** power
+        gaps = np.diff(k[rows]).astype(int)
+        alpha = np.empty((len(rows), n_bins))
+        a = evidence[0] / evidence[0].sum()
+        alpha[0] = a
+        for t in range(1, len(rows)):
+            a = (alpha[t - 1] @ transition(gaps[t - 1])) * evidence[t]
+            alpha[t] = a / a.sum()
+        beta = np.ones(n_bins)
+        post = np.empty_like(alpha)
+        post[-1] = alpha[-1]
+        for t in range(len(rows) - 2, -1, -1):
+            beta = transition(gaps[t]) @ (evidence[t + 1] * beta)
+            beta /= beta.sum()
+            p = alpha[t] * beta
+            post[t] = p / p.sum()
+        out[rows] = post
+    return out
 
 
 class ContextNet(nn.Module):
@@ -123,30 +182,46 @@ class ContextConfig:
 
 
 class ContextTeacher(nn.Module):
-    """One or several `ContextNet`s and the spectral front end, applied to whole recordings."""
+    """One or several members (context nets over stacked neighbours, or per-window ResNets), their mean
+    log-probability, and with `+fb` the forward-backward smoother over each whole recording."""
 
     def __init__(self, spec: ModelSpec, name: str, seed: int = 0) -> None:
         super().__init__()
-        base, members = parse_context_teacher(name)
-        width, depth, radius = CONTEXT_TEACHERS[base]
-        self.name, self.spec, self.radius = name, spec, radius
+        from .architectures import build
+
+        kind = parse_context_teacher(name)
+        self.name, self.spec, self.kind, self.radius = name, spec, kind, kind.radius
         nets = []
-        for m in range(members):
-            torch.manual_seed(seed + 1000 * m)
-            nets.append(ContextNet(width, depth, radius))
+        for m in range(kind.members):
+            if kind.base in CONTEXT_TEACHERS:
+                width, depth, radius = CONTEXT_TEACHERS[kind.base]
+                torch.manual_seed(seed + 1000 * m)
+                nets.append(ContextNet(width, depth, radius))
+            else:
+                width, depth = WINDOW_TEACHERS[kind.base]
+                nets.append(build("resnet", spec, width, depth, seed=seed + 1000 * m))
         self.nets = nn.ModuleList(nets)
 
     @torch.no_grad()
-    def logits(self, data: WindowSet, batch: int = 512) -> np.ndarray:
-        """(N, K) per-window logits (an ensemble: mean of its members' log-probabilities)."""
-        feats = front_features(self.spec, data.x)
-        idx = neighbour_index(data.subject, data.k, self.radius)
-        out = np.zeros((len(data), feats.shape[-1]))
+    def logits(self, data: WindowSet, batch: int = 512, smooth: bool | None = None) -> np.ndarray:
+        """(N, K) per-window logits: the members' mean log-probability, smoothed over the recording
+        with `+fb` (`smooth` overrides the name, so one trained teacher is scored both ways)."""
+        smooth = self.kind.smooth if smooth is None else smooth
+        out = np.zeros((len(data), len(BINS_BPM)))
+        if self.kind.base in CONTEXT_TEACHERS:
+            feats = front_features(self.spec, data.x)
+            idx = neighbour_index(data.subject, data.k, self.radius)
+            inputs = lambda i: torch.from_numpy(feats[idx[i : i + batch]])  # noqa: E731
+        else:
+            inputs = lambda i: torch.from_numpy(data.x[i : i + batch])  # noqa: E731
         for net in self.nets:
             net.eval()
             for i in range(0, len(data), batch):
-                z = net(torch.from_numpy(feats[idx[i : i + batch]]))
-                out[i : i + batch] += torch.log_softmax(z, dim=1).numpy() / len(self.nets)
+                out[i : i + batch] += torch.log_softmax(net(inputs(i)), dim=1).double().numpy() / len(self.nets)
+        if smooth:
+            probs = np.exp(out - out.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            out = np.log(forward_backward(probs, data.subject, data.k) + 1e-12)
         return out
 
 
@@ -155,6 +230,15 @@ def train_context_teacher(teacher: ContextTeacher, data: WindowSet, config: Cont
     the training cost (seconds, per-epoch losses of the first member)."""
     torch.set_num_threads(config.threads)
     started = time.perf_counter()
+    if teacher.kind.base in WINDOW_TEACHERS:  # per-window ResNets: the study's own training loop and augmentation
+        from .train import TrainConfig, train_model
+
+        history = []
+        for m, net in enumerate(teacher.nets):
+            h = train_model(net, data, TrainConfig(epochs=config.epochs, seed=config.seed + 1000 * m, threads=config.threads))
+            history = history or [e["loss"] for e in h]
+        teacher.eval()
+        return {"train_s": round(time.perf_counter() - started, 1), "history": history}
     feats = front_features(teacher.spec, data.x)
     idx = neighbour_index(data.subject, data.k, teacher.radius)
     loss_fn = build_strategy("scratch")
@@ -216,12 +300,15 @@ def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = N
             teacher = ContextTeacher(TRAINING_SPEC, name, seed=config.seed)
             cost = train_context_teacher(teacher, train_set, config)
             metrics = evaluate_probabilities(softmax(teacher.logits(test_set)), test_set)
+            other = evaluate_probabilities(softmax(teacher.logits(test_set, smooth=not teacher.kind.smooth)), test_set)
             row = {"teacher": name, "fold": fold, "held_out": [str(s) for s in data.folds[fold]], "windows": len(test_set),
                    "params": n_parameters(teacher), "span_s": span_s(name), "epochs": config.epochs,
                    "extra_windows": 0 if extra is None else len(extra), "train_windows": len(train_set),
-                   "mae": metrics["mae"], "mae_untracked": metrics["mae_untracked"], "train_s": cost["train_s"]}
-            log(f"{name} fold {fold} ({', '.join(row['held_out'])}): {row['mae_untracked']:.2f} window by window, "
-                f"{row['mae']:.2f} tracked, {row['train_s']:.0f} s")
+                   "mae": metrics["mae"], "mae_untracked": metrics["mae_untracked"], "train_s": cost["train_s"],
+                   # the same trained members scored the other way (with / without the smoother)
+                   ("mae_untracked_raw" if teacher.kind.smooth else "mae_untracked_fb"): other["mae_untracked"]}
+            log(f"{name} fold {fold} ({', '.join(row['held_out'])}): {row['mae_untracked']:.2f} window by window "
+                f"({'raw' if teacher.kind.smooth else 'with +fb'} {other['mae_untracked']:.2f}), {row['mae']:.2f} tracked, {row['train_s']:.0f} s")
             rows.append(row)
     return rows
 

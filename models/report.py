@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .paper import against_the_paper
-from .report_plots import error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
+from .report_plots import calibration_vs_size_figure, error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
 from .repeats import paired_difference, relative_gain, signed
 from .results import Results, aggregate_seeds, load_results  # noqa: F401  (load_results: the CLI's entry)
 from .scaling import FORMS, Fit, MeanFits, SizeMean, best_form, describe, fit_means, fit_scaling, prediction_outcome
@@ -71,10 +71,12 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     sizes = {m: size_results(results, m) for m in metrics}
     fits = {m: series_fits(results, m) for m in metrics}
     means = {m: mean_series_fits(results, m) for m in metrics}
-    save(error_vs_size_figure(results, fits), out / "mae_vs_params.png")
+    save(error_vs_size_figure(results, fits, means), out / "mae_vs_params.png")
     save(gain_vs_size_figure(results, tuple(metrics)), out / "gain_vs_params.png")
     save(error_vs_latency_figure(results, metric), out / "mae_vs_latency.png")
-    save(reliability_figure(recipe_groups(results)), out / "reliability.png")
+    groups = recipe_groups(results)
+    # a few recipes: one reliability panel each; a whole study's configurations: ECE per size and strategy
+    save(reliability_figure(groups) if len(groups) <= 8 else calibration_vs_size_figure(results), out / "reliability.png")
     summary = out / "summary.md"
     summary.write_text(markdown_summary(results, sizes, fits, metric, means))
     return summary

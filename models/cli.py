@@ -8,6 +8,7 @@
   ppg-distill accuracy --out results/accuracy.md
   ppg-distill devices --out results/devices.md
   ppg-distill devices-train --train ieee --copies 2 --out /tmp/ieee-devices.onnx   # then devices --model it
+  ppg-distill teacher-screen --candidates R32x3+fb,C32 --only 0,4,9 --out results/teacher_screen.jsonl
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, WRIST_PPG_EXER
 
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
 # what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
-NEEDS = {"devices-train": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
+NEEDS = {"devices-train": ("torch",), "baseline": ("torch",), "teacher-screen": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
          "accuracy": ("torch",), "report": ("matplotlib",)}
 TRAIN_EXTRA = frozenset({"torch", "tqdm", "matplotlib"})
 INSTALL_TRAIN = "pip install -e '.[train]' in the checkout (CPU torch first: pip install torch==2.13.0)"
@@ -165,6 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--name", default="ppg-student")
     d.add_argument("--version", default="1.4")
     d.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
+
+    c = sub.add_parser("teacher-screen", parents=[common],
+                       help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
+    c.add_argument("--candidates", default="R32x3+fb",
+                   help="privileged-context teachers: context nets C32,C64,C64r5,C64r12,C128; per-window ResNets with the non-causal "
+                        "smoother R16x2+fb,R32x3+fb,R64x4+fb; eM for an ensemble of M seeds, e.g. C64e3 (default R32x3+fb)")
+    c.add_argument("--only", type=parse_folds, default=[0, 4, 9], metavar="LIST", help="folds to train and score (default 0,4,9)")
+    c.add_argument("--epochs", type=int, default=20)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--synthetic", type=int, default=40, metavar="N",
+                   help="synthetic 300 s recordings of the teachers' pre-training corpus added to each fold's training set (default 40; 0: none)")
+    c.add_argument("--out", type=Path, default=Path("results/teacher_screen.jsonl"), help="one JSON line per candidate and fold (appended)")
+    c.set_defaults(folds=12)
+
+    b = sub.add_parser("baseline", parents=[common], help="score the non-learned spectral estimator on the study's windows (the report's 'did it learn' line)")
+    b.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -442,6 +459,41 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 """
 
 
+def cmd_baseline(args) -> int:
+    from .baseline import spectral_baseline_row
+    from .study import append_result, completed_keys
+
+    _check_common(args)
+    row = spectral_baseline_row(_data(args))
+    if row["key"] not in completed_keys(args.results):
+        append_result(args.results, row)
+    print(f"spectral baseline: MAE {row['mae']:.2f} bpm tracked, {row['mae_untracked']:.2f} window by window ({row['windows']} windows)")
+    return 0
+
+
+def cmd_teacher_screen(args) -> int:
+    from .context_teacher import CONTEXT_TEACHERS, WINDOW_TEACHERS, ContextConfig, parse_context_teacher, screen
+    from .study import append_result, pretraining_corpus
+
+    _check_common(args)
+    names = args.candidates.split(",")
+    unknown = [n for n in names if parse_context_teacher(n) is None]
+    if unknown:
+        raise UsageError(f"--candidates: unknown context teacher(s) {', '.join(unknown)}: a context net ({', '.join(CONTEXT_TEACHERS)}) "
+                         f"or a per-window ResNet with the smoother ({', '.join(n + '+fb' for n in WINDOW_TEACHERS)}); eM for an ensemble of M (2-9), "
+                         "+fb for forward-backward smoothing over the recording")
+    if args.epochs < 1 or args.synthetic < 0:
+        raise UsageError("--epochs must be 1 or more, --synthetic 0 or more")
+    if args.only[-1] >= args.folds:
+        raise UsageError(f"--only: {args.folds} folds, numbered 0-{args.folds - 1}")
+    data = _data(args)
+    extra = pretraining_corpus(args.synthetic, 300.0, args.cache) if args.synthetic else None
+    rows = screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads))
+    for row in rows:
+        append_result(args.out, {**row, "folds": len(data.folds), "data": data.name, "seed": args.seed, "synthetic": args.synthetic})
+    return 0
+
+
 def cmd_accuracy(args) -> int:
     from .accuracy import onnx_predictor, report, scenario_windows
     from .oof import Recipe, out_of_fold
@@ -533,7 +585,7 @@ def cmd_devices_train(args) -> int:
     return 0
 
 
-COMMANDS = {"devices-train": cmd_devices_train, "devices": cmd_devices, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+COMMANDS = {"devices-train": cmd_devices_train, "devices": cmd_devices, "baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from .paper import against_the_paper
-from .report_plots import error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
+from .report_plots import calibration_vs_size_figure, error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
 from .repeats import paired_difference, relative_gain, signed
 from .results import Results, aggregate_seeds, load_results  # noqa: F401  (load_results: the CLI's entry)
-from .scaling import FORMS, Fit, best_form, describe, fit_scaling
+from .scaling import FORMS, Fit, MeanFits, SizeMean, best_form, describe, fit_means, fit_scaling, prediction_outcome
 from .winners import SizeResult, size_results
 
 SECOND_METRICS = {"mae": ("mae_untracked",)}  # the report also judges claims window by window
@@ -35,6 +35,29 @@ def series_fits(results: Results, metric: str = "mae") -> dict[tuple[str, str], 
     return fits
 
 
+def size_means(results: Results, family: str, strategy: str, metric: str = "mae", split: int | None = None) -> list[SizeMean]:
+    """Per size of a family, one strategy's mean error over its runs on `split` (the main split by default)."""
+    split = results.split if split is None else split
+    out = []
+    for size in results.sizes(family):
+        values = [r[metric] for r in results.runs(size, strategy, split=split) if r.get(metric) is not None]
+        if values:
+            out.append(SizeMean(size.params, float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None, len(values)))
+    return out
+
+
+def mean_series_fits(results: Results, metric: str = "mae") -> dict[tuple[str, str], MeanFits]:
+    """Per family and strategy: the laws fitted on per-size means, sizes above the spectral baseline left out."""
+    ceiling = results.baseline.get(metric) if results.baseline else None
+    out = {}
+    for family in results.families:
+        for strategy in results.strategies():
+            points = size_means(results, family, strategy, metric)
+            if points:
+                out[(family, strategy)] = fit_means(points, ceiling)
+    return out
+
+
 def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     """Plots and `summary.md` into `out`; returns the summary's path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -47,28 +70,35 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     metrics = [metric] + [m for m in SECOND_METRICS.get(metric, ()) if any(r.get(m) is not None for r in results.students)]
     sizes = {m: size_results(results, m) for m in metrics}
     fits = {m: series_fits(results, m) for m in metrics}
-    save(error_vs_size_figure(results, fits), out / "mae_vs_params.png")
+    means = {m: mean_series_fits(results, m) for m in metrics}
+    save(error_vs_size_figure(results, fits, means), out / "mae_vs_params.png")
     save(gain_vs_size_figure(results, tuple(metrics)), out / "gain_vs_params.png")
     save(error_vs_latency_figure(results, metric), out / "mae_vs_latency.png")
-    save(reliability_figure(recipe_groups(results)), out / "reliability.png")
+    groups = recipe_groups(results)
+    # a few recipes: one reliability panel each; a whole study's configurations: ECE per size and strategy
+    save(reliability_figure(groups) if len(groups) <= 8 else calibration_vs_size_figure(results), out / "reliability.png")
     summary = out / "summary.md"
-    summary.write_text(markdown_summary(results, sizes, fits, metric))
+    summary.write_text(markdown_summary(results, sizes, fits, metric, means))
     return summary
 
 
-def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits: dict[str, dict], metric: str = "mae") -> str:
+def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits: dict[str, dict], metric: str = "mae",
+                     means: dict[str, dict[tuple[str, str], MeanFits]] | None = None) -> str:
     configs = aggregate_seeds(results.students)
     lines = ["# Distillation study: summary", "",
              f"{len(results.students)} student runs ({len(configs)} configurations) on {results.describe_data(results.students)}; "
              f"metric: cross-validated {metric.upper()} with tracking (bpm). Plots: `mae_vs_params.png` (error vs size, fitted laws), "
              "`gain_vs_params.png` (relative gain over scratch per family), `mae_vs_latency.png`.", ""]
-    others = sorted({r["data"] for r in results.rows if r["strategy"] != "teacher"} - {results.data})
+    others = sorted({r["data"] for r in results.rows if r["strategy"] not in ("teacher", "baseline")} - {results.data})
     if others:
         lines += [f"Runs on other data sets in the file ({', '.join(others)}) are not part of this summary.", ""]
-    sections = [against_the_paper(results, sizes, fits), teachers_section(results, metric),
-                *(winners_section(results, sizes[m], m) for m in sizes), gains_section(results, metric),
-                *(fits_section(fits[m], m) for m in fits), splits_section(results, metric),
-                seed_section(configs, metric), mix_section(aggregate_seeds([r for r in results.rows if r["strategy"] != "teacher"]), metric),
+    means = means if means is not None else {m: mean_series_fits(results, m) for m in sizes}
+    sections = [against_the_paper(results, sizes, fits, means=means), teachers_section(results, metric),
+                *(winners_section(results, sizes[m], m) for m in sizes), *(loso_section(results, m) for m in sizes),
+                gains_section(results, metric),
+                *(mean_fits_section(results, means[m], m) for m in means), *(fits_section(fits[m], m) for m in fits),
+                splits_section(results, metric),
+                seed_section(configs, metric), mix_section(aggregate_seeds([r for r in results.rows if r["strategy"] not in ("teacher", "baseline")]), metric),
                 recipe_section(results)]
     return "\n".join(lines + [s for s in sections if s])
 
@@ -95,9 +125,11 @@ def _metric_name(metric: str) -> str:
 def winners_section(results: Results, sizes: list[SizeResult], metric: str = "mae") -> str:
     strategies = results.strategies()
     lines = [f"## Winner per student size, {_metric_name(metric)} (distilled from {results.reference_teacher})", "",
-             f"Each cell: {results.split}-fold CV {_metric_name(metric)}, mean ± sd over seeds (repeats on every split). The best strategy wins only if "
-             "it is below every other beyond the 95 % interval of their paired difference; otherwise the strategies it cannot be "
-             "told apart from tie with it.", "",
+             f"Each cell: {results.split}-fold CV {_metric_name(metric)}, mean ± sd over seeds (n = the runs behind the mean). This design holds "
+             "the same subjects out for every seed, so its intervals measure seed noise only; the subject-level comparison is the "
+             "leave-one-subject-out table below. The best strategy wins only if it is below every other beyond the 95 % interval of "
+             "their paired difference over seeds (no multiplicity correction: read it as descriptive); otherwise the strategies it "
+             "cannot be told apart from tie with it.", "",
              "| family | size (params) | " + " | ".join(strategies) + " | best − scratch | winner |",
              "|---|---|" + "---|" * len(strategies) + "---|---|"]
     for s in sizes:
@@ -110,10 +142,58 @@ def winners_section(results: Results, sizes: list[SizeResult], metric: str = "ma
     return "\n".join(lines + ["", ""])
 
 
+def loso_section(results: Results, metric: str = "mae") -> str:
+    """The leave-one-subject-out design on its own: each strategy against scratch per size, paired over
+    the 12 subjects (bootstrap interval, p, Holm over the table), with the runs behind each mean."""
+    from .paper import DISTILLED, LOSO
+    from .subjects import holm_family, per_subject, subject_difference
+
+    sizes = [size for family in results.families for size in results.loso_sizes(family, LOSO)]
+    if not sizes:
+        return ""
+    diffs, means = {}, {}
+    for size in sizes:
+        scratch = results.runs(size, "scratch", split=LOSO)
+        for st in ("scratch", *DISTILLED):
+            runs = results.runs(size, st, split=LOSO)
+            errors = per_subject(runs, metric)
+            if errors:
+                n = sum(v[1] for v in errors.values())
+                means[(size, st)] = (sum(v[0] * v[1] for v in errors.values()) / n, len([r for r in runs if r.get("per_fold")]))
+            if st != "scratch" and runs and scratch:
+                diffs[(size, st)] = subject_difference(runs, scratch, metric)
+    diffs = holm_family(diffs)
+    lines = [f"## Leave-one-subject-out, {_metric_name(metric)}: each strategy against scratch over subjects", "",
+             "Its own design (12 folds, each subject held out once). Cell: pooled MAE (runs behind it); then strategy − scratch on the "
+             "same windows with the 95 % paired-bootstrap interval over subjects, the subjects where the strategy is lower, and "
+             f"Holm's p over all {sum(d is not None for d in diffs.values())} comparisons of the table. Seeds are averaged per subject "
+             "(paired on the seeds both sides ran).", "",
+             "| family | size (params) | scratch | strategy | MAE (runs) | − scratch [95 %] | subjects lower | p | p_Holm |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        base = means.get((size, "scratch"))
+        base_text = f"{base[0]:.2f} ({base[1]})" if base else "-"
+        for st in DISTILLED:
+            if (size, st) not in means:
+                continue
+            d = diffs.get((size, st))
+            mean, n = means[(size, st)]
+            if d is None:
+                cells = "- | - | - | -"
+            else:
+                from .repeats import signed
+
+                mark = "**" if d.outcome != "tie" else ""
+                cells = (f"{mark}{signed(d.mean)} [{signed(d.low)}, {signed(d.high)}]{mark} | {d.better}/{d.subjects} | {d.p:.3f} | "
+                         f"{d.p_adjusted:.3f}")
+            lines.append(f"| {size.family} | {size.width}x{size.depth} ({size.params:,}) | {base_text} | {st} | {mean:.2f} ({n}) | {cells} |")
+    return "\n".join(lines + ["", ""])
+
+
 def gains_section(results: Results, metric: str = "mae") -> str:
     """Gain over scratch per strategy and teacher, absolute and relative (families compare fairly)."""
     lines = ["## Gain over scratch per strategy (positive = distillation helps)", "",
-             "Relative gain = (scratch − student) / scratch on shared repeats, averaged over the sizes where both ran.", "",
+             f"Relative gain = (scratch − student) / scratch on shared repeats of the {results.split}-fold CV, averaged over the sizes where both ran.", "",
              "| family | strategy | teacher | mean gain (bpm) | mean relative gain | sizes |", "|---|---|---|---|---|---|"]
     teachers = sorted({r["teacher"] for r in results.students if r["teacher"]})
     for family in results.families:
@@ -121,13 +201,45 @@ def gains_section(results: Results, metric: str = "mae") -> str:
             for teacher in teachers:
                 gains, relative = [], []
                 for size in results.sizes(family):
-                    runs, base = results.runs(size, strategy, teacher), results.runs(size, "scratch")
+                    runs, base = results.runs(size, strategy, teacher, split=results.split), results.runs(size, "scratch", split=results.split)
                     g = relative_gain(runs, base, metric)
                     if g is not None:
                         relative.append(g.mean)
                         gains.append(-paired_difference(runs, base, metric).mean)
                 if gains:
                     lines.append(f"| {family} | {strategy} | {teacher} | {signed(np.mean(gains))} | {signed(100 * np.mean(relative), 0)} % | {len(gains)} |")
+    return "\n".join(lines + ["", ""])
+
+
+def mean_fits_section(results: Results, series: dict[tuple[str, str], MeanFits], metric: str = "mae") -> str:
+    """The laws on per-size means: what was fitted, what was left out, and how well each law predicts a
+    size it was not fitted on."""
+    base = results.baseline
+    names = list(FORMS)
+    ceiling = (f"sizes whose mean is above the non-learned spectral estimator ({base[metric]:.2f} bpm, `ppg-distill baseline`) have not "
+               "learnt and are left out of the fit (listed, and drawn in the plot)" if base else
+               "no baseline row in the results file (`ppg-distill baseline`): every size is fitted")
+    lines = [f"## Scaling laws on per-size means, {_metric_name(metric)}", "",
+             f"Each size is one point: the mean over its {results.split}-fold runs, weighted by 1/se² (se floored at the series' median); "
+             f"{ceiling}. Each law is then refitted without one size and asked to predict it (leave one size out; for the largest "
+             "size that is an extrapolation): the mean |predicted − measured| ranks the laws, within 10 % a tie. AICc needs more "
+             "sizes than coefficients + 1 (∞: no verdict from it). " + "; ".join(f"{f.name}: {f.formula}" for f in FORMS.values()) + ".", "",
+             "| family | series | sizes fitted | left out (mean) | " + " | ".join(f"{n}: held-out error" for n in names)
+             + " | largest size: predicted / measured (best law) | best by prediction | law over all fitted sizes |",
+             "|---|---|---|---|" + "---|" * len(names) + "---|---|---|"]
+    for (family, strategy), mf in series.items():
+        left = ", ".join(f"{p.params / 1000:.3g} k ({p.mean:.1f})" for p in mf.excluded) or "-"
+        errs = [f"{mf.loo_error(n):.2f}" if mf.loo_error(n) is not None else "-" for n in names]
+        ranked = [n for n in names if mf.loo_error(n) is not None]
+        best = min(ranked, key=mf.loo_error) if ranked else None
+        outcome = prediction_outcome(mf, best) if best else "no fit"
+        largest = mf.largest(best) if best else None
+        top = mf.points[-1] if mf.points else None
+        largest_text = (f"{largest[0]:.2f} / {largest[1]:.2f} ± {top.sd:.2f} ({top.n})" if largest and top.sd is not None
+                        else f"{largest[0]:.2f} / {largest[1]:.2f} ({top.n})" if largest else "-")
+        law = describe(mf.fits[best]) if best in mf.fits else "-"
+        lines.append(f"| {family} | {strategy} | {len(mf.points)} | {left} | " + " | ".join(errs)
+                     + f" | {largest_text} | {best or '-'}{' (tie)' if outcome == 'tie' else ''} | {law} |")
     return "\n".join(lines + ["", ""])
 
 

@@ -1,9 +1,19 @@
-"""The report's plots: error vs size with fitted laws, relative gain over scratch per family, error vs latency.
+"""The report's plots, one question per figure, every panel readable on its own.
 
-Every strategy keeps one colour and one marker in every plot (Okabe-Ito colours, safe for colour
-blindness), so a series is recognisable without its legend. Means are large markers; each repeat is
-a small faint dot beside them, so the spread is visible without error bars that a two-seed interval
-would blow up. Teacher lines are labelled at the left edge, pushed apart where they would overlap.
+- `mae_vs_params.png` — how does the error fall with size, per strategy? Means per size with their 95 %
+  interval over seeds as a band, the law that best predicts a held-out size over the sizes it was
+  fitted on, the teachers and the non-learned spectral estimator as labelled lines; linear error axis
+  (the differences live between 1.5 and 3 bpm), sizes named on the size axis; sizes above the
+  spectral estimator (not learnt) are listed in the panel, not squeezed in.
+- `gain_vs_params.png` — does distillation beat scratch, at which size? Strategy − scratch per size
+  with the paired-bootstrap interval over subjects (leave-one-subject-out), filled where Holm keeps it.
+- `mae_vs_latency.png` — what does accuracy cost in time? Per family on its own linear latency axis,
+  each size labelled.
+- `reliability.png` — is the confidence calibrated? One panel per recipe, before and after the
+  temperature.
+
+Every strategy keeps one colour and one marker everywhere (Okabe-Ito, safe for colour blindness, no
+two oranges), and legends sit outside the data.
 """
 
 from __future__ import annotations
@@ -17,14 +27,15 @@ from .scaling import FORMS, Fit, best_form
 
 STYLE = {  # strategy → (colour, marker)
     "scratch": ("#000000", "o"),
-    "hard": ("#E69F00", "s"),
-    "soft": ("#56B4E9", "^"),
+    "hard": ("#CC79A7", "s"),
+    "soft": ("#0072B2", "^"),
     "dkd": ("#D55E00", "D"),
     "feature": ("#009E73", "v"),
 }
-FAMILY_STYLE = {"resnet": ("#0072B2", "o"), "mlp": ("#CC79A7", "s")}
+FAMILY_STYLE = {"resnet": ("#0072B2", "o"), "mlp": ("#E69F00", "s")}
 TEACHER_LINES = ["--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
 OTHER = ("#777777", "x")
+BASELINE_COLOUR = "#999933"  # the non-learned spectral estimator's line (olive: no strategy's colour)
 LABEL_GAP = 0.06  # minimum vertical distance between teacher labels, in axes fraction
 
 
@@ -122,130 +133,265 @@ def _teacher_lines(ax, teachers: list[dict], metric: str, log_y: bool) -> None:
 METRIC_LABELS = {"mae": "MAE, tracked", "mae_untracked": "MAE, window by window"}
 
 
-def error_vs_size_figure(results: Results, fits: dict[str, dict[tuple[str, str], dict[str, Fit]]]):
-    """One row per metric (the keys of `fits`), one panel per family: each strategy's mean error per
-    size (repeats as dots) and its AIC-best law, drawn only over the sizes it was fitted on; teachers
-    as labelled lines."""
+def short_size(params: float) -> str:
+    return f"{params / 1000:.3g} k" if params >= 1000 else f"{params:.0f}"
+
+
+def _size_ticks(ax, params: list[float]) -> None:
+    """Log size axis with a tick at every size run, labelled with its parameter count."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(sorted(params)))
+    ax.set_xticklabels([short_size(p) for p in sorted(params)], fontsize=8)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, axis="both", alpha=0.3)
+
+
+def _t_interval(values: list[float]) -> tuple[float, float] | None:
+    if len(values) < 2:
+        return None
+    from .repeats import t_half_width
+
+    m, h = float(np.mean(values)), t_half_width(np.array(values))
+    return m - h, m + h
+
+
+def error_vs_size_figure(results: Results, fits: dict, means: dict | None = None):
+    """One row per metric, one panel per family: each strategy's mean error per size with its 95 %
+    interval over seeds (band), the law that best predicts a held-out size (`means`: per metric, the
+    `MeanFits` per family and strategy; without it the AIC-best of `fits`), drawn only over the sizes
+    it was fitted on; teachers and the spectral estimator as labelled lines. Sizes above the spectral
+    estimator did not learn: listed in the panel instead of stretching its axis."""
     plt = _pyplot()
 
     families = results.families
-    metrics = list(fits)
-    fig, axes = plt.subplots(len(metrics), len(families), figsize=(6.4 * len(families), 4.6 * len(metrics)), squeeze=False)
+    metrics = list(means or fits)
+    fig, axes = plt.subplots(len(metrics), len(families), figsize=(6.0 * len(families) + 1.8, 4.4 * len(metrics)), squeeze=False)
     strategies = results.strategies()
+    handles = {}
     for row, metric in zip(axes, metrics):
+        ceiling = results.baseline.get(metric) if results.baseline else None
         for ax, family in zip(row, families):
+            off_axis, shown, law_labels = [], [], []
             for strategy in strategies:
                 colour, marker = _style(strategy)
-                nudge = _nudge(strategies, strategy)
-                xs, means = [], []
+                nudge = _nudge(strategies, strategy, 0.04)
+                xs, ms, lows, highs = [], [], [], []
                 for size in results.sizes(family):
-                    runs = results.runs(size, strategy, split=results.split)
-                    values = [r[metric] for r in runs if r.get(metric) is not None]
+                    values = [r[metric] for r in results.runs(size, strategy, split=results.split) if r.get(metric) is not None]
                     if not values:
                         continue
+                    mean = float(np.mean(values))
+                    if ceiling is not None and mean >= ceiling:
+                        off_axis.append((size.params, strategy, mean))
+                        continue
+                    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                     xs.append(size.params * nudge)
-                    means.append(np.mean(values))
-                    ax.scatter([size.params * nudge] * len(values), values, s=10, color=colour, alpha=0.35, linewidths=0)
+                    ms.append(mean)
+                    lows.append(mean - sd)
+                    highs.append(mean + sd)
+                    ax.scatter([size.params * nudge] * len(values), values, s=8, color=colour, alpha=0.3, linewidths=0)
                 if not xs:
                     continue
-                series = fits[metric].get((family, strategy), {})
-                form = best_form(series)
+                shown += ms
+                ax.vlines(xs, lows, highs, color=colour, linewidth=1.4, alpha=0.6)
+                form = None
+                if means is not None:
+                    mf = means[metric].get((family, strategy))
+                    ranked = [n for n in FORMS if mf is not None and mf.loo_error(n) is not None and n in mf.fits]
+                    form = min(ranked, key=mf.loo_error) if ranked else None
+                    fit = mf.fits[form] if form else None
+                else:
+                    series = fits[metric].get((family, strategy), {})
+                    form = best_form(series)
+                    fit = series.get(form) if form else None
                 teacher = "" if strategy == "scratch" else f" ({results.reference_teacher})"
-                label = f"{strategy}{teacher}" + (f": {form}" if form else "")
-                ax.plot(xs, means, linestyle="none", marker=marker, color=colour, markersize=7, markeredgecolor="white", label=label)
-                if form:
-                    fit = series[form]
+                label = f"{strategy}{teacher}"
+                line, = ax.plot(xs, ms, linestyle="none", marker=marker, color=colour, markersize=6.5, markeredgecolor="white", label=label)
+                handles.setdefault(label, line)
+                if fit is not None:
                     grid = np.geomspace(fit.n_min, fit.n_max, 100)
-                    ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.4, alpha=0.85)
-            ax.set_yscale("log")
-            _size_axis(ax)
-            _plain_log_axis(ax.yaxis)
-            _teacher_lines(ax, [t for t in results.teacher_rows() if t.get(metric) is not None], metric, log_y=True)
-            ax.set_xlabel("student parameters")
+                    ax.plot(grid, fit.predict(grid), color=colour, linewidth=1.1, alpha=0.75, linestyle="-")
+                    law_labels.append((float(fit.predict(grid[-1:])[0]), f"{strategy}: {form}", colour))
+            teachers = [t for t in results.teacher_rows() if t.get(metric) is not None]
+            top = max(shown + [t[metric] for t in teachers] + ([ceiling] if ceiling else [])) if shown else (ceiling or 1.0)
+            bottom = min(shown + [t[metric] for t in teachers]) if shown else 0.0
+            pad = 0.08 * (top - bottom or 1.0)
+            ax.set_ylim(bottom - pad, top + 2.5 * pad)
+            if ceiling is not None:
+                ax.axhline(ceiling, color=BASELINE_COLOUR, linestyle=(0, (1, 2)), linewidth=1.6)
+                ax.text(0.99, (ceiling - ax.get_ylim()[0]) / (ax.get_ylim()[1] - ax.get_ylim()[0]) + 0.01,
+                        f"spectral estimator {ceiling:.2f} (no learning)", transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+                        color=BASELINE_COLOUR)
+            _teacher_lines(ax, teachers, metric, log_y=False)
+            all_sizes = [s.params for s in results.sizes(family)]
+            _size_ticks(ax, all_sizes)
+            ax.set_xlim(min(all_sizes) / 1.6, max(all_sizes) * 1.6)
+            lo, hi = ax.get_ylim()
+            fractions = spread_labels([(v - lo) / (hi - lo) for v, _, _ in law_labels], gap=0.055)
+            for (_, form, colour), y in zip(law_labels, fractions):
+                ax.text(1.005, y, form, transform=ax.transAxes, fontsize=6.5, color=colour, va="center", ha="left", clip_on=False)
+            title = f"{family} students: {METRIC_LABELS.get(metric, metric)} vs size"
+            if off_axis:
+                sizes_off = sorted({p for p, _, _ in off_axis})
+                span = {p: (min(m for q, _, m in off_axis if q == p), max(m for q, _, m in off_axis if q == p)) for p in sizes_off}
+                title += "\nnot learnt, not fitted (above the spectral estimator): " + ", ".join(
+                    f"{short_size(p)} {lo_:.1f}" + (f"-{hi_:.1f}" if hi_ - lo_ >= 0.05 else "") for p, (lo_, hi_) in span.items()) + " bpm"
+            ax.set_xlabel(f"{family} student parameters")
             ax.set_ylabel(f"{results.split}-fold CV {METRIC_LABELS.get(metric, metric)} (bpm)")
-            ax.set_title(f"{family} students, {METRIC_LABELS.get(metric, metric)}: best law by AIC", fontsize=11)
-            ax.legend(fontsize=8, loc="upper right", title="strategy: fitted law", title_fontsize=8)
-    fig.text(0.5, 0.005, "large markers: mean over seeds; dots: single seeds; lines: the AIC-best of "
-             + ", ".join(FORMS) + ", over the fitted range", ha="center", fontsize=7, color="#444444")
-    return _finish(fig)
+            ax.set_title(title, fontsize=9)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8, title="strategy", title_fontsize=8, frameon=False)
+    fig.text(0.01, 0.005, "markers: mean over seeds; bars: ± 1 sd over seeds (with 2-5 seeds a 95 % t-interval is 1.2-6.4 times wider); dots: single "
+             "seeds;\nlines: the law that best predicts a held-out size (named at the right edge), over its fitted range. Subject-level intervals: "
+             "gain_vs_params.png", ha="left", fontsize=7, color="#444444")
+    fig.tight_layout(rect=(0, 0.035, 1 - 1.6 / (6.0 * len(families) + 1.8), 1))
+    return fig
+
+
+def _subject_gains(results: Results, family: str, strategy: str, metric: str):
+    """Per leave-one-subject-out size: (params, strategy − scratch, low, high, significant after Holm);
+    without leave-one-subject-out runs, per size of the main split over its seeds (t interval, no Holm)."""
+    from .paper import LOSO
+    from .subjects import holm_family, subject_difference
+
+    if LOSO not in results.splits:
+        from .repeats import paired_difference
+
+        out = []
+        for size in results.sizes(family):
+            d = paired_difference(results.runs(size, strategy, split=results.split), results.runs(size, "scratch", split=results.split), metric)
+            if d is not None and np.isfinite(d.half_width):
+                out.append((size.params, d.mean, d.mean - d.half_width, d.mean + d.half_width, d.outcome != "tie"))
+        return out
+
+    diffs = {}
+    for fam in results.families:
+        for size in results.loso_sizes(fam, LOSO):
+            for st in [s for s in results.strategies() if s != "scratch"]:
+                runs, base = results.runs(size, st, split=LOSO), results.runs(size, "scratch", split=LOSO)
+                if runs and base:
+                    diffs[(size, st)] = subject_difference(runs, base, metric)
+    diffs = holm_family(diffs)  # the same family as the LOSO table's
+    return [(size.params, d.mean, d.low, d.high, d.outcome != "tie") for (size, st), d in diffs.items()
+            if d is not None and size.family == family and st == strategy]
 
 
 def gain_vs_size_figure(results: Results, metrics: tuple[str, ...] = ("mae",)):
-    """One row per metric, one panel per distillation strategy: relative gain over scratch vs size,
-    one series per family (the ResNet-vs-MLP claim)."""
-    from .repeats import per_repeat
-
+    """One row per metric, one panel per family: each distillation strategy − scratch per size, with
+    the 95 % paired-bootstrap interval over the 12 subjects (leave-one-subject-out); filled markers where
+    Holm's rule over the whole table keeps the difference, hollow where it is a tie."""
     plt = _pyplot()
 
     strategies = [s for s in results.strategies() if s != "scratch"]
+    from .paper import LOSO
+
     if not strategies:
         return None
-    fig, axes = plt.subplots(len(metrics), len(strategies), figsize=(4.2 * len(strategies), 3.9 * len(metrics)), squeeze=False, sharey="row")
+    loso = LOSO in results.splits
+    families = [f for f in results.families if results.loso_sizes(f, LOSO)] if loso else results.families
+    fig, axes = plt.subplots(len(metrics), len(families), figsize=(6.0 * len(families) + 1.8, 3.9 * len(metrics)), squeeze=False)
+    handles = {}
     for row, metric in zip(axes, metrics):
-        for ax, strategy in zip(row, strategies):
-            for family in results.families:
-                colour, marker = FAMILY_STYLE.get(family, OTHER)
-                xs, means = [], []
-                for size in results.sizes(family):
-                    mine, base = per_repeat(results.runs(size, strategy), metric), per_repeat(results.runs(size, "scratch"), metric)
-                    shared = sorted(set(mine) & set(base))
-                    if not shared:
-                        continue
-                    gains = [100 * (base[u] - mine[u]) / base[u] for u in shared]
-                    xs.append(size.params)
-                    means.append(np.mean(gains))
-                    ax.scatter([size.params] * len(gains), gains, s=10, color=colour, alpha=0.35, linewidths=0)
-                if xs:
-                    ax.plot(xs, means, marker=marker, color=colour, markersize=7, markeredgecolor="white", label=family)
+        for ax, family in zip(row, families):
+            sizes = [s.params for s in (results.loso_sizes(family, LOSO) if loso else results.sizes(family))]
+            for strategy in strategies:
+                colour, marker = _style(strategy)
+                nudge = _nudge(strategies, strategy, 0.09)
+                points = _subject_gains(results, family, strategy, metric)
+                if not points:
+                    continue
+                x = np.array([p[0] * nudge for p in points])
+                mean = np.array([p[1] for p in points])
+                err = np.array([[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]])
+                ax.errorbar(x, mean, yerr=err, fmt="none", ecolor=colour, elinewidth=1.2, capsize=0, alpha=0.8)
+                significant = np.array([p[4] for p in points])
+                line, = ax.plot(x, mean, linestyle="none", marker=marker, color=colour, markersize=6.5,
+                                markerfacecolor=colour, markeredgecolor=colour, label=f"{strategy} ({results.reference_teacher})")
+                line.set_markerfacecolor("none") if not significant.any() else None
+                if significant.any() and not significant.all():  # mixed: hollow where a tie
+                    ax.plot(x[~significant], mean[~significant], linestyle="none", marker=marker, markersize=6.5,
+                            markerfacecolor="white", markeredgecolor=colour, color=colour)
+                handles.setdefault(strategy, line)
             ax.axhline(0, color="#555555", linewidth=1)
-            _size_axis(ax)
-            ax.set_title(f"{strategy} ({results.reference_teacher}) vs scratch, {METRIC_LABELS.get(metric, metric).split(', ')[-1]}", fontsize=10)
-            ax.set_xlabel("student parameters")
-            ax.set_ylabel(f"gain over scratch (% of its {METRIC_LABELS.get(metric, metric)})", fontsize=8)
-            ax.legend(fontsize=8, loc="best")
-    fig.text(0.5, 0.005, "positive: the distilled student's error is lower; markers: mean over shared repeats, dots: single repeats",
-             ha="center", fontsize=7, color="#444444")
-    return _finish(fig)
+            _size_ticks(ax, sizes)
+            ax.set_xlim(min(sizes) / 1.6, max(sizes) * 1.6)
+            ax.set_title(f"{family} students: distilled − scratch, {METRIC_LABELS.get(metric, metric).split(', ')[-1]}", fontsize=10)
+            ax.set_xlabel(f"{family} student parameters")
+            ax.set_ylabel(f"Δ {METRIC_LABELS.get(metric, metric)} (bpm)\n< 0: distillation helps", fontsize=9)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8, title="strategy", title_fontsize=8, frameon=False)
+    fig.text(0.01, 0.005, "leave-one-subject-out; bars: 95 % paired bootstrap over the 12 subjects; filled: p_Holm < 0.05 over every "
+             "strategy × size of the table, hollow: a tie" if loso else f"{results.split}-fold CV; bars: 95 % t interval of the paired "
+             "difference over seeds (no leave-one-subject-out runs: seed noise only); filled: the interval excludes zero",
+             ha="left", fontsize=7, color="#444444")
+    fig.tight_layout(rect=(0, 0.03, 1 - 1.6 / (6.0 * len(families) + 1.8), 1))
+    return fig
 
 
 def error_vs_latency_figure(results: Results, metric: str = "mae"):
-    """Per family: mean error vs single-window latency for each strategy and size; teachers as stars."""
+    """Per family, on its own linear latency axis: each strategy's mean error per size against the
+    size's single-window latency, every size labelled; the teachers (ms, off these axes) in a note."""
     plt = _pyplot()
 
     families = results.families
-    fig, axes = plt.subplots(1, len(families), figsize=(6.4 * len(families), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(families), figsize=(5.6 * len(families) + 1.8, 4.4), squeeze=False)
     teachers = results.teacher_rows()
+    ceiling = results.baseline.get(metric) if results.baseline else None
+    handles = {}
     for ax, family in zip(axes[0], families):
         # latency is the architecture's: the median over every run of that size, whatever its strategy
         latency = {size: float(np.median([r["latency_us"] for r in results.students if (r["family"], r["width"], r["depth"])
                                           == (size.family, size.width, size.depth)])) for size in results.sizes(family)}
+        shown, off, shown_sizes = [], [], set()
         for strategy in results.strategies():
             colour, marker = _style(strategy)
             points = []
-            nudge = _nudge(results.strategies(), strategy)
             for size in results.sizes(family):
                 runs = results.runs(size, strategy, split=results.split)
                 if runs:
-                    points.append((latency[size] * nudge, np.mean([r[metric] for r in runs])))
+                    m = float(np.mean([r[metric] for r in runs]))
+                    if ceiling is not None and m >= ceiling:
+                        off.append(size)
+                        continue
+                    points.append((latency[size], m))
+                    shown_sizes.add(size)
             if points:
                 x, y = zip(*points)
-                ax.plot(x, y, linestyle="none", marker=marker, color=colour, markersize=7, markeredgecolor="white",
-                        label=strategy if strategy == "scratch" else f"{strategy} ({results.reference_teacher})")
-        if teachers:
-            ax.plot([t["latency_us"] for t in teachers], [t[metric] for t in teachers], linestyle="none", marker="*",
-                    color="#555555", markersize=11, label="teachers")
-            for t in teachers:  # teachers differ in latency, so their labels sit apart along x
-                ax.annotate(t["teacher"], (t["latency_us"], t[metric]), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        _plain_log_axis(ax.xaxis, subs=(1.0, 2.0, 5.0))
-        _plain_log_axis(ax.yaxis)
-        ax.grid(True, which="major", alpha=0.3)
+                shown += y
+                line, = ax.plot(x, y, linestyle="none", marker=marker, color=colour, markersize=6.5, markeredgecolor="white",
+                                label=strategy if strategy == "scratch" else f"{strategy} ({results.reference_teacher})")
+                handles.setdefault(line.get_label(), line)
+        off = [size for size in off if size not in shown_sizes]
+        xmax = max(latency.values()) * 1.12
+        ax.set_xlim(0, xmax)
+        labelled = sorted(shown_sizes, key=lambda z: latency[z])
+        for size in labelled:
+            ax.axvline(latency[size], color="#dddddd", linewidth=0.8, zorder=0)
+        xs_frac = spread_labels([latency[z] / xmax for z in labelled], gap=0.1, high=1.05)
+        for size, xf in zip(labelled, xs_frac):
+            ax.text(xf, 1.0, f"{size.width}x{size.depth}\n{short_size(size.params)}", transform=ax.transAxes, ha="center",
+                    va="bottom", fontsize=7, color="#444444")
+        if ceiling is not None:
+            ax.axhline(ceiling, color=BASELINE_COLOUR, linestyle=(0, (1, 2)), linewidth=1.6)
+        if shown:
+            lo, hi = min(shown), max(shown + ([ceiling] if ceiling else []))
+            ax.set_ylim(lo - 0.08 * (hi - lo or 1), hi + 0.08 * (hi - lo or 1))
+        title = f"{family} students: error vs latency"
+        if off:
+            title += f"\nnot shown (above the spectral estimator): {', '.join(short_size(z.params) for z in sorted(set(off), key=lambda z: z.params))}"
+        ax.grid(True, alpha=0.3)
         ax.set_xlabel("single-window latency, onnxruntime 1 thread (µs)")
-        ax.set_ylabel(f"{results.split}-fold CV {metric.upper()}, tracked (bpm)")
-        ax.set_title(f"{family} students")
-        ax.legend(fontsize=8, loc="upper right")
-    return _finish(fig)
+        ax.set_ylabel(f"{results.split}-fold CV {METRIC_LABELS.get(metric, metric)} (bpm)")
+        ax.set_title(title, fontsize=9, pad=26)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8, title="strategy", title_fontsize=8, frameon=False)
+    notes = [f"teacher {t['teacher']}: {t['latency_us'] / 1000:.1f} ms,\n  {t[metric]:.2f} bpm" for t in teachers if t.get("latency_us")]
+    if ceiling is not None:
+        notes.append(f"dotted: spectral estimator\n  {ceiling:.2f} bpm (no learning)")
+    if notes:
+        fig.text(0.995, 0.05, "\n".join(notes), ha="right", va="bottom", fontsize=7, color="#444444")
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / (5.6 * len(families) + 1.8), 1))
+    return fig
 
 
 def pooled_reliability(rows: list[dict], key: str = "reliability") -> dict[str, list] | None:
@@ -267,33 +413,85 @@ def recipe_label(row: dict) -> str:
 
 
 def reliability_figure(groups: dict[str, list[dict]]):
-    """Reliability diagrams (share within ±5 bpm vs the reported confidence, held-out windows), one line
-    per recipe, before (left) and after (right) the cross-fitted temperature; marker area ∝ windows."""
+    """Reliability diagrams (share within ±5 bpm vs the reported confidence, held-out windows), one
+    panel per recipe, as trained and after the cross-fitted temperature; marker area ∝ windows."""
     groups = {label: rows for label, rows in groups.items() if pooled_reliability(rows)}
     if not groups:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.6), sharey=True)
-    colours = ["#000000", "#E69F00", "#56B4E9", "#D55E00", "#009E73", "#CC79A7", "#0072B2", "#F0E442"]
-    for ax, key, title in ((axes[0], "reliability", "as trained"), (axes[1], "reliability_calibrated", "temperature-scaled (cross-fitted)")):
-        ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfect calibration")
-        for colour, (label, rows) in zip(colours, groups.items()):
+    n = len(groups)
+    cols = min(n, 4)
+    rows_n = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.3 * cols + 1.6, 3.3 * rows_n), squeeze=False, sharex=True, sharey=True)
+    handles = {}
+    for ax, (label, rows) in zip(axes.flat, groups.items()):
+        ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1)
+        for key, colour, marker, name in (("reliability", "#0072B2", "o", "as trained"),
+                                          ("reliability_calibrated", "#D55E00", "s", "temperature-scaled (cross-fitted)")):
             table = pooled_reliability(rows, key)
             if table is None:
                 continue
-            points = [(c, a, n) for c, a, n in zip(table["confidence"], table["accuracy"], table["count"]) if n]
-            c, a, n = zip(*points)
+            points = [(c, a, k) for c, a, k in zip(table["confidence"], table["accuracy"], table["count"]) if k]
+            c, a, k = zip(*points)
             ece = np.mean([r["ece" if key == "reliability" else "ece_calibrated"] for r in rows])
-            ax.plot(c, a, color=colour, marker="o", markersize=3, linewidth=1.2, label=f"{label} (ECE {ece:.3f})")
-            ax.scatter(c, a, s=np.sqrt(np.array(n)) * 2, color=colour, alpha=0.35)
+            line, = ax.plot(c, a, color=colour, marker=marker, markersize=3, linewidth=1.2, label=name)
+            ax.scatter(c, a, s=np.sqrt(np.array(k)) * 1.5, color=colour, alpha=0.3)
+            handles.setdefault(name, line)
+            ax.text(0.97, 0.03 if key == "reliability" else 0.12, f"ECE {ece:.3f}", color=colour, transform=ax.transAxes, ha="right", fontsize=7)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
-        ax.set_xlabel("confidence (probability mass within ±5 bpm)")
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, loc="upper left")
-    axes[0].set_ylabel("share of windows within ±5 bpm")
-    return _finish(fig)
+        ax.set_title(f"{label} ({len(rows)} run{'s' if len(rows) > 1 else ''})", fontsize=7.5)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("confidence (mass within ±5 bpm)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share within ±5 bpm", fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.3 * cols + 1.6), 1))
+    return fig
+
+
+def calibration_vs_size_figure(results: Results):
+    """For a study file (many configurations): the held-out confidence's ECE per size, one panel per
+    family, each strategy as trained (filled) and after the cross-fitted temperature (hollow)."""
+    plt = _pyplot()
+    families = [f for f in results.families if any(r.get("ece") is not None for r in results.students if r["family"] == f)]
+    if not families:
+        return None
+    fig, axes = plt.subplots(1, len(families), figsize=(5.6 * len(families) + 2.2, 4.0), squeeze=False)
+    handles = {}
+    for ax, family in zip(axes[0], families):
+        sizes = [s.params for s in results.sizes(family)]
+        for strategy in results.strategies():
+            colour, marker = _style(strategy)
+            nudge = _nudge(results.strategies(), strategy, 0.06)
+            pts = []
+            for size in results.sizes(family):
+                runs = [r for r in results.runs(size, strategy) if r.get("ece") is not None]
+                if runs:
+                    pts.append((size.params * nudge, np.mean([r["ece"] for r in runs]), np.mean([r["ece_calibrated"] for r in runs])))
+            if not pts:
+                continue
+            x, before, after = map(np.array, zip(*pts))
+            ax.vlines(x, np.minimum(before, after), np.maximum(before, after), color=colour, linewidth=1, alpha=0.6)
+            line, = ax.plot(x, before, linestyle="none", marker=marker, color=colour, markersize=6, label=f"{strategy}: as trained")
+            hollow, = ax.plot(x, after, linestyle="none", marker=marker, markerfacecolor="white", markeredgecolor=colour, color=colour,
+                              markersize=6, label=f"{strategy}: temperature-scaled")
+            handles.setdefault(line.get_label(), line)
+            handles.setdefault(hollow.get_label(), hollow)
+        _size_ticks(ax, sizes)
+        ax.set_xlim(min(sizes) / 1.6, max(sizes) * 1.6)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(f"{family} student parameters")
+        ax.set_ylabel("expected calibration error (held-out windows)")
+        ax.set_title(f"{family} students: is the confidence calibrated?", fontsize=10)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=7, frameon=False)
+    fig.text(0.01, 0.005, "ECE of the confidence (mass within ±5 bpm) against the share within ±5 bpm; mean over the runs of every split; "
+             "hollow: after a temperature cross-fitted over the folds", ha="left", fontsize=7, color="#444444")
+    fig.tight_layout(rect=(0, 0.03, 1 - 2.2 / (5.6 * len(families) + 2.2), 1))
+    return fig
 
 
 def _pyplot():

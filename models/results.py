@@ -85,16 +85,21 @@ class Results:
         return [r for r in self.rows if r["strategy"] == "teacher"]
 
     @cached_property
+    def baseline(self) -> dict | None:
+        """The non-learned spectral estimator's row on the main data set (`ppg-distill baseline`), if stored."""
+        return next((r for r in self.rows if r["strategy"] == "baseline" and r["data"] == self.data), None)
+
+    @cached_property
     def data(self) -> str:
         """The data set most student runs used (the report is about it)."""
-        counts = Counter(r["data"] for r in self.rows if r["strategy"] != "teacher")
+        counts = Counter(r["data"] for r in self.rows if r["strategy"] not in ("teacher", "baseline"))
         return counts.most_common(1)[0][0] if counts else "ieee"
 
     @cached_property
     def students(self) -> list[dict]:
         """Student runs of the study proper: main data set, labelled data only (no synthetic mix or
         activity scenarios), the Hann front end the study was run with."""
-        return [r for r in self.rows if r["strategy"] != "teacher" and r["data"] == self.data and not r["mix"]
+        return [r for r in self.rows if r["strategy"] not in ("teacher", "baseline") and r["data"] == self.data and not r["mix"]
                 and not r["activities"] and r["taper"] == "hann"]
 
     @cached_property
@@ -117,6 +122,11 @@ class Results:
 
     def sizes(self, family: str) -> list[Size]:
         found = {(r["width"], r["depth"]): r["params"] for r in self.students if r["family"] == family and r["folds"] == self.split}
+        return sorted((Size(family, w, d, p) for (w, d), p in found.items()), key=lambda s: s.params)
+
+    def loso_sizes(self, family: str, folds: int = 12) -> list[Size]:
+        """Sizes run on the leave-one-subject-out split (12 folds)."""
+        found = {(r["width"], r["depth"]): r["params"] for r in self.students if r["family"] == family and r["folds"] == folds}
         return sorted((Size(family, w, d, p) for (w, d), p in found.items()), key=lambda s: s.params)
 
     def strategies(self) -> list[str]:

@@ -155,3 +155,132 @@ def describe(fit: Fit) -> str:
     if fit.form == "log-linear":
         return f"{c[0]:.3g} − {c[1]:.3g}·ln N"
     return f"{c[0]:.3g}·exp(−N/{c[1]:,.0f}) + {c[2]:.3g}"
+
+
+# --- laws fitted on per-size means, tested on a held-out size ------------------------------------------
+
+@dataclass(frozen=True)
+class SizeMean:
+    """One student size of a series: its mean error over the runs behind it and their spread."""
+
+    params: float
+    mean: float
+    sd: float | None  # over runs (seeds); None with one run
+    n: int  # runs behind the mean
+
+    @property
+    def se(self) -> float | None:
+        return None if self.sd is None else self.sd / math.sqrt(self.n)
+
+
+def _sigmas(points: list[SizeMean]) -> np.ndarray:
+    """Each mean's standard error, floored at the series' median (two seeds can agree by chance, and a
+    size with one run borrows the median), so no single size dominates a weighted fit."""
+    known = [p.se for p in points if p.se]
+    floor = float(np.median(known)) if known else 0.1
+    return np.array([max(p.se or floor, floor) for p in points])
+
+
+def fit_form_weighted(form: Form, n: np.ndarray, y: np.ndarray, sigma: np.ndarray, exact: bool = False) -> Fit | None:
+    """`fit_form` on means weighted by 1/σ²; `exact` allows as many points as coefficients (an
+    interpolation, used only to predict a held-out size). RSS is the weighted χ²."""
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    lower, upper = form.bounds(n)
+    k = len(lower)
+    if len(n) < k or (len(n) == k and not exact):
+        return None
+    best = None
+    for p0 in form.starts(n, y):
+        p0 = np.clip(np.asarray(p0, dtype=float), np.asarray(lower) + 1e-12, np.asarray(upper) - 1e-12)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", OptimizeWarning)
+                coef, _ = curve_fit(form.fn, n, y, p0=p0, sigma=sigma, bounds=(lower, upper), maxfev=20000)
+        except (RuntimeError, ValueError):
+            continue
+        chi2 = float(np.sum(((form.fn(n, *coef) - y) / sigma) ** 2))
+        if np.isfinite(chi2) and (best is None or chi2 < best[1]):
+            best = (coef, chi2)
+    if best is None:
+        return None
+    coef, chi2 = best
+    if np.any(form.fn(np.geomspace(n.min(), n.max(), 200), *coef) < 0):
+        return None
+    return Fit(form.name, tuple(float(c) for c in coef), chi2, aicc(chi2, len(n), k), float(n.min()), float(n.max()))
+
+
+def aicc(chi2: float, n_points: int, k: int) -> float:
+    """AIC with the small-sample correction, χ² + 2k + 2k(k+1)/(n−k−1); inf where n ≤ k+1 (no verdict)."""
+    if n_points - k - 1 <= 0:
+        return math.inf
+    return chi2 + 2 * k + 2 * k * (k + 1) / (n_points - k - 1)
+
+
+@dataclass(frozen=True)
+class MeanFits:
+    """Every form fitted to a series' per-size means, the sizes left out, and each form's prediction of
+    every included size from the others (leave one size out)."""
+
+    points: list[SizeMean]  # included in the fit
+    excluded: list[SizeMean]  # above the baseline: shown, not fitted
+    fits: dict[str, Fit]
+    held_out: dict[str, list[tuple[float, float]]]  # form → [(params, predicted)] for each included size
+
+    def loo_error(self, form: str) -> float | None:
+        """Mean |predicted − measured| over the held-out sizes (None if the form predicts none)."""
+        measured = {p.params: p.mean for p in self.points}
+        errors = [abs(pred - measured[n]) for n, pred in self.held_out.get(form, [])]
+        return float(np.mean(errors)) if errors else None
+
+    def largest(self, form: str) -> tuple[float, float] | None:
+        """(predicted, measured) of the largest included size, fitted on the smaller ones only."""
+        if not self.points:
+            return None
+        top = self.points[-1].params
+        pred = dict(self.held_out.get(form, [])).get(top)
+        return None if pred is None else (pred, self.points[-1].mean)
+
+
+def fit_means(points: list[SizeMean], ceiling: float | None = None) -> MeanFits:
+    """Fit every form to the means of the sizes whose error is below `ceiling` (the baseline: a
+    student above it has not learnt, and would drag any law); predict each included size from the rest."""
+    points = sorted(points, key=lambda p: p.params)
+    included = [p for p in points if ceiling is None or p.mean < ceiling]
+    excluded = [p for p in points if p not in included]
+    n = np.array([p.params for p in included], float)
+    y = np.array([p.mean for p in included], float)
+    sigma = _sigmas(included) if included else np.array([])
+    fits, held = {}, {}
+    for name, form in FORMS.items():
+        fit = fit_form_weighted(form, n, y, sigma) if len(included) else None
+        if fit is not None:
+            fits[name] = fit
+        predictions = []
+        for i in range(len(included)):
+            keep = np.arange(len(included)) != i
+            partial = fit_form_weighted(form, n[keep], y[keep], sigma[keep], exact=True) if keep.sum() else None
+            if partial is not None:
+                predictions.append((float(n[i]), float(partial.predict(np.array([n[i]]))[0])))
+        if predictions:
+            held[name] = predictions
+    return MeanFits(included, excluded, fits, held)
+
+
+PREDICTION_TIE = 0.10  # forms whose held-out errors are within 10 % of each other are not told apart
+
+
+def prediction_outcome(mf: MeanFits, form: str) -> str:
+    """'best' (lowest leave-one-size-out error, ahead of every other form by more than 10 %), 'worse'
+    (another form ahead of it by more than that), 'tie', or 'no fit'."""
+    mine = mf.loo_error(form)
+    others = [e for name in FORMS if name != form for e in [mf.loo_error(name)] if e is not None]
+    if mine is None:
+        return "no fit"
+    if not others:
+        return "best"
+    if mine < min(others) * (1 - PREDICTION_TIE):
+        return "best"
+    if min(others) < mine * (1 - PREDICTION_TIE):
+        return "worse"
+    return "tie"

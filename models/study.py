@@ -233,6 +233,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     scenario_estimates: dict[str, list] = {kind: [] for kind in ACTIVITIES}
     scenario_calibration = {kind: ([], []) for kind in ACTIVITIES}  # confidence, within ±5 bpm
     model = None
+    subjects: dict[str, dict] = {}  # per held-out subject: its windows and errors (the unit of the subject-level statistics)
     for fold in range(len(data.folds)):
         train_set, test_set = data.split(fold)
         if extras:
@@ -248,6 +249,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         held_logits.append(logits)
         held_sets.append(test_set)
         estimates.append((evaluate_probabilities(softmax(logits), test_set), len(test_set)))
+        subjects.update(per_subject_errors(softmax(logits), test_set))
         synthetic_estimates.append((evaluate(model, synthetic_held_out), 1))
         scenario_probs = softmax(predict_logits(model, scenarios.x))
         for kind in ACTIVITIES:
@@ -273,8 +275,19 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         **cross_fitted(held_logits, held_sets),
         "per_fold": [{"held_out": [str(s) for s in data.folds[f]], "windows": n, "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
                      for f, (m, n) in enumerate(estimates)],
+        "per_subject": subjects,
         "train_s": round(time.perf_counter() - started, 1),
     }
+
+
+def per_subject_errors(probs: np.ndarray, test_set: WindowSet) -> dict[str, dict]:
+    """subject → {windows, mae, mae_untracked} of held-out windows (each subject tracked on its own)."""
+    out = {}
+    for subject in np.unique(test_set.subject):
+        sel = test_set.subject == subject
+        m = evaluate_probabilities(probs[sel], test_set.select(sel))
+        out[str(subject)] = {"windows": int(sel.sum()), "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
+    return out
 
 
 def _rss_kib() -> int:

@@ -1,7 +1,8 @@
 """Who wins at each student size, and only when the repeats say so.
 
 At one size, every strategy (distilled ones from the reference teacher) is compared with every
-other on their shared repeats (`ppg_stream.models.repeats`). The strategy with the lowest mean error on the
+other on their shared repeats of the main split (seeds of the 4-fold CV; leave-one-subject-out is a
+design of its own, judged over subjects in `ppg_stream.models.subjects`) (`ppg_stream.models.repeats`). The strategy with the lowest mean error on the
 main split is the winner only if it is below each of the others beyond the noise; the strategies it
 cannot be told apart from are listed as tied with it.
 """
@@ -21,8 +22,8 @@ class Standing:
     strategy: str
     mean: float  # on the main split, over its seeds
     sd: float | None  # over seeds on the main split
-    repeats: int  # every split
-    vs_scratch: Difference | None  # this strategy − scratch, over shared repeats
+    repeats: int  # runs behind `mean` (seeds on the main split)
+    vs_scratch: Difference | None  # this strategy − scratch, over shared repeats of the main split
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ def size_result(results: Results, size: Size, metric: str = "mae") -> SizeResult
         main = [r[metric] for r in results.runs(size, strategy, split=results.split) if r.get(metric) is not None]
         if not main:
             continue
-        everywhere = results.runs(size, strategy)
-        vs_scratch = None if strategy == "scratch" else paired_difference(everywhere, results.runs(size, "scratch"), metric)
+        # one design at a time: the main split's seeds (the leave-one-subject-out split is its own design, `subjects.py`)
+        mine = results.runs(size, strategy, split=results.split)
+        vs_scratch = None if strategy == "scratch" else paired_difference(mine, results.runs(size, "scratch", split=results.split), metric)
         standings[strategy] = Standing(strategy, float(np.mean(main)), float(np.std(main, ddof=1)) if len(main) > 1 else None,
-                                       len(everywhere), vs_scratch)
+                                       len(main), vs_scratch)
     if not standings:
         return None
     best = min(standings, key=lambda s: standings[s].mean)
@@ -54,7 +56,7 @@ def size_result(results: Results, size: Size, metric: str = "mae") -> SizeResult
     for other in standings:
         if other == best:
             continue
-        d = paired_difference(results.runs(size, best), results.runs(size, other), metric)
+        d = paired_difference(results.runs(size, best, split=results.split), results.runs(size, other, split=results.split), metric)
         if d is None or d.outcome != "lower":
             tied.append(other)
     return SizeResult(size, standings, best, tied)
@@ -79,7 +81,7 @@ def strategy_vs_rest(result: SizeResult, strategy: str, results: Results, candid
     for other in candidates:
         if other == strategy or other not in result.standings:
             continue
-        d = paired_difference(results.runs(result.size, strategy), results.runs(result.size, other), metric)
+        d = paired_difference(results.runs(result.size, strategy, split=results.split), results.runs(result.size, other, split=results.split), metric)
         outcomes.append("tie" if d is None else d.outcome)
     if "higher" in outcomes:
         return "loss"

@@ -105,6 +105,38 @@ def _study(seeds: int, dkd_gain=0.4, mlp_gain=0.1, noise=0.05):
     return rows
 
 
+def _loso_study(dkd_gain=0.4, one_subject=False, seeds=1):
+    """Leave-one-subject-out rows (one subject per fold, its error kept): DKD below scratch by `dkd_gain`
+    on every subject, or (`one_subject`) by 12 × that on one subject and slightly worse on the rest."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for family, sizes in SIZES.items():
+        for w, d, p in sizes:
+            for seed in range(seeds):
+                subject_base = rng.uniform(1.0, 4.0, 12)
+                for strategy in ("scratch", "hard", "soft", "dkd", "feature"):
+                    per = subject_base + rng.normal(0, 0.03, 12)
+                    if strategy == "dkd":
+                        if one_subject:
+                            per = per + 0.05
+                            per[9] -= 12 * dkd_gain
+                        else:
+                            per = per - dkd_gain
+                    folds = [{"held_out": [f"DATA_{i + 1:02d}"], "windows": 150, "mae": float(v), "mae_untracked": float(v) + 2} for i, v in enumerate(per)]
+                    rows.append(_run(strategy, float(np.mean(per)), seed=seed, folds=12, family=family, size=(w, d, p), per_fold=folds))
+    return rows
+
+
+def test_loso_claims_use_subjects_as_the_unit_with_holm():
+    rows = _study(seeds=2) + _loso_study()
+    c = _claims(rows)
+    beats = c["Distilled students beat students trained from scratch"]
+    assert beats.verdict == "reproduced" and "12/12 subjects lower" in beats.figure and "bpm and more" in beats.power
+    assert c["DKD gives the strongest gains of the four strategies"].verdict == "reproduced"
+    lone = _claims(_study(seeds=2) + _loso_study(one_subject=True))
+    assert lone["Distilled students beat students trained from scratch"].verdict == "tie"  # one subject's gain is not a win
+
+
 def _claims(rows, metric="mae"):
     """Claims judged on `metric`, by their name without the metric suffix."""
     from ppg_stream.models.paper import METRIC_NAMES, claims
@@ -170,8 +202,9 @@ def test_series_in_a_panel_have_distinct_colours_and_markers_and_fits_stay_in_ra
         for curve in [line for line in ax.get_lines() if line.get_linestyle() == "-"]:
             x = curve.get_xdata()
             assert x.min() >= min(params) * 0.999 and x.max() <= max(params) * 1.001
+    with_loso = Results(_study(seeds=2) + _loso_study())
     for make in (gain_vs_size_figure, error_vs_latency_figure):
-        for ax in make(results).axes:
+        for ax in make(with_loso).axes:
             lines = [line for line in ax.get_lines() if line.get_marker() not in ("None", None, "")]
             assert len({(to_hex(line.get_color()), line.get_marker()) for line in lines}) == len(lines)
 
@@ -180,6 +213,7 @@ def test_series_in_a_panel_have_distinct_colours_and_markers_and_fits_stay_in_ra
 def test_teacher_labels_never_overlap():
     rows = _study(seeds=1)
     rows += [{**rows[0], "key": f"teacher|{t}", "teacher": t, "mae": m, "params": p} for t, m, p in (("T2", 1.62, 1.9e6), ("T3", 1.64, 3e6), ("T4", 2.4, 5e6))]
+    rows.append({"key": "baseline|spectral|ieee", "strategy": "baseline", "family": "spectral", "mae": 3.2, "mae_untracked": 6.4})  # MLPs above it leave the axis
     fig = error_vs_size_figure(Results(rows), {"mae": series_fits(Results(rows))})
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()

@@ -13,12 +13,15 @@ docs/serve.md recommends; a checker in this process subscribes to the HR topics 
 window of every device: that it arrives, once, in order, and with a heart rate within 5 bpm of the
 generator's truth (clean synthetic signals: a miss is a pipeline fault, not the model's).
 
-Printed per step: service CPU and Mosquitto CPU (share of one core, over the measured span), the
+Printed per step: service, Mosquitto and checker CPU (share of one core, over the measured span), the
 service's peak RSS, windows/s (windows received within the measured span ÷ its length), end-to-end
 latency p50 / p99 (HR message received − the time the load generator was due to send the chunk that
 completed the window: its own lateness is included, and printed), late (flagged by serve), windows
-dropped by serve (stale) and chunks dropped, lost, duplicated, out of order, off by > 5 bpm. Then one
-line per chunk size: the largest K with no window lost and end-to-end p99 ≤ --p99-ms (250).
+dropped by serve (stale), chunks dropped and missing, lost (never received), unaccounted (lost and not
+counted by serve as dropped or skipped), duplicated, out of order, off by > 5 bpm, reconnects, and the
+seconds the service took after the last chunk to work through what it had left (drain_s: it is stopped
+once one of its stats lines saw no chunk come in). Then one line per chunk size: the largest K with no
+window lost and end-to-end p99 ≤ --p99-ms (250).
 The load average of the machine is printed with each step: other work on it shows in the latencies.
 """
 
@@ -209,7 +212,9 @@ def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, 
     def read() -> None:
         for line in service.stderr:
             if line.startswith("{"):
-                lines.append(json.loads(line))
+                entry = json.loads(line)
+                entry["timestamp_s"] = time.time()  # when this script read it
+                lines.append(entry)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -235,7 +240,17 @@ def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, 
     wall1 = time.time()
     load1 = os.getloadavg()[0]
     gen_out, _ = gen.communicate(timeout=300)
-    time.sleep(3.0)  # the last windows' messages
+    # the last windows' messages: a service that fell behind is given time to work through its backlog (until
+    # a stats line says no chunk came in during its interval, at most 180 s), so what it never published is
+    # what it dropped, counted
+    done_at = time.time()
+    deadline = done_at + 180.0
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if any(e.get("event") == "stats" and e.get("chunks_per_s") == 0 and e.get("timestamp_s", 0) >= done_at for e in lines):
+            break
+    drained_s = time.time() - done_at
+    time.sleep(1.0)
     rss = proc_rss_mib(service.pid)
     service.send_signal(signal.SIGINT)
     service.wait(timeout=120)
@@ -259,14 +274,15 @@ def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, 
         "broker_cpu": round((cpu1["broker"] - cpu0["broker"]) / span, 3), "checker_cpu": round((cpu1["checker"] - cpu0["checker"]) / span, 3), "rss_mib": round(rss), "windows_per_s": round(in_span / (stop - start), 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
         "late": checker.late, "dropped_stale": summary.get("dropped_stale", 0), "dropped_chunks": summary.get("dropped_chunks", 0),
-        "missing_chunks": summary.get("missing_chunks", 0), "lost": lost, "duplicates": checker.duplicates, "out_of_order": checker.out_of_order,
-        "off_5bpm": checker.off, "reconnects": summary.get("reconnects", 0), "loadgen_late_p99_ms": gen_stats.get("loadgen_late_p99_ms"),
+        "missing_chunks": summary.get("missing_chunks", 0), "lost": lost,
+        "unaccounted": lost - summary.get("dropped_stale", 0) - summary.get("skipped_gap", 0), "duplicates": checker.duplicates, "out_of_order": checker.out_of_order,
+        "off_5bpm": checker.off, "reconnects": summary.get("reconnects", 0), "loadgen_late_p99_ms": gen_stats.get("loadgen_late_p99_ms"), "drain_s": round(drained_s),
         "load_avg": f"{load0:.1f}-{load1:.1f}",
     }
 
 
 COLUMNS = ["chunk_s", "devices", "serve_cpu", "broker_cpu", "checker_cpu", "rss_mib", "windows_per_s", "p50_ms", "p99_ms", "late", "dropped_stale", "dropped_chunks",
-           "missing_chunks", "lost", "duplicates", "out_of_order", "off_5bpm", "reconnects", "loadgen_late_p99_ms", "load_avg"]
+           "missing_chunks", "lost", "unaccounted", "duplicates", "out_of_order", "off_5bpm", "reconnects", "loadgen_late_p99_ms", "drain_s", "load_avg"]
 
 
 def main() -> None:

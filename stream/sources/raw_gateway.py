@@ -92,9 +92,13 @@ class TappedSource:
         self.labels_bpm = source.labels_bpm
         self.speed = source.speed
         self._groups = frozenset(source.rates)
+        self._real_time = source.speed == 1
 
     async def chunks(self) -> AsyncIterator[tuple[Chunk, float]]:
         async for chunk, arrival in self.source.chunks():
             if len(chunk.t):
-                self.gateway.forward(self.device, self._groups, chunk, self.source.rates[chunk.group], time.time())
+                # stamped with the send time when the source runs in real time (a wearable, a replay at --speed 1):
+                # then the service counts each window's age from it; faster or slower, the data's time does
+                # not map to the clock, and the service counts from the arrival (payload version 1)
+                self.gateway.forward(self.device, self._groups, chunk, self.source.rates[chunk.group], time.time() if self._real_time else 0.0)
             yield chunk, arrival

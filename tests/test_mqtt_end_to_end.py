@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 # a misaligned window index gives tens of bpm).
 MAE_BOUND_BPM = 3.0
 DEFAULT_MODEL = InferenceEngine("student").spec.label
-FIELDS = {"device", "window", "t_end", "ts", "bpm", "confidence", "latency_ms", "late", "model"}
+FIELDS = {"device", "window", "t_end", "ts", "bpm", "confidence", "latency_ms", "late", "model", "reliable"}
 
 
 def _check_messages(messages, syn_file, device, complete=True):

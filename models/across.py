@@ -217,3 +217,34 @@ def train_for_devices(recordings: list[Recording], copies: int, epochs: int = 30
     model = build("resnet", training_spec("rect"), 16, 2, seed=seed)
     train_model(model, train_set, TrainConfig(epochs=epochs, seed=seed, threads=threads), build_strategy("scratch"), None, progress=progress)
     return model, real
+
+
+def cv_for_devices(groups: list[list[Recording]], also: list[Recording], copies: int, epochs: int = 30, seed: int = 0, threads: int = 1,
+                   mix: int = 20, activities: int = 12, cache: Path = Path(".cache/ppg-distill"), progress: bool = False):
+    """Cross-validation by groups of recordings: fold i trains on every other group plus `also` (each with its
+    device variants; seed + i) and returns, per held-out recording, its windows' softmax rows:
+    {subject: probs}. With groups from one data set and `also` the other, the model card's subject-wise CV
+    of a recipe that trains on both."""
+    from .train import predict_probabilities
+
+    held_probs: dict[str, np.ndarray] = {}
+    for fold, held in enumerate(groups):
+        train = [r for g in groups if g is not held for r in g] + list(also)
+        model, _ = train_for_devices(train, copies, epochs, seed + fold, threads, mix, activities, cache, progress)
+        for rec in held:
+            held_probs[rec.subject] = predict_probabilities(model, labelled_windows(rec, TRAINING_SPEC).x)
+    return held_probs
+
+
+def ieee_groups(recordings: list[Recording], folds: int) -> list[list[Recording]]:
+    """The model card's IEEE folds: recordings in name order, fold i every `folds`-th from i (models/study.py)."""
+    ordered = sorted(recordings, key=lambda r: r.subject)
+    return [ordered[i::folds] for i in range(folds)]
+
+
+def subject_groups(recordings: list[Recording]) -> list[list[Recording]]:
+    """Wrist PPG During Exercise by subject (`s2_walk` → s2): leave one subject out."""
+    by: dict[str, list[Recording]] = {}
+    for r in recordings:
+        by.setdefault(r.subject.split("_")[0], []).append(r)
+    return list(by.values())

@@ -165,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="the generated windows")
     d.add_argument("--name", default="ppg-student")
     d.add_argument("--version", default="1.4")
-    d.add_argument("--out", type=Path, required=True, help="the ONNX file to write")
+    d.add_argument("--cv", type=int, default=0, metavar="FOLDS",
+                   help="instead of exporting, cross-validate subject-wise over the chosen recordings (4: the model card's IEEE CV) and print the pooled MAE")
+    d.add_argument("--cv-on", choices=["ieee", "wrist"], default="ieee",
+                   help="with --cv and --train both: the data set whose recordings are held out (wrist: leave one subject out)")
+    d.add_argument("--cv-probs", type=Path, default=None, metavar="DIR", help="with --cv: keep each held-out recording's probabilities (<subject>.npy)")
+    d.add_argument("--out", type=Path, default=None, help="the ONNX file to write (required unless --cv)")
 
     c = sub.add_parser("teacher-screen", parents=[common],
                        help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
@@ -557,15 +562,49 @@ def cmd_devices(args) -> int:
 
 
 def cmd_devices_train(args) -> int:
+    import numpy as np
+
     from .across import real_recordings, train_for_devices
     from .architectures import n_parameters
+    from .targets import TRAINING_SPEC
     from .export import ExportMismatch, export
     from .study import ACTIVITY_DURATION_S, MIX_DURATION_S
     from ..stream.core.student_spec import student_spec
 
     if args.copies < 0 or args.epochs < 1 or args.threads < 1 or args.mix_synthetic < 0 or args.activities < 0:
         raise UsageError("--epochs and --threads must be 1 or more, --copies, --mix-synthetic and --activities 0 or more")
+    if args.cv == 1 or args.cv < 0:
+        raise UsageError("--cv: at least 2 folds (0: no cross-validation, export)")
+    if not args.cv and args.out is None:
+        raise UsageError("--out PATH is required (unless --cv)")
     recordings = real_recordings(args.train, args.ieee, args.wrist)
+    if args.cv:
+        from .across import cv_for_devices, ieee_groups, subject_groups
+        from .train import evaluate_probabilities, pool_folds
+
+        ieee = [r for r in recordings if r.subject.startswith("DATA_")]
+        wrist = [r for r in recordings if not r.subject.startswith("DATA_")]
+        if args.cv_on == "wrist" or args.train == "wrist":  # leave one subject out; IEEE (if trained on) in every fold
+            groups, also = subject_groups(wrist), ieee
+        else:  # the model card's IEEE folds; with --train both the wrist recordings train in every fold
+            groups, also = ieee_groups(ieee, args.cv), wrist
+        held = cv_for_devices(groups, also, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
+                              args.cache, progress=True)
+        from .dataset import labelled_windows
+
+        per = []
+        for group in groups:
+            for rec in group:
+                w = labelled_windows(rec, TRAINING_SPEC)
+                per.append((evaluate_probabilities(held[rec.subject], w), len(w)))
+                if args.cv_probs is not None:
+                    args.cv_probs.mkdir(parents=True, exist_ok=True)
+                    np.save(args.cv_probs / f"{rec.subject}.npy", held[rec.subject])
+        total, metrics = pool_folds(per)
+        print(f"{len(groups)}-fold CV over {', '.join(sorted({r.subject.split('_')[0] for g in groups for r in g}))[:80]} ({total} windows), "
+              f"{args.copies} device variants per training recording: MAE {metrics['mae']:.2f} bpm tracked "
+              f"({metrics['mae_untracked']:.2f} window by window), within 5 bpm {100 * metrics['within5']:.1f} %")
+        return 0
     model, real = train_for_devices(recordings, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
                                     args.cache, progress=True)
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "wrist": "Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)",

@@ -71,7 +71,7 @@ def test_a_peak_on_the_cadence_gives_way_to_regular_beats_and_the_confidence_say
     confidence = temper(np.full(10, 40.0), np.full(10, 0.99), x, cues, FS)
     assert (confidence < 0.5).all()
     # where regular beats agree with the estimate the confidence stands
-    assert np.allclose(temper(np.full(10, 120.0), np.full(10, 0.99), x, cues, FS)[cues.beats_speak], 0.99)
+    assert np.allclose(temper(np.full(10, 120.0), np.full(10, 0.99), x, cues, FS)[cues.beat_cv <= 0.15], 0.99)
 
 
 def test_a_peak_the_accelerometer_does_not_share_is_left_alone():

@@ -18,8 +18,8 @@ was given (the tracker's, or the window's own) is kept:
 `beat_rates` is the second opinion that needs no estimate to start from (issue 22): a time-domain beat
 detector in the manner of HeartPy, on every window, moving or still. The PPG minus its moving average
 over `BEAT_MEAN_S` (a high-pass that keeps the pulse and removes most of a slow pedalling or breathing
-wave); the beats are the maxima of the runs above a threshold, the threshold scanned from 0 to 0.7 of
-the signal's RMS, and the threshold whose beat intervals vary least wins; intervals more than 30 % from
+wave); the beats are the maxima of the runs above a threshold, the threshold scanned from 0 to 0.6 of
+the signal's RMS in four steps, and the threshold whose beat intervals vary least wins; intervals more than 30 % from
 their mean are left out. Its rate and the intervals' coefficient of variation (the kept ones', each
 left-out interval counted as 30 % off; low: regular beats)
 go to stream/core/cues.py, which lets it inform or question the spectral model.
@@ -43,6 +43,8 @@ class BeatGate:
 
 
 BEAT_MEAN_S = 0.75  # HeartPy's moving-average window: the high-pass before peak picking
+BEAT_THRESHOLDS = 4  # thresholds scanned: 0, 0.2, 0.4, 0.6 of the high-passed PPG's RMS
+BEAT_THRESHOLD_STEP = 0.2
 BEAT_MIN_BPM = 40.0
 BEAT_MAX_BPM = 210.0
 
@@ -76,8 +78,8 @@ def beat_rate_rows(x: np.ndarray, fs: float, mean_s: float, min_bpm: float, max_
         if not rms > 0.0:
             continue
         best = np.inf
-        for step in range(8):
-            threshold = 0.1 * step * rms
+        for step in range(BEAT_THRESHOLDS):
+            threshold = BEAT_THRESHOLD_STEP * step * rms
             count = 0
             s = 0
             while s < t:

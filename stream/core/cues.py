@@ -34,6 +34,7 @@ from .beats import beat_rates
 # where the accelerometer is looked at, relative to a rate: a model's peak at the cadence, at twice it or half
 # of it (a step rate and the arm's swing at half of it), or at 3/2 or 3 times it (harmonics) is on a cadence line
 CADENCE_RATIOS = (1.0, 0.5, 2.0, 2.0 / 3.0, 1.0 / 3.0)
+ACC_STEP = 2  # the cadence share reads every other accelerometer sample
 BEAT_LINES = 3  # motion fakes beats once or twice per cycle (x 1, 2, ½): the first three ratios
 
 
@@ -58,8 +59,6 @@ class Cues:
     beat_bpm: np.ndarray  # (N,) NaN where no beat rate was found
     beat_cv: np.ndarray  # (N,)
     peak_bpm: np.ndarray  # (N,) the model's peak
-    beats_speak: np.ndarray  # (N,) bool: regular beats, their rate not the cadence
-    beats_doubt: np.ndarray  # (N,) bool: fairly regular beats (to doubt_cv), their rate not the cadence
     moved: np.ndarray  # (N,) bool: the window's distribution was moved towards the beats
 
 
@@ -69,9 +68,9 @@ def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, para
     x = np.ascontiguousarray(x)
     beat_bpm, beat_cv = beat_rates(x, fs)
     fused = np.array(probs, dtype=np.float64)
-    acc_rms, peaks, cadence, speak, doubt, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv,
-                                       p.moving_g, p.cadence_share, p.regular_cv, p.doubt_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm, p.distrust)
-    return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, speak, doubt, moved)
+    acc_rms, peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv, p.moving_g,
+                                               p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm, p.distrust)
+    return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, moved)
 
 
 def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, fs: float, params: CueParams | None = None) -> np.ndarray:
@@ -79,29 +78,34 @@ def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, f
     `bpm` is the moving wrist's cadence with no regular beats agreeing."""
     p = params or CueParams()
     return temper_rows(np.ascontiguousarray(x), np.ascontiguousarray(bpm, dtype=np.float64), np.array(confidence, dtype=np.float64),
-                       fs, cues.acc_rms, cues.peak_bpm, cues.cadence, cues.beat_bpm, cues.beats_speak, cues.beats_doubt, p.moving_g,
-                       p.cadence_share, p.disagree_bpm, p.disagreement_factor, p.cadence_factor)
+                       fs, cues.acc_rms, cues.peak_bpm, cues.cadence, cues.beat_bpm, cues.beat_cv, p.moving_g, p.cadence_share,
+                       p.regular_cv, p.doubt_cv, p.disagree_bpm, p.disagreement_factor, p.cadence_factor)
 
 
 @njit(cache=True)
 def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarray, lines: int = 5) -> float:
     """The largest accelerometer power share at `bpm` × CADENCE_RATIOS[:lines], summed over the axes:
-    Hann-windowed Goertzel power over (window length / 3) × Hann-weighted energy, which is 1 for a pure
-    sinusoid at that rate. The five Goertzel recursions run side by side in one pass over the samples."""
+    Hann-windowed Goertzel power over (samples / 3) × Hann-weighted energy, which is 1 for a pure sinusoid
+    at that rate. Every other sample (the accelerometer is band-passed to 4 Hz, half of 25 Hz keeps it
+    alias-free); the five Goertzel recursions run side by side in one pass."""
     t = x.shape[2]
-    c0 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[0] / 60.0 / fs)
-    c1 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[1] / 60.0 / fs)
-    c2 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[2] / 60.0 / fs)
-    c3 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[3] / 60.0 / fs)
-    c4 = 2.0 * math.cos(2.0 * math.pi * bpm * CADENCE_RATIOS[4] / 60.0 / fs)
+    w = 2.0 * math.pi * bpm / 60.0 / fs * ACC_STEP
+    c0 = 2.0 * math.cos(w * CADENCE_RATIOS[0])
+    c1 = 2.0 * math.cos(w * CADENCE_RATIOS[1])
+    c2 = 2.0 * math.cos(w * CADENCE_RATIOS[2])
+    c3 = 2.0 * math.cos(w * CADENCE_RATIOS[3])
+    c4 = 2.0 * math.cos(w * CADENCE_RATIOS[4])
     p0 = p1 = p2 = p3 = p4 = 0.0
     energy = 0.0
+    used = 0
     for ch in range(1, 4):
         a0 = a1 = a2 = a3 = a4 = 0.0
         b0 = b1 = b2 = b3 = b4 = 0.0
-        for s in range(t):
+        used = 0
+        for s in range(0, t, ACC_STEP):
             v = x[i, ch, s] * hann[s]
             energy += v * v
+            used += 1
             a0, b0 = v + c0 * a0 - b0, a0
             a1, b1 = v + c1 * a1 - b1, a1
             a2, b2 = v + c2 * a2 - b2, a2
@@ -118,7 +122,7 @@ def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarra
     for j, (r, power) in enumerate(zip(CADENCE_RATIOS, (p0, p1, p2, p3, p4))):
         if j < lines and 20.0 <= r * bpm <= 240.0:
             best = max(best, power)
-    return min(1.0, 3.0 * best / (t * energy))
+    return min(1.0, 3.0 * best / (used * energy))
 
 
 @njit(cache=True)
@@ -140,64 +144,65 @@ def _acc_rms(x: np.ndarray, i: int) -> float:
 
 
 @njit(cache=True)
-def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, doubt_cv, disagree_bpm, beat_weight,
-              beat_sigma, distrust):
-    """In place on `probs`; returns per window (acc RMS, the model's peak, the cadence share there, whether
-    the beats speak, whether they may doubt, moved). Beats speak when they are regular and their rate is not
-    itself the cadence (an arm swinging regularly makes regular 'beats'); they may doubt an estimate when
-    regular at least to `doubt_cv` and not the cadence."""
+def _beats_free(x, i, fs, beat_bpm, hann, moving, cadence_share) -> bool:
+    """The beat rate is not itself a line of the motion (an arm swinging regularly makes regular 'beats')."""
+    return not moving or _cadence_share(x, i, fs, beat_bpm, hann, BEAT_LINES) < cadence_share
+
+
+@njit(cache=True)
+def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, disagree_bpm, beat_weight, beat_sigma, distrust):
+    """In place on `probs`; returns per window (acc RMS, the model's peak, the cadence share there, moved).
+    Every accelerometer share is computed only where a decision needs it."""
     n, k = probs.shape
     acc_rms = np.zeros(n)
     peaks = np.zeros(n)
     cadence = np.zeros(n)
-    speak = np.zeros(n, dtype=np.bool_)
-    doubt = np.zeros(n, dtype=np.bool_)
     moved = np.zeros(n, dtype=np.bool_)
     has_acc = x.shape[1] >= 4
-    bump = np.empty(k)
     hann = _hann(x.shape[2])
     for i in range(n):
         peaks[i] = bins[np.argmax(probs[i])]
-        regular = beat_cv[i] <= regular_cv
         if has_acc:
             acc_rms[i] = _acc_rms(x, i)
         if acc_rms[i] <= moving_g:
-            speak[i] = regular
-            doubt[i] = beat_cv[i] <= doubt_cv
             continue
-        if beat_cv[i] <= doubt_cv:
-            free = _cadence_share(x, i, fs, beat_bpm[i], hann, BEAT_LINES) < cadence_share
-            speak[i] = regular and free
-            doubt[i] = free
-        cadence[i] = _cadence_share(x, i, fs, peaks[i], hann)
+        cadence[i] = _cadence_share(x, i, fs, peaks[i], hann, 5)
         if cadence[i] < cadence_share:
             continue
         b = beat_bpm[i]
-        if speak[i] and abs(b - peaks[i]) > disagree_bpm:
+        if beat_cv[i] <= regular_cv and abs(b - peaks[i]) > disagree_bpm and _beats_free(x, i, fs, b, hann, True, cadence_share):
             total = 0.0
+            for j in range(k):  # a Gaussian at the beat rate, cut at 4 sigma
+                d = (bins[j] - b) / beat_sigma
+                probs[i, j] *= 1.0 - beat_weight
+                if abs(d) < 4.0:
+                    total += math.exp(-0.5 * d * d)
             for j in range(k):
-                bump[j] = math.exp(-0.5 * ((bins[j] - b) / beat_sigma) ** 2)
-                total += bump[j]
-            for j in range(k):
-                probs[i, j] = (1.0 - beat_weight) * probs[i, j] + beat_weight * bump[j] / total
+                d = (bins[j] - b) / beat_sigma
+                if abs(d) < 4.0:
+                    probs[i, j] += beat_weight * math.exp(-0.5 * d * d) / total
             moved[i] = True
         else:  # a peak on the cadence says little about the pulse
             for j in range(k):
                 probs[i, j] = (1.0 - distrust) * probs[i, j] + distrust / k
-    return acc_rms, peaks, cadence, speak, doubt, moved
+    return acc_rms, peaks, cadence, moved
 
 
 @njit(cache=True)
-def temper_rows(x, bpm, confidence, fs, acc_rms, peaks, cadence, beat_bpm, speak, doubt, moving_g, cadence_share, disagree_bpm,
-                disagreement_factor, cadence_factor):
+def temper_rows(x, bpm, confidence, fs, acc_rms, peaks, cadence, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, doubt_cv,
+                disagree_bpm, disagreement_factor, cadence_factor):
+    """× `disagreement_factor` where fairly regular beats (to `doubt_cv`), not the motion, disagree with the
+    published rate; else × `cadence_factor` where the published rate sits on a moving wrist's cadence line
+    and regular beats, not the motion, do not confirm it."""
     n = bpm.shape[0]
     hann = _hann(x.shape[2])
     for i in range(n):
+        moving = acc_rms[i] > moving_g
         agree = abs(beat_bpm[i] - bpm[i]) <= disagree_bpm
-        if doubt[i] and not agree:
+        if not agree and beat_cv[i] <= doubt_cv and _beats_free(x, i, fs, beat_bpm[i], hann, moving, cadence_share):
             confidence[i] *= disagreement_factor
-        elif not (speak[i] and agree) and acc_rms[i] > moving_g:
-            share = cadence[i] if abs(bpm[i] - peaks[i]) <= 1.0 else _cadence_share(x, i, fs, bpm[i], hann)
-            if share >= cadence_share:
+        elif moving:
+            share = cadence[i] if abs(bpm[i] - peaks[i]) <= 1.0 else _cadence_share(x, i, fs, bpm[i], hann, 5)
+            if share >= cadence_share and not (agree and beat_cv[i] <= regular_cv and _beats_free(x, i, fs, beat_bpm[i], hann, True, cadence_share)):
                 confidence[i] *= cadence_factor
     return confidence

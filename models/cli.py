@@ -184,14 +184,19 @@ def _check_run(args, strategy: str, teacher: str | None) -> bool:
     """A run's own options (strategy, its hyperparameters, the training mix), before any data is read;
     whether the strategy needs a teacher."""
     from .architectures import TEACHER_SIZES
+    from .context_teacher import parse_context_teacher
     from .losses import build_strategy
 
     try:
-        needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
+        built = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None))))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if needs_teacher and teacher not in TEACHER_SIZES:
-        raise UsageError(f"teacher {teacher!r}: one of {', '.join(TEACHER_SIZES)}")
+    needs_teacher = built.needs_teacher
+    context = parse_context_teacher(teacher) is not None
+    if needs_teacher and teacher not in TEACHER_SIZES and not context:
+        raise UsageError(f"teacher {teacher!r}: one of {', '.join(TEACHER_SIZES)}, or a privileged-context teacher such as R32x3+fb (ppg-distill teacher-screen)")
+    if needs_teacher and context and built.needs_features:
+        raise UsageError(f"strategy {strategy!r} needs the teacher's features; the context teacher {teacher} gives only its outputs")
     if args.epochs < 1:
         raise UsageError(f"--epochs {args.epochs}: at least 1")
     if args.mix_synthetic < 0:
@@ -463,9 +468,9 @@ def cmd_teacher_screen(args) -> int:
         raise UsageError(f"--only: {args.folds} folds, numbered 0-{args.folds - 1}")
     data = _data(args)
     extra = pretraining_corpus(args.synthetic, 300.0, args.cache) if args.synthetic else None
-    rows = screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads))
-    for row in rows:
-        append_result(args.out, {**row, "folds": len(data.folds), "data": data.name, "seed": args.seed, "synthetic": args.synthetic})
+    screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads), cache=args.cache,
+           on_row=lambda row: append_result(args.out, {**row, "folds": len(data.folds), "data": data.name, "seed": args.seed,
+                                                        "synthetic": args.synthetic}))
     return 0
 
 

@@ -453,7 +453,7 @@ def cmd_baseline(args) -> int:
 
 def cmd_teacher_screen(args) -> int:
     from .context_teacher import CONTEXT_TEACHERS, WINDOW_TEACHERS, ContextConfig, parse_context_teacher, screen
-    from .study import append_result, pretraining_corpus
+    from .study import append_result, pretraining_corpus, teacher_path
 
     _check_common(args)
     names = args.candidates.split(",")
@@ -468,7 +468,8 @@ def cmd_teacher_screen(args) -> int:
         raise UsageError(f"--only: {args.folds} folds, numbered 0-{args.folds - 1}")
     data = _data(args)
     extra = pretraining_corpus(args.synthetic, 300.0, args.cache) if args.synthetic else None
-    screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads), cache=args.cache,
+    screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads),
+           path_of=lambda name, fold: teacher_path(name, fold, data, args.cache),
            on_row=lambda row: append_result(args.out, {**row, "folds": len(data.folds), "data": data.name, "seed": args.seed,
                                                         "synthetic": args.synthetic}))
     return 0

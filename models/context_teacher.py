@@ -305,11 +305,12 @@ def n_parameters(teacher: ContextTeacher) -> int:
 
 
 def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = None, config: ContextConfig = ContextConfig(),
-           log=print, cache=None, on_row=None) -> list[dict]:
+           log=print, path_of=None, on_row=None) -> list[dict]:
     """Train each candidate on every listed fold's training subjects (plus `extra`, e.g. synthetic
     recordings) and score it on the fold's held-out subjects; one row per candidate and fold (handed to
-    `on_row` as soon as it is measured). With `cache`, each fold's teacher is kept where a sweep finds
-    it (`ppg_stream.models.study.teacher_path`), and one already there is scored, not retrained."""
+    `on_row` as soon as it is measured). With `path_of(name, fold)` (where a sweep finds a fold's
+    teacher: `ppg_stream.models.study.teacher_path`), each fold's teacher is kept there, and one already
+    there is scored, not retrained."""
     from ..stream.core.decode import softmax
     from .train import evaluate_probabilities
 
@@ -319,11 +320,7 @@ def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = N
             train_set, test_set = data.split(fold)
             if extra is not None:
                 train_set = WindowSet.concat([train_set, extra])
-            path = None
-            if cache is not None:
-                from .study import teacher_path
-
-                path = teacher_path(name, fold, data, cache)
+            path = path_of(name, fold) if path_of is not None else None
             if path is not None and path.exists():
                 teacher, cost = load_context_teacher(path)
             else:

@@ -28,8 +28,10 @@ SUBSTANTIAL = 10.0  # a cost cut counts as substantial from this factor on
 SETUP_DIFFERENCES = [
     "Teachers are pre-trained on 40 five-minute recordings from the project's own generator and fine-tuned per fold "
     "on the training subjects, not large models pre-trained on real free-living corpora.",
-    "Data: the 12 IEEE SPC 2015 subjects (one data set, all running; reference HR 69-177 bpm). The PPG-DaLiA reader "
-    "exists (`--dalia`) but that data is not on this machine; the paper uses several free-living data sets.",
+    "Data: the 12 IEEE SPC 2015 subjects (all running; reference HR 69-177 bpm) for every claim; wrist-ppg-exercise (3 "
+    "subjects, 8 recordings, another device; walking, running, cycling) only as a test set for IEEE-trained models "
+    "(`ppg-distill cross-data`, last section of the summary), not yet for a leave-one-subject-out study of its own. The "
+    "PPG-DaLiA reader exists (`--dalia`) but that data is not on this machine; the paper uses several free-living data sets.",
     "Models: both families work on a fixed spectral front end (DFT at the bin centres), the ResNet convolving along the "
     "bin axis; the paper's backbone is a time-domain 1D-ResNet. Output: 181 one-bpm bins (30-210) with Gaussian "
     "targets, where the paper classifies into 180 BPM classes.",

@@ -23,7 +23,7 @@ from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, WRIST_PPG_EXER
 
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
 # what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
-NEEDS = {"devices-train": ("torch",), "baseline": ("torch",), "teacher-screen": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
+NEEDS = {"cross-data": ("torch",), "devices-train": ("torch",), "baseline": ("torch",), "teacher-screen": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
          "accuracy": ("torch",), "report": ("matplotlib",)}
 TRAIN_EXTRA = frozenset({"torch", "tqdm", "matplotlib"})
 INSTALL_TRAIN = "pip install -e '.[train]' in the checkout (CPU torch first: pip install torch==2.13.0)"
@@ -188,10 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("baseline", parents=[common], help="score the non-learned spectral estimator on the study's windows (the report's 'did it learn' line)")
     b.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
+    x = sub.add_parser("cross-data", help="models trained on IEEE SPC 2015 scored on wrist-ppg-exercise (another device), per recording")
+    x.add_argument("--wrist", type=Path, default=None, help="wrist-ppg-exercise folder (default: $PPG_STREAM_DATA/wrist-ppg-exercise)")
+    x.add_argument("--models", default="spectral,student", help="models under the contract: built-in names or .onnx files (default spectral,student)")
+    x.add_argument("--teachers", default="", help="context teachers whose 12 leave-one-subject-out checkpoints are averaged (e.g. R32x3+fb)")
+    x.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and teacher checkpoints")
+    x.add_argument("--out", type=Path, default=Path("results/cross_data.jsonl"), help="one JSON line per model and recording (appended)")
+
     r = sub.add_parser("report", parents=[common], help="scaling-law fits, plots and a markdown summary of a results file")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     r.add_argument("--out", type=Path, default=Path("results/report"))
     r.add_argument("--readme", type=Path, default=None, help="also write the 'Against the paper' section into this README, between its markers")
+    r.add_argument("--screen", type=Path, default=None,
+                   help="teacher-screen rows to report beside the study (default: teacher_screen.jsonl beside --results, if there)")
     return p
 
 
@@ -214,14 +223,19 @@ def _check_run(args, strategy: str, teacher: str | None) -> bool:
     """A run's own options (strategy, its hyperparameters, the training mix), before any data is read;
     whether the strategy needs a teacher."""
     from .architectures import TEACHER_SIZES
+    from .context_teacher import parse_context_teacher
     from .losses import build_strategy
 
     try:
-        needs_teacher = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None)))).needs_teacher
+        built = build_strategy(strategy, **dict(parse_params(getattr(args, "set", None))))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if needs_teacher and teacher not in TEACHER_SIZES:
-        raise UsageError(f"teacher {teacher!r}: one of {', '.join(TEACHER_SIZES)}")
+    needs_teacher = built.needs_teacher
+    context = parse_context_teacher(teacher) is not None
+    if needs_teacher and teacher not in TEACHER_SIZES and not context:
+        raise UsageError(f"teacher {teacher!r}: one of {', '.join(TEACHER_SIZES)}, or a privileged-context teacher such as R32x3+fb (ppg-distill teacher-screen)")
+    if needs_teacher and context and built.needs_features:
+        raise UsageError(f"strategy {strategy!r} needs the teacher's features; the context teacher {teacher} gives only its outputs")
     if args.epochs < 1:
         raise UsageError(f"--epochs {args.epochs}: at least 1")
     if args.mix_synthetic < 0:
@@ -327,7 +341,12 @@ def cmd_report(args) -> int:
         text = args.readme.read_text() if args.readme.is_file() else ""
         if README_BEGIN not in text or README_END not in text:  # said before the report is written, not after
             raise UsageError(f"--readme {args.readme}: no '{README_BEGIN}' … '{README_END}' markers to write the section between")
-    summary = render(load_results(args.results), args.out)
+    screen = args.screen if args.screen is not None else args.results.with_name("teacher_screen.jsonl")
+    if args.screen is not None and not screen.exists():
+        raise UsageError(f"--screen {screen}: no such file (run ppg-distill teacher-screen first)")
+    cross = args.results.with_name("cross_data.jsonl")  # `ppg-distill cross-data`'s rows, when there
+    summary = render(load_results(args.results), args.out, screen=load_results(screen) if screen.exists() else None,
+                     cross=load_results(cross) if cross.exists() else None)
     text = summary.read_text()
     if args.readme is not None:
         update_readme(args.readme, text)
@@ -476,9 +495,52 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_cross_data(args) -> int:
+    import numpy as np
+
+    from ..replay.data_sets import WRIST_PPG_EXERCISE
+    from .context_teacher import load_context_teacher, parse_context_teacher
+    from .cross_data import onnx_probabilities, score, wrist_windows
+    from .dataset import WindowSet
+    from .study import StudyData, append_result, teacher_path
+    from ..stream.core.decode import softmax
+
+    wrist = args.wrist if args.wrist is not None else data_dir(WRIST_PPG_EXERCISE)
+    if not (Path(wrist) / "reference_bpm.json").exists():
+        raise UsageError(f"--wrist {wrist}: no wrist-ppg-exercise folder (reference_bpm.json and *.csv) there; {where_to_get(WRIST_PPG_EXERCISE)}")
+    teachers = [t for t in args.teachers.split(",") if t]
+    unknown = [t for t in teachers if parse_context_teacher(t) is None]
+    if unknown:
+        raise UsageError(f"--teachers: not a context teacher: {', '.join(unknown)} (e.g. R32x3+fb)")
+    cached = args.cache / "wrist_windows.npz"
+    windows = WindowSet.load(cached) if cached.exists() else wrist_windows(Path(wrist))
+    if not cached.exists():
+        args.cache.mkdir(parents=True, exist_ok=True)
+        windows.save(cached)
+    rows = []
+    for model in [m for m in args.models.split(",") if m]:
+        rows += score(model, onnx_probabilities(model, windows), windows, {"trained_on": "ieee"})
+    loso = StudyData(windows, [np.array([s]) for s in [f"DATA_{i:02d}" for i in range(1, 13)]], "ieee")  # names the LOSO checkpoints
+    for name in teachers:
+        paths = [p for p in (teacher_path(name, fold, loso, args.cache) for fold in range(12)) if p.exists()]
+        if not paths:
+            raise UsageError(f"--teachers {name}: none of its leave-one-subject-out checkpoints is in {args.cache}; "
+                             f"run ppg-distill teacher-screen --candidates {name} --only 0,1,2,3,4,5,6,7,8,9,10,11")
+        for smooth in (False, True):
+            logp = np.mean([load_context_teacher(p)[0].logits(windows, smooth=smooth) for p in paths], axis=0)
+            label = f"{name} ({len(paths)} LOSO checkpoints averaged{', smoother' if smooth else ', no smoother'})"
+            rows += score(label, softmax(logp), windows, {"trained_on": "ieee"})
+    for row in rows:
+        append_result(args.out, row)
+    from .cross_data import cross_data_section
+
+    print(cross_data_section(rows))
+    return 0
+
+
 def cmd_teacher_screen(args) -> int:
     from .context_teacher import CONTEXT_TEACHERS, WINDOW_TEACHERS, ContextConfig, parse_context_teacher, screen
-    from .study import append_result, pretraining_corpus
+    from .study import append_result, pretraining_corpus, teacher_path
 
     _check_common(args)
     names = args.candidates.split(",")
@@ -493,9 +555,10 @@ def cmd_teacher_screen(args) -> int:
         raise UsageError(f"--only: {args.folds} folds, numbered 0-{args.folds - 1}")
     data = _data(args)
     extra = pretraining_corpus(args.synthetic, 300.0, args.cache) if args.synthetic else None
-    rows = screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads))
-    for row in rows:
-        append_result(args.out, {**row, "folds": len(data.folds), "data": data.name, "seed": args.seed, "synthetic": args.synthetic})
+    screen(names, data, args.only, extra, ContextConfig(epochs=args.epochs, seed=args.seed, threads=args.threads),
+           path_of=lambda name, fold: teacher_path(name, fold, data, args.cache),
+           on_row=lambda row: append_result(args.out, {**row, "folds": len(data.folds), "data": data.name, "seed": args.seed,
+                                                        "synthetic": args.synthetic}))
     return 0
 
 
@@ -624,7 +687,7 @@ def cmd_devices_train(args) -> int:
     return 0
 
 
-COMMANDS = {"devices-train": cmd_devices_train, "devices": cmd_devices, "baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+COMMANDS = {"cross-data": cmd_cross_data, "devices-train": cmd_devices_train, "devices": cmd_devices, "baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -280,14 +280,37 @@ def train_context_teacher(teacher: ContextTeacher, data: WindowSet, config: Cont
     return {"train_s": round(time.perf_counter() - started, 1), "history": history}
 
 
+def save_context_teacher(path, teacher: ContextTeacher, info: dict) -> None:
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"context_teacher": teacher.name, "state_dict": teacher.state_dict(), "info": info}, path)
+
+
+def load_context_teacher(path) -> tuple[ContextTeacher, dict]:
+    """A trained context teacher (tensors, strings and numbers only: `torch.load(weights_only=True)`)."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such context teacher (train it first: ppg-distill teacher-screen --candidates NAME --only FOLDS)")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    teacher = ContextTeacher(TRAINING_SPEC, str(blob["context_teacher"]))
+    teacher.load_state_dict(blob["state_dict"])
+    teacher.eval()
+    return teacher, blob.get("info", {})
+
+
 def n_parameters(teacher: ContextTeacher) -> int:
     return sum(p.numel() for p in teacher.parameters() if p.requires_grad)
 
 
 def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = None, config: ContextConfig = ContextConfig(),
-           log=print) -> list[dict]:
+           log=print, path_of=None, on_row=None) -> list[dict]:
     """Train each candidate on every listed fold's training subjects (plus `extra`, e.g. synthetic
-    recordings) and score it on the fold's held-out subjects; one row per candidate and fold."""
+    recordings) and score it on the fold's held-out subjects; one row per candidate and fold (handed to
+    `on_row` as soon as it is measured). With `path_of(name, fold)` (where a sweep finds a fold's
+    teacher: `ppg_stream.models.study.teacher_path`), each fold's teacher is kept there, and one already
+    there is scored, not retrained."""
     from ..stream.core.decode import softmax
     from .train import evaluate_probabilities
 
@@ -297,18 +320,27 @@ def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = N
             train_set, test_set = data.split(fold)
             if extra is not None:
                 train_set = WindowSet.concat([train_set, extra])
-            teacher = ContextTeacher(TRAINING_SPEC, name, seed=config.seed)
-            cost = train_context_teacher(teacher, train_set, config)
+            path = path_of(name, fold) if path_of is not None else None
+            if path is not None and path.exists():
+                teacher, cost = load_context_teacher(path)
+            else:
+                teacher = ContextTeacher(TRAINING_SPEC, name, seed=config.seed)
+                cost = train_context_teacher(teacher, train_set, config)
+                if path is not None:
+                    save_context_teacher(path, teacher, {"fold": fold, "train_s": cost["train_s"], "epochs": config.epochs,
+                                                         "train_windows": len(train_set)})
             metrics = evaluate_probabilities(softmax(teacher.logits(test_set)), test_set)
             other = evaluate_probabilities(softmax(teacher.logits(test_set, smooth=not teacher.kind.smooth)), test_set)
             row = {"teacher": name, "fold": fold, "held_out": [str(s) for s in data.folds[fold]], "windows": len(test_set),
                    "params": n_parameters(teacher), "span_s": span_s(name), "epochs": config.epochs,
                    "extra_windows": 0 if extra is None else len(extra), "train_windows": len(train_set),
-                   "mae": metrics["mae"], "mae_untracked": metrics["mae_untracked"], "train_s": cost["train_s"],
+                   "mae": metrics["mae"], "mae_untracked": metrics["mae_untracked"], "train_s": cost.get("train_s"),
                    # the same trained members scored the other way (with / without the smoother)
                    ("mae_untracked_raw" if teacher.kind.smooth else "mae_untracked_fb"): other["mae_untracked"]}
             log(f"{name} fold {fold} ({', '.join(row['held_out'])}): {row['mae_untracked']:.2f} window by window "
                 f"({'raw' if teacher.kind.smooth else 'with +fb'} {other['mae_untracked']:.2f}), {row['mae']:.2f} tracked, {row['train_s']:.0f} s")
             rows.append(row)
+            if on_row is not None:
+                on_row(row)
     return rows
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .paper import against_the_paper
+from .cross_data import cross_data_section
+from .screen import TEACHER_GAIN, latest_screen_rows, screen_summary
 from .report_plots import calibration_vs_size_figure, error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
 from .repeats import paired_difference, relative_gain, signed
 from .results import Results, aggregate_seeds, load_results  # noqa: F401  (load_results: the CLI's entry)
@@ -58,10 +60,11 @@ def mean_series_fits(results: Results, metric: str = "mae") -> dict[tuple[str, s
     return out
 
 
-def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
-    """Plots and `summary.md` into `out`; returns the summary's path."""
+def render(rows: list[dict], out: Path, metric: str = "mae", screen: list[dict] | None = None, cross: list[dict] | None = None) -> Path:
+    """Plots and `summary.md` into `out`; returns the summary's path. `screen`: the rows of
+    `ppg-distill teacher-screen` (privileged-context teacher candidates on leave-one-subject-out folds)."""
     out.mkdir(parents=True, exist_ok=True)
-    results = Results(rows)
+    results = Results(rows, latest_screen_rows(screen or []))
     if not results.students:  # only recipe runs (e.g. a file of `distill --taper/--activities` rows): no study to fit
         save(reliability_figure(recipe_groups(results)), out / "reliability.png")
         summary = out / "summary.md"
@@ -78,8 +81,34 @@ def render(rows: list[dict], out: Path, metric: str = "mae") -> Path:
     # a few recipes: one reliability panel each; a whole study's configurations: ECE per size and strategy
     save(reliability_figure(groups) if len(groups) <= 8 else calibration_vs_size_figure(results), out / "reliability.png")
     summary = out / "summary.md"
-    summary.write_text(markdown_summary(results, sizes, fits, metric, means))
+    summary.write_text(markdown_summary(results, sizes, fits, metric, means) + cross_data_section(cross or []))
     return summary
+
+
+def screen_section(results: Results) -> str:
+    items = screen_summary(results)
+    if not items:
+        return ""
+    lines = ["## Teacher candidates with privileged context (leave-one-subject-out)", "",
+             "`ppg-distill teacher-screen`: each candidate trained per leave-one-subject-out fold on the other 11 subjects (plus "
+             "synthetic recordings of the teachers' pre-training corpus) and scored window by window on the held-out subject, "
+             "beside the best student of the sweep on the same subjects (lowest pooled LOSO window-by-window MAE). `C…`: a "
+             "1D-ResNet over the stacked spectra of the window and its ±8 neighbours (40 s, non-causal); `R…+fb`: a per-window "
+             "spectral ResNet whose outputs a forward-backward smoother combines over the whole recording (the causal tracker's "
+             "transition model, run both ways); 'raw' is the same trained model without the smoother. Δ: paired bootstrap over the "
+             f"subjects scored. A teacher worth distilling is ≥ {100 * TEACHER_GAIN:.0f} % below the best student on all 12 subjects.", "",
+             "| candidate | parameters | epochs | synthetic recordings | subjects | MAE window by window | raw | best student there | reduction | Δ [95 %] | training (1 thread) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for it in items:
+        subjects = f"{it['folds']}: " + ", ".join(s.replace("DATA_", "") for s in it["subjects"]) if it["folds"] < 12 else "all 12"
+        diff = it.get("difference")
+        dtext = "-" if diff is None else f"{diff.mean:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}], {diff.better}/{diff.subjects} lower".replace("-", "−")
+        student = f"{it['student_mae']:.2f} ({it['student']})" if "student" in it else "-"
+        reduction = f"{100 * it['reduction']:.0f} %" if "reduction" in it else "-"
+        raw = f"{it['raw']:.2f}" if it.get("raw") is not None else "-"
+        lines.append(f"| {it['teacher']} | {it['params']:,} | {it['epochs']} | {it['synthetic']} | {subjects} | {it['mae']:.2f} | {raw} | {student} | "
+                     f"{reduction} | {dtext} | {it['train_s'] / 60:.0f} min ({it['train_s'] / 60 / it['folds']:.1f} per fold) |")
+    return "\n".join(lines + ["", ""])
 
 
 def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits: dict[str, dict], metric: str = "mae",
@@ -93,7 +122,7 @@ def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits:
     if others:
         lines += [f"Runs on other data sets in the file ({', '.join(others)}) are not part of this summary.", ""]
     means = means if means is not None else {m: mean_series_fits(results, m) for m in sizes}
-    sections = [against_the_paper(results, sizes, fits, means=means), teachers_section(results, metric),
+    sections = [against_the_paper(results, sizes, fits, means=means), teachers_section(results, metric), screen_section(results),
                 *(winners_section(results, sizes[m], m) for m in sizes), *(loso_section(results, m) for m in sizes),
                 gains_section(results, metric),
                 *(mean_fits_section(results, means[m], m) for m in means), *(fits_section(fits[m], m) for m in fits),

@@ -77,8 +77,9 @@ class Size:
 class Results:
     """The rows of a results file and the selections the report makes of them."""
 
-    def __init__(self, rows: list[dict]):
+    def __init__(self, rows: list[dict], screen: list[dict] | None = None):
         self.rows = [normalise(r) for r in rows]
+        self.screen = list(screen or [])  # teacher-screen rows (`ppg_stream.models.screen`), reported beside the study
 
     @cached_property
     def teachers(self) -> list[dict]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .architectures import TEACHER_SIZES, build, n_parameters
 from .checkpoint import load_checkpoint, save_checkpoint
+from .context_teacher import is_context_teacher, load_context_teacher
 from .calibration import confidence_and_correct, cross_fitted, expected_calibration_error
 from .dataset import WindowSet, activity_windows, dalia_windows, ieee_windows, synthetic_windows, subject_folds
 from .losses import build_strategy
@@ -240,7 +241,12 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
             train_set = WindowSet.concat([train_set, *extras])
         strategy = build_strategy(run.strategy, **strategy_params)
         teacher = None
-        if strategy.needs_teacher:
+        if strategy.needs_teacher and is_context_teacher(run.teacher):  # privileged context: its outputs on whole recordings
+            import torch
+
+            context_teacher, _ = load_context_teacher(teacher_path(run.teacher, fold, data, cache))
+            teacher = TeacherOutputs(torch.from_numpy(context_teacher.logits(train_set)).float())
+        elif strategy.needs_teacher:
             teacher_model, _ = load_checkpoint(teacher_path(run.teacher, fold, data, cache))
             teacher = TeacherOutputs.compute(teacher_model, train_set.x, with_features=strategy.needs_features)
         model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed + fold)

@@ -27,6 +27,7 @@ ALPHA = 0.05
 POWER = 0.80
 N_BOOT = 4000
 BOOT_SEED = 20251118  # fixed: the report regenerates byte for byte
+MIN_SUBJECTS = 5  # below this a bootstrap over subjects has too few distinct resamples for a p-value
 
 
 def subject_errors(row: dict, metric: str = "mae") -> dict[str, tuple[float, int]] | None:
@@ -75,7 +76,7 @@ class SubjectDifference:
     def outcome(self) -> str:
         """'lower' / 'higher' when significant (Holm-adjusted p where set), else 'tie'."""
         p = self.p if self.p_adjusted is None else self.p_adjusted
-        if p < ALPHA and self.subjects >= 3:
+        if p < ALPHA and self.subjects >= MIN_SUBJECTS:
             return "lower" if self.mean < 0 else "higher"
         return "tie"
 
@@ -89,8 +90,10 @@ class SubjectDifference:
         from .repeats import signed
 
         p = self.p if self.p_adjusted is None else self.p_adjusted
+        p_text = (f"p{'_Holm' if self.p_adjusted is not None else ''} {_p(p)}" if self.subjects >= MIN_SUBJECTS
+                  else f"no p-value with {self.subjects} subjects")
         return (f"{signed(self.mean, digits)} [{signed(self.low, digits)}, {signed(self.high, digits)}]{unit}, "
-                f"{self.better}/{self.subjects} subjects lower, p{'_Holm' if self.p_adjusted is not None else ''} {_p(p)}")
+                f"{self.better}/{self.subjects} subjects lower, {p_text}")
 
     def with_adjusted(self, p: float) -> "SubjectDifference":
         return SubjectDifference(self.mean, self.low, self.high, self.p, self.se, self.subjects, self.better, self.runs, p)

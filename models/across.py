@@ -19,7 +19,8 @@ activity (mean over recordings, as a user replaying each file would see it):
 Data sets (each skipped, with the reason, when absent): Wrist PPG During Exercise (another wrist device;
 walking, running, two kinds of cycling), IEEE SPC 2015 (12 runners: the shipped student trained on all of
 them, so its figures there are not held out; `ppg-distill accuracy` has the leave-one-subject-out ones),
-and the synthetic scenario sets of `models/scenarios.py` (held out from training by their seed).
+each marked "(trained on)" where the model's metadata names it among its training data, and the
+synthetic scenario sets of `models/scenarios.py` (held out from training by their seed).
 """
 
 from __future__ import annotations
@@ -77,15 +78,20 @@ def windows_of(data_set: str, recording: Recording, activity: str) -> LabelledRe
     return LabelledRecording(data_set, recording.subject, activity, w.x, w.k, w.hr_bpm.astype(np.float64))
 
 
-def wrist_exercise_set(directory: str | Path | None = None) -> list[LabelledRecording]:
-    return [windows_of("Wrist PPG During Exercise", load_recording(p), activity_of(p.stem)) for p in wrist_exercise_paths(directory)]
+def _named(name: str, trained_on: bool) -> str:
+    return f"{name} (trained on)" if trained_on else name
 
 
-def ieee_set(directory: str | Path) -> list[LabelledRecording]:
+def wrist_exercise_set(directory: str | Path | None = None, trained_on: bool = False) -> list[LabelledRecording]:
+    name = _named("Wrist PPG During Exercise", trained_on)
+    return [windows_of(name, load_recording(p), activity_of(p.stem)) for p in wrist_exercise_paths(directory)]
+
+
+def ieee_set(directory: str | Path, trained_on: bool = True) -> list[LabelledRecording]:
     files = sorted(Path(directory).glob("DATA_*_TYPE*[0-9].mat"))
     if not files:
         raise FileNotFoundError(f"no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) in {directory}")
-    return [windows_of("IEEE SPC 2015 (trained on)", load_recording(f), "run") for f in files]
+    return [windows_of(_named("IEEE SPC 2015", trained_on), load_recording(f), "run") for f in files]
 
 
 def scenario_set(recordings_per_set: int, seed: int = 1) -> list[LabelledRecording]:

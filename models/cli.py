@@ -600,9 +600,13 @@ def cmd_devices(args) -> int:
         raise UsageError("--scenarios must be 0 or more")
     if args.model not in ("student", "spectral") and not Path(args.model).is_file():
         raise UsageError(f"--model {args.model}: no such file")
+    from ..stream.core.engine import InferenceEngine
+
     predict = onnx_predictor(args.model)
-    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist)) if args.wrist != "none" else None,
-               "IEEE SPC 2015": (lambda: ieee_set(args.ieee)) if args.ieee != "none" else None,
+    trained_on = InferenceEngine(str(args.model)).spec.training_data  # which data sets are not held out for this model
+    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist, "Wrist PPG During Exercise" in trained_on))
+               if args.wrist != "none" else None,
+               "IEEE SPC 2015": (lambda: ieee_set(args.ieee, "IEEE SPC 2015" in trained_on)) if args.ieee != "none" else None,
                "synthetic scenarios": (lambda: scenario_set(args.scenarios)) if args.scenarios else None}
     results, skipped = [], []
     for name, load in loaders.items():

@@ -55,3 +55,19 @@ def test_devices_train_writes_a_model_under_the_contract(tmp_path):
     engine = InferenceEngine(str(out))
     assert "Wrist PPG During Exercise" in engine.spec.training_data and "device variants" in engine.spec.training_data
     assert engine.run(np.zeros((2, 4, 200), dtype=np.float32)).shape == (2, 181)
+
+
+@pytest.mark.slow
+def test_devices_train_cross_validates_leaving_one_subject_out(tmp_path):
+    folder = data_dir(WRIST_PPG_EXERCISE)
+    if not (folder / "reference_bpm.json").exists():
+        pytest.skip(f"Wrist PPG During Exercise not found at {folder} (set {DATA_ENV}; see docs/data.md)")
+    result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--train", "wrist", "--cv", "3", "--copies", "0",
+                             "--epochs", "1", "--mix-synthetic", "0", "--activities", "0", "--cache", str(tmp_path / "cache"),
+                             "--cv-probs", str(tmp_path / "held")], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "3-fold CV over s2, s3, s4 (1283 windows)" in result.stdout
+    held = sorted(p.stem for p in (tmp_path / "held").glob("*.npy"))
+    assert len(held) == 8 and all(np.load(tmp_path / "held" / f"{name}.npy").shape[1] == 181 for name in held)
+    bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--cv" in bad.stderr

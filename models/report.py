@@ -124,6 +124,7 @@ def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits:
     means = means if means is not None else {m: mean_series_fits(results, m) for m in sizes}
     sections = [against_the_paper(results, sizes, fits, means=means), teachers_section(results, metric), screen_section(results),
                 *(winners_section(results, sizes[m], m) for m in sizes), *(loso_section(results, m) for m in sizes),
+                *(other_teacher_section(results, m) for m in sizes),
                 gains_section(results, metric),
                 *(mean_fits_section(results, means[m], m) for m in means), *(fits_section(fits[m], m) for m in fits),
                 splits_section(results, metric),
@@ -216,6 +217,54 @@ def loso_section(results: Results, metric: str = "mae") -> str:
                 cells = (f"{mark}{signed(d.mean)} [{signed(d.low)}, {signed(d.high)}]{mark} | {d.better}/{d.subjects} | {d.p:.3f} | "
                          f"{d.p_adjusted:.3f}")
             lines.append(f"| {size.family} | {size.width}x{size.depth} ({size.params:,}) | {base_text} | {st} | {mean:.2f} ({n}) | {cells} |")
+    return "\n".join(lines + ["", ""])
+
+
+def other_teacher_section(results: Results, metric: str = "mae_untracked") -> str:
+    """Students distilled on leave-one-subject-out from a teacher other than the reference one (e.g. the
+    privileged-context teacher): against scratch and against the same strategy from the reference
+    teacher, paired over subjects (bootstrap interval; Holm over this table)."""
+    from .paper import LOSO
+    from .subjects import holm_family, per_subject, subject_difference
+
+    others = sorted({r["teacher"] for r in results.students if r["folds"] == LOSO and r["teacher"] and r["teacher"] != results.reference_teacher})
+    if not others:
+        return ""
+    diffs, cells = {}, []
+    for teacher in others:
+        for family in results.families:
+            for size in results.loso_sizes(family, LOSO):
+                for st in results.strategies():
+                    runs = results.runs(size, st, teacher, split=LOSO)
+                    if st == "scratch" or not runs:
+                        continue
+                    errors = per_subject(runs, metric)
+                    mean = sum(v * n for v, n in errors.values()) / sum(n for _, n in errors.values())
+                    diffs[(teacher, size, st, "scratch")] = subject_difference(runs, results.runs(size, "scratch", split=LOSO), metric)
+                    ref = results.runs(size, st, split=LOSO)
+                    if ref:
+                        diffs[(teacher, size, st, "ref")] = subject_difference(runs, ref, metric)
+                    cells.append((teacher, size, st, mean, len(runs)))
+    diffs = holm_family(diffs)
+
+    def text(d):
+        if d is None:
+            return "-"
+        from .repeats import signed
+
+        mark = "**" if d.outcome != "tie" else ""
+        p = f", p_Holm {d.p_adjusted:.3f}" if d.subjects >= 5 else ""
+        return f"{mark}{signed(d.mean)} [{signed(d.low)}, {signed(d.high)}]{mark}, {d.better}/{d.subjects}{p}"
+
+    lines = [f"## Students of other teachers, leave-one-subject-out, {_metric_name(metric)}", "",
+             f"Students distilled from a teacher other than {results.reference_teacher}, each against scratch and against the same "
+             f"strategy distilled from {results.reference_teacher}, on the same windows: difference [95 % paired bootstrap over "
+             "subjects], subjects lower, Holm over this table.", "",
+             f"| teacher | family | size (params) | strategy | MAE (runs) | − scratch | − same strategy from {results.reference_teacher} |",
+             "|---|---|---|---|---|---|---|"]
+    for teacher, size, st, mean, n in cells:
+        lines.append(f"| {teacher} | {size.family} | {size.width}x{size.depth} ({size.params:,}) | {st} | {mean:.2f} ({n}) | "
+                     f"{text(diffs.get((teacher, size, st, 'scratch')))} | {text(diffs.get((teacher, size, st, 'ref')))} |")
     return "\n".join(lines + ["", ""])
 
 

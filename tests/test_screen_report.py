@@ -51,3 +51,18 @@ def test_cross_data_table_pools_windows_per_activity():
     assert activity("s2_high_resistance_bike") == "high_resistance_bike"
     assert "| m | 4.20 / 5.80 | 1.00 / 1.00 | 5.00 / 7.00 |" in text
     assert cross_data_section([]) == ""
+
+
+def test_students_of_another_teacher_are_compared_with_scratch_and_the_reference_teacher_over_subjects():
+    from ppg_stream.models.report import other_teacher_section
+
+    rows = [_student("scratch", [4.0 + 0.1 * i for i in range(12)]), _student("dkd", [3.5 + 0.1 * i for i in range(12)]),
+            _student("soft", [3.9 + 0.1 * i for i in range(12)])]
+    context = _student("dkd", [3.0 + 0.1 * i for i in range(12)])
+    rows.append({**context, "key": "dkd|ctx", "teacher": "R32x3+fb"})
+    results = Results(rows)
+    assert results.reference_teacher == "T1"
+    text = other_teacher_section(results)
+    assert "| R32x3+fb | resnet | 16x2 (3,489) | dkd | 3.55 (1) | **−1.00 [−1.00, −1.00]**, 12/12" in text
+    assert "**−0.50 [−0.50, −0.50]**, 12/12" in text  # against DKD from T1
+    assert other_teacher_section(Results(rows[:3])) == ""

@@ -90,32 +90,37 @@ def aic(rss: float, n_points: int, k: int) -> float:
     return n_points * math.log(max(rss, 1e-12) / n_points) + 2 * k
 
 
-def fit_form(form: Form, n: np.ndarray, y: np.ndarray) -> Fit | None:
-    """The best of several starts; None when it does not converge, or predicts a negative error in range."""
+def _least_squares(form: Form, n: np.ndarray, y: np.ndarray, sigma: np.ndarray | None) -> tuple[np.ndarray, float] | None:
+    """The best of several starts of `form` fitted to (n, y), weighted by 1/σ² where `sigma` is given:
+    (coefficients, residual sum of squares in σ units); None when no start converges or the curve goes
+    below zero error within the sizes fitted."""
     from scipy.optimize import OptimizeWarning, curve_fit
 
     lower, upper = form.bounds(n)
-    k = len(lower)
-    if len(n) <= k:
-        return None
+    scale = np.ones_like(y) if sigma is None else sigma
     best = None
     for p0 in form.starts(n, y):
         p0 = np.clip(np.asarray(p0, dtype=float), np.asarray(lower) + 1e-12, np.asarray(upper) - 1e-12)
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", OptimizeWarning)  # no covariance with as many points as parameters: fine
-                coef, _ = curve_fit(form.fn, n, y, p0=p0, bounds=(lower, upper), maxfev=20000)
+                coef, _ = curve_fit(form.fn, n, y, p0=p0, sigma=sigma, bounds=(lower, upper), maxfev=20000)
         except (RuntimeError, ValueError):
             continue
-        rss = float(np.sum((form.fn(n, *coef) - y) ** 2))
+        rss = float(np.sum(((form.fn(n, *coef) - y) / scale) ** 2))
         if np.isfinite(rss) and (best is None or rss < best[1]):
             best = (coef, rss)
-    if best is None:
+    if best is None or np.any(form.fn(np.geomspace(n.min(), n.max(), 200), *best[0]) < 0):
         return None
-    coef, rss = best
-    grid = np.geomspace(n.min(), n.max(), 200)
-    if np.any(form.fn(grid, *coef) < 0):
+    return best
+
+
+def fit_form(form: Form, n: np.ndarray, y: np.ndarray) -> Fit | None:
+    """The best of several starts; None when it does not converge, or predicts a negative error in range."""
+    k = len(form.bounds(n)[0])
+    if len(n) <= k or (found := _least_squares(form, n, y, None)) is None:
         return None
+    coef, rss = found
     return Fit(form.name, tuple(float(c) for c in coef), rss, aic(rss, len(n), k), float(n.min()), float(n.max()))
 
 
@@ -184,29 +189,10 @@ def _sigmas(points: list[SizeMean]) -> np.ndarray:
 def fit_form_weighted(form: Form, n: np.ndarray, y: np.ndarray, sigma: np.ndarray, exact: bool = False) -> Fit | None:
     """`fit_form` on means weighted by 1/σ²; `exact` allows as many points as coefficients (an
     interpolation, used only to predict a held-out size). RSS is the weighted χ²."""
-    from scipy.optimize import OptimizeWarning, curve_fit
-
-    lower, upper = form.bounds(n)
-    k = len(lower)
-    if len(n) < k or (len(n) == k and not exact):
+    k = len(form.bounds(n)[0])
+    if len(n) < k or (len(n) == k and not exact) or (found := _least_squares(form, n, y, sigma)) is None:
         return None
-    best = None
-    for p0 in form.starts(n, y):
-        p0 = np.clip(np.asarray(p0, dtype=float), np.asarray(lower) + 1e-12, np.asarray(upper) - 1e-12)
-        try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", OptimizeWarning)
-                coef, _ = curve_fit(form.fn, n, y, p0=p0, sigma=sigma, bounds=(lower, upper), maxfev=20000)
-        except (RuntimeError, ValueError):
-            continue
-        chi2 = float(np.sum(((form.fn(n, *coef) - y) / sigma) ** 2))
-        if np.isfinite(chi2) and (best is None or chi2 < best[1]):
-            best = (coef, chi2)
-    if best is None:
-        return None
-    coef, chi2 = best
-    if np.any(form.fn(np.geomspace(n.min(), n.max(), 200), *coef) < 0):
-        return None
+    coef, chi2 = found
     return Fit(form.name, tuple(float(c) for c in coef), chi2, aicc(chi2, len(n), k), float(n.min()), float(n.max()))
 
 

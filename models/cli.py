@@ -562,6 +562,14 @@ def cmd_teacher_screen(args) -> int:
     return 0
 
 
+def _print_and_keep(text: str, out: Path | None) -> None:
+    """A table command's markdown: printed, and also written to --out where one is given."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    print(text)
+
+
 def cmd_accuracy(args) -> int:
     from .accuracy import onnx_predictor, report, scenario_windows
     from .oof import Recipe, out_of_fold
@@ -585,10 +593,7 @@ def cmd_accuracy(args) -> int:
         for name, make in SCENARIO_SETS.items():
             sets[f"synthetic: {name} ({args.scenarios} × 300 s)"] = scenario_windows(make(args.scenarios, 1), predict)
     text = report(sets)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    _print_and_keep(text, args.out)
     return 0
 
 
@@ -621,10 +626,7 @@ def cmd_devices(args) -> int:
     if not results:
         raise UsageError("no data set to measure on: " + "; ".join(skipped or ["all were turned off"]))
     text = f"Model: {args.model}\n\n" + markdown(results) + "".join(f"\n{line}\n" for line in skipped)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    _print_and_keep(text, args.out)
     return 0
 
 

@@ -143,17 +143,24 @@ def _detectable(diffs, m: int) -> str:
             "smaller true effects mostly read as ties")
 
 
+def _holm_against(results: Results, reference: str, metric: str, reference_first: bool) -> dict:
+    """Each other distilled strategy paired with `reference` at every LOSO size over the subjects, one
+    Holm family: {(size, strategy): difference}, the difference reference − strategy where
+    `reference_first`, else strategy − reference; pairs without runs on both sides are left out."""
+    diffs = {}
+    for size in _loso_sizes(results):
+        ref = results.runs(size, reference, split=LOSO)
+        for st in DISTILLED:
+            runs = results.runs(size, st, split=LOSO)
+            if st != reference and ref and runs:
+                diffs[(size, st)] = subject_difference(ref, runs, metric) if reference_first else subject_difference(runs, ref, metric)
+    return {k: d for k, d in holm_family(diffs).items() if d is not None}
+
+
 def loso_distilled_beats_scratch(results: Results, metric: str = "mae") -> Claim | None:
     """Every distilled strategy against scratch at every size, one Holm family: a size counts as a win
     when some strategy is below scratch after the correction (no best-by-mean pick, so no selection bias)."""
-    diffs = {}
-    for size in _loso_sizes(results):
-        scratch = results.runs(size, "scratch", split=LOSO)
-        for st in DISTILLED:
-            runs = results.runs(size, st, split=LOSO)
-            if scratch and runs:
-                diffs[(size, st)] = subject_difference(runs, scratch, metric)
-    diffs = {k: d for k, d in holm_family(diffs).items() if d is not None}
+    diffs = _holm_against(results, "scratch", metric, reference_first=False)
     if not diffs:
         return None
     outcomes, notes = {}, []
@@ -177,14 +184,7 @@ def loso_distilled_beats_scratch(results: Results, metric: str = "mae") -> Claim
 def loso_dkd_strongest(results: Results, metric: str = "mae") -> Claim | None:
     """DKD against each other distilled strategy at every size, one Holm family; DKD wins a size only
     when it is below all of them after the correction."""
-    diffs = {}
-    for size in _loso_sizes(results):
-        dkd = results.runs(size, "dkd", split=LOSO)
-        for st in DISTILLED:
-            runs = results.runs(size, st, split=LOSO)
-            if st != "dkd" and dkd and runs:
-                diffs[(size, st)] = subject_difference(dkd, runs, metric)
-    diffs = {k: d for k, d in holm_family(diffs).items() if d is not None}
+    diffs = _holm_against(results, "dkd", metric, reference_first=True)
     if not diffs:
         return None
     outcomes, notes = {}, []

@@ -17,14 +17,15 @@ than `RATE_TOLERANCE`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .chunk import ACC, PPG, Chunk
-from .ingest import N_BACKWARDS, N_GAPS, N_NAN, NEXT_J, PREV_T, ingest_chunk, new_group_state
+from .ingest import N_BACKWARDS, N_GAPS, N_NAN, NEXT_J, PREV_T, ingest_chunks, new_group_state
 from .model_spec import ModelSpec
+from .raw_chunk import RawHeader
 from .ring import new_ring, ring_collect_windows
 from .sos_filter import design_bandpass
 
@@ -33,6 +34,7 @@ DEFAULT_RING_S = 32.0  # 4 windows of history; chunks spanning more than a quart
 MAX_RING_S = 300.0  # a device that sends long chunks (or one group far ahead of the other) grows its ring up to this
 SCRATCH_WINDOWS = 64  # `windows()` (training, tests) collects through a scratch of this many windows
 RATE_TOLERANCE = 0.1
+_NO_TIMES = np.zeros(0)  # a raw run: times computed in the kernel
 
 
 @dataclass
@@ -100,6 +102,11 @@ class StreamPreprocessor:
         if capacity < spec.window_samples + spec.hop_samples:
             raise ValueError(f"ring of {ring_s} s cannot hold a {spec.window_s} s window")
         self._ring, self._stamps = new_ring(capacity, n_channels, len(self._groups))
+        self._hop, self._length = spec.hop_samples, spec.window_samples
+        self._max_push_s = capacity / spec.fs / 4  # a quarter of the ring: the most one kernel call feeds before windows are collected
+        self._queued = 0  # push_queue: chunks in the batch, each group's grid index before it, and its kernel calls
+        self._initial: list[int] = []
+        self._calls: list[tuple[int, np.ndarray]] = []
         self._max_capacity = max(capacity, int(MAX_RING_S * spec.fs))
         self._group_mask = np.ones(len(self._groups), dtype=np.bool_)
         self._zscore = np.zeros(n_channels, dtype=np.bool_)
@@ -121,70 +128,149 @@ class StreamPreprocessor:
         group.prev_y = np.zeros(group.width)
         group.rate = rate
 
-    def push(self, chunk: Chunk, rate: float | None = None) -> None:
-        """Ingest one chunk; groups the model does not use are ignored. `rate`: the chunk's sampling
-        rate, needed when the group's rate was not given up front."""
-        group = self._groups.get(chunk.group)
-        if group is None:
-            return
+    def _set_rate(self, group: _Group, name: str, rate: float | None) -> None:
         if rate is not None and (group.sos is None or abs(rate / group.rate - 1.0) > RATE_TOLERANCE):
             if group.sos is not None:
                 self._rate_changes += 1
                 group.state[PREV_T] = np.nan  # the next sample restarts the new filter from its steady state
             self._design(group, rate)
         if group.sos is None:
-            raise ValueError(f"the {chunk.group} rate is unknown: pass it with the first chunk")
-        if len(chunk.t):
-            if not self._started:
-                self._start_at(chunk.t)
-            self._make_room(chunk.t)
+            raise ValueError(f"the {name} rate is unknown: pass it with the first chunk")
+
+    def push(self, chunk: Chunk, rate: float | None = None) -> None:
+        """Ingest one chunk; groups the model does not use are ignored. `rate`: the chunk's sampling
+        rate, needed when the group's rate was not given up front."""
+        group = self._groups.get(chunk.group)
+        if group is not None:
+            self._push_arrays(group, chunk, rate, 0)
+
+    def _push_arrays(self, group: _Group, chunk: Chunk, rate: float | None, slot: int) -> np.ndarray:
+        """One chunk with its own time array (any source): the batch kernel with a batch of one."""
+        self._set_rate(group, chunk.group, rate)
+        t = np.ascontiguousarray(chunk.t, dtype=np.float64)
+        if len(t):
+            first, last = float(t[0]), float(t[-1])
+            if not (math.isfinite(first) and math.isfinite(last)):  # rare: bad timestamps at an end
+                finite = t[np.isfinite(t)]
+                first, last = (float(finite[0]), last if math.isfinite(last) else float(finite.max())) if len(finite) else (math.nan, math.nan)
+            if math.isfinite(first):
+                if not self._started:
+                    self._start_at(first)
+                self._make_room(last)
         x = chunk.x
+        if x.ndim != 2 or (x.shape[1] != group.width and chunk.group != PPG):
+            raise ValueError(f"a {chunk.group} chunk must be (n, {group.width}), got shape {x.shape}")
         if chunk.group == PPG and x.shape[1] != 1:
             x = x.mean(axis=1, keepdims=True, dtype=np.float64)
         # float32 samples (raw chunks, views of the payload) go in as they are: the kernel widens each
         # value to float64 exactly as a copy would, without the copy
-        ingest_chunk(
-            np.ascontiguousarray(chunk.t, dtype=np.float64),
-            x if x.dtype == np.float32 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=np.float64),
-            group.sos, group.zi, group.zi_unit, group.prev_y, group.state,
-            self.spec.fs, self.max_gap_s, self._ring, self._stamps, group.index, group.col0,
-        )
+        flat = (x if x.dtype == np.float32 and x.flags.c_contiguous else np.ascontiguousarray(x, dtype=np.float64)).reshape(-1)
+        meta = np.array([[0.0, len(t), 0.0, 1.0, slot, 0.0]])
+        self._kernel(group, t, flat, meta)
+        return meta
 
-    def _start_at(self, t: np.ndarray) -> None:
+    def _kernel(self, group: _Group, t: np.ndarray, flat: np.ndarray, meta: np.ndarray) -> None:
+        ingest_chunks(t, flat, meta, group.sos, group.zi, group.zi_unit, group.prev_y, group.state,
+                      self.spec.fs, self.max_gap_s, self._ring, self._stamps, group.index, group.col0)
+
+    def push_queue(self, chunks: Sequence[Chunk | RawHeader], rates: Sequence[float | None]) -> Iterator[None]:
+        """Ingest a device's queued chunks (in arrival order, any mix of groups) with one kernel call per
+        run of raw chunks of one group at one rate (their samples read from the payloads joined once,
+        their times computed in the kernel), and one per piece of any other chunk. Yields after each
+        call: the caller collects windows then (a run spans at most a quarter of the ring, as a piece
+        does, so no window is overwritten before it is collected), and `completed_by` says which chunk
+        completed each. Windows, counters and ring contents are exactly those of pushing the chunks one
+        by one (groups are independent until a window is cut)."""
+        self._queued = len(chunks)
+        self._initial = [int(g.state[NEXT_J]) for g in self._groups.values()]
+        self._calls = calls = []  # (group index, meta) per kernel call: which chunk reached where
+        for name, group in self._groups.items():
+            run: list[RawHeader] = []
+            slots: list[int] = []
+            for i, chunk in enumerate(chunks):
+                if chunk.group != name:
+                    continue
+                if type(chunk) is RawHeader and chunk.channels == group.width:
+                    if run:
+                        head = run[0]
+                        if chunk.rate_hz != head.rate_hz or chunk.t0 + (chunk.n - 1) / chunk.rate_hz - head.t0 > self._max_push_s:
+                            calls.append((group.index, self._push_raw_run(group, run, slots)))
+                            yield
+                            run, slots = [], []
+                    if (chunk.n - 1) / chunk.rate_hz <= self._max_push_s:
+                        run.append(chunk)
+                        slots.append(i)
+                        continue
+                if run:
+                    calls.append((group.index, self._push_raw_run(group, run, slots)))
+                    yield
+                    run, slots = [], []
+                whole = chunk.to_chunk() if type(chunk) is RawHeader else chunk
+                for piece in self.pieces(whole):
+                    calls.append((group.index, self._push_arrays(group, piece, rates[i], i)))
+                    yield
+            if run:
+                calls.append((group.index, self._push_raw_run(group, run, slots)))
+                yield
+        self._calls = []
+
+    def _push_raw_run(self, group: _Group, run: list[RawHeader], slots: list[int]) -> np.ndarray:
+        """Raw chunks of one group at one rate: one join of their payloads, one kernel call."""
+        first, last = run[0], run[-1]
+        self._set_rate(group, first.group, first.rate_hz)
+        if not self._started:
+            self._start_at(first.t0)
+        self._make_room(last.t0 + (last.n - 1) / last.rate_hz)  # the time of the run's last sample
+        if len(run) == 1:
+            flat = np.frombuffer(first.payload, dtype="<f4", offset=first.header_size)
+            meta = np.array([[0.0, first.n, first.t0, first.rate_hz, slots[0], 0.0]])
+        else:
+            rows = []
+            offset = 0
+            for h, slot in zip(run, slots):
+                rows.append(((offset + h.header_size) >> 2, h.n, h.t0, h.rate_hz, slot, 0.0))
+                offset += len(h.payload)  # a multiple of 4: header (32 or 40) + 4 * n * channels
+            flat = np.frombuffer(b"".join([h.payload for h in run]), dtype="<f4")
+            meta = np.array(rows, dtype=np.float64)
+        self._kernel(group, _NO_TIMES, flat, meta)
+        return meta
+
+    def completed_by(self, k: np.ndarray) -> np.ndarray:
+        """For windows `k` collected during `push_queue`: the index of the queued chunk whose arrival
+        completed each (the first after which every group had reached the window's end)."""
+        reached = [np.full(self._queued, initial, dtype=np.int64) for initial in self._initial]
+        for index, meta in self._calls:  # in push order: a chunk cut in pieces ends where its last piece did
+            reached[index][meta[:, 4].astype(np.int64)] = meta[:, 5]
+        ready = np.minimum.reduce([np.maximum.accumulate(r) for r in reached])
+        return np.minimum(np.searchsorted(ready, k * self._hop + self._length, side="left"), self._queued - 1)
+
+    def _start_at(self, first_t: float) -> None:
         """A stream first seen mid-way (a service started, or a partition taken over, while its gateway
         was already sending) starts at the first window its samples can fill, instead of counting every
         earlier window as a gap and growing its ring to reach back to window 0. Window numbers keep
         their meaning: window k still covers [k·hop, k·hop + T) of stream time."""
-        finite = t[np.isfinite(t)]
-        if not len(finite):
-            return
         self._started = True
-        first_j = math.ceil(float(finite[0]) * self.spec.fs - 1e-9)
-        self._next_k = max(0, -(-first_j // self.spec.hop_samples))
+        first_j = math.ceil(first_t * self.spec.fs - 1e-9)
+        self._next_k = max(0, -(-first_j // self._hop))
 
-    def _make_room(self, t: np.ndarray) -> None:
-        """Grow the ring if this chunk would overwrite grid samples a window still needs."""
-        last = float(t[-1])
-        if not math.isfinite(last):  # rare: a chunk ending in a bad timestamp
-            finite = t[np.isfinite(t)]
-            if not len(finite):
-                return
-            last = float(finite.max())
+    def _make_room(self, last: float) -> None:
+        """Grow the ring if samples up to time `last` would overwrite grid samples a window still needs."""
         capacity = self._ring.shape[0]
-        need = math.ceil(last * self.spec.fs) + 1 - self._next_k * self.spec.hop_samples
+        need = math.ceil(last * self.spec.fs) + 1 - self._next_k * self._hop
         if need <= capacity or need > self._max_capacity:  # fits, or a jump no ring should bridge (a gap)
             return
-        new_capacity = min(self._max_capacity, max(2 * capacity, need + self.spec.window_samples))
+        new_capacity = min(self._max_capacity, max(2 * capacity, need + self._length))
         ring, stamps = new_ring(new_capacity, self._ring.shape[1], self._stamps.shape[1])
         top = max(int(g.state[NEXT_J]) for g in self._groups.values())
         j = np.arange(max(0, top - capacity), top)
         ring[j % new_capacity] = self._ring[j % capacity]
         stamps[j % new_capacity] = self._stamps[j % capacity]
         self._ring, self._stamps = ring, stamps
+        self._max_push_s = new_capacity / self.spec.fs / 4
 
     def ready_until(self) -> int:
         """Grid samples available in every group (windows ending here or earlier can be decided)."""
-        return min(int(g.state[NEXT_J]) for g in self._groups.values())
+        return int(min([g.state[NEXT_J] for g in self._groups.values()]))
 
     def undecided_windows(self) -> int:
         """Windows the group furthest ahead covers that are not cut yet because another group has not
@@ -195,7 +281,7 @@ class StreamPreprocessor:
         return max(0, covered - self._next_k)
 
     def has_complete_window(self) -> bool:
-        return self._next_k * self.spec.hop_samples + self.spec.window_samples <= self.ready_until()
+        return self._next_k * self._hop + self._length <= self.ready_until()
 
     def collect_into(self, out: np.ndarray, out_k: np.ndarray) -> int:
         """Copy complete windows not returned before into `out`/`out_k` (the caller's buffers, filled
@@ -204,7 +290,7 @@ class StreamPreprocessor:
             return 0
         n, self._next_k, skipped, invalid = ring_collect_windows(
             self._ring, self._stamps, self._group_mask, self._zscore, self._next_k, self.ready_until(),
-            self.spec.hop_samples, self.spec.window_samples, out, out_k,
+            self._hop, self._length, out, out_k,
         )
         self._skipped += skipped
         self._invalid += invalid
@@ -235,10 +321,9 @@ class StreamPreprocessor:
         they are collected (collect after each piece)."""
         n = chunk.t.shape[0]
         span = float(chunk.t[-1] - chunk.t[0]) if n else 0.0
-        max_push_s = self._ring.shape[0] / self.spec.fs / 4
-        if span <= max_push_s:  # False for NaN spans too
+        if span <= self._max_push_s:  # False for NaN spans too
             return [chunk]
-        pieces = max(2, int(np.ceil(span / max_push_s))) if np.isfinite(span) else max(2, n // 1024)
+        pieces = max(2, int(np.ceil(span / self._max_push_s))) if np.isfinite(span) else max(2, n // 1024)
         edges = np.linspace(0, n, pieces + 1).astype(int)
         return [Chunk(chunk.group, chunk.t[a:b], chunk.x[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 

@@ -73,8 +73,9 @@ class RawChunk:
 
 
 class RawHeader(NamedTuple):
-    """A payload's validated header (`decode_raw_header`): what the service's intake works with per
-    message, before any numpy object is made."""
+    """A payload's validated header and the payload (`decode_raw_header`): what the service's intake
+    works with and queues per message. No numpy object is made per chunk: the preprocessor reads the
+    samples of a device's queued chunks in one batch (`StreamPreprocessor.push_queue`)."""
 
     group: str
     groups: frozenset[str]
@@ -86,6 +87,11 @@ class RawHeader(NamedTuple):
     n: int
     channels: int
     header_size: int
+    payload: bytes
+
+    def to_chunk(self) -> Chunk:
+        """The chunk as arrays: times (float64) and the samples, a read-only float32 view of the payload."""
+        return Chunk(self.group, sample_times(self), samples_of(self, self.payload))
 
 
 def samples_of(header: RawHeader, payload: bytes) -> np.ndarray:
@@ -168,7 +174,7 @@ def decode_raw_header(payload: bytes) -> RawHeader:
     expected = header_size + 4 * n * channels
     if size != expected:
         raise RawChunkError(f"payload is {size} bytes; header says {n} samples x {channels} channels = {expected}")
-    return RawHeader(group, groups, stream_id, seq, rate, t0, sent, n, channels, header_size)
+    return RawHeader(group, groups, stream_id, seq, rate, t0, sent, n, channels, header_size, payload)
 
 
 def decode_raw_chunk(payload: bytes) -> RawChunk:

@@ -34,7 +34,7 @@ class DeviceState:
     pre: StreamPreprocessor
     tracker_row: int  # -1 until the device's first window: ids that never make one cost no tracker row
     labels: np.ndarray | None
-    queue: deque  # (Chunk, arrival perf_counter, rate or None, Ticket or None), bounded for live sources
+    queue: deque  # (Chunk or RawHeader, arrival perf_counter, rate or None, Ticket or None), bounded for live sources
     tally: Tally = field(default_factory=Tally)
     last_seen: float = 0.0  # monotonic, for the idle timeout
     stream_id: int | None = None  # raw ingest: the gateway's stream, sequence and times

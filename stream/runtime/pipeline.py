@@ -44,6 +44,7 @@ from ..core.cues import CueParams
 from ..core.estimate import DEFAULT_MIN_CONFIDENCE, estimate_windows
 from ..core.engine import InferenceEngine, ModelLoadError
 from ..core.message import hr_message, utc_now_iso
+from ..core.raw_chunk import GROUP_CODES, HEADER_V2, RawHeader, decode_raw_header
 from ..core.preprocess import StreamPreprocessor
 from .publisher import Publisher, broadcast_status
 from .summary import LatencyHistogram, RunSummary, Tally
@@ -176,7 +177,7 @@ class Runtime:
         broadcast_status(self.publishers, device, status)
 
     # ---- input -------------------------------------------------------------------------------
-    def offer(self, state: DeviceState, chunk: Chunk, arrival: float, rate: float | None = None, ticket: Ticket | None = None) -> bool:
+    def offer(self, state: DeviceState, chunk: Chunk | RawHeader, arrival: float, rate: float | None = None, ticket: Ticket | None = None) -> bool:
         """A live chunk; never waits. False when the device's queue was full (its oldest chunk dropped).
         A chunk with a ticket is never dropped: its sender bounds what it has in flight."""
         self.chunks_in += 1
@@ -238,26 +239,41 @@ class Runtime:
         self._flush_batch()
 
     def _process_device_queue(self, state: DeviceState) -> None:
-        """Everything the device has queued (its queue is bounded, so one device's share of a tick is too)."""
-        pre = state.pre
-        while state.queue:
-            chunk, arrival, rate, ticket = state.queue.popleft()
-            rebuild = ticket is not None and ticket.rebuild
-            for piece in pre.pieces(chunk):
-                pre.push(piece, rate)
-                self._collect(state, arrival, rebuild)
-            if ticket is not None:
-                self._tickets.append(ticket)
+        """Everything the device has queued (its queue is bounded, so one device's share of a tick is too),
+        handed to the preprocessor as one batch: one kernel call per run of raw chunks of a group."""
+        queue = state.queue
+        if queue:
+            entries = list(queue)
+            queue.clear()
+            pre = state.pre
+            chunks = [e[0] for e in entries]
+            rebuilds = [e[3] is not None and e[3].rebuild for e in entries]
+            for _ in pre.push_queue(chunks, [e[2] for e in entries]):
+                self._collect(state, entries, rebuilds)
+            self._tickets += [e[3] for e in entries if e[3] is not None]
         if state.space is not None:
             state.space.set()
 
-    def _collect(self, state: DeviceState, arrival: float, rebuild: bool = False) -> None:
+    def _collect(self, state: DeviceState, entries: list, rebuilds: list[bool]) -> None:
+        """The windows the device's chunks completed, into the shared batch; each window's arrival (and
+        rebuild flag) is that of the queued chunk that completed it."""
+        pre = state.pre
         while True:
             n0 = self._segments[-1][2] if self._segments else 0
-            got = state.pre.collect_into(self._x[n0:], self._k[n0:])
+            got = pre.collect_into(self._x[n0:], self._k[n0:])
             if not got:
                 return
-            self._arrival[n0 : n0 + got] = arrival
+            if len(entries) == 1:
+                self._arrival[n0 : n0 + got] = entries[0][1]
+                rebuild = rebuilds[0]
+            else:
+                by = pre.completed_by(self._k[n0 : n0 + got])
+                self._arrival[n0 : n0 + got] = [entries[i][1] for i in by.tolist()]
+                rebuild = any(rebuilds)
+                if rebuild:
+                    self._rebuild[n0 : n0 + got] = [rebuilds[i] for i in by.tolist()]
+                    self._any_rebuild = True
+                    rebuild = False
             if rebuild:
                 self._rebuild[n0 : n0 + got] = True
                 self._any_rebuild = True
@@ -413,10 +429,12 @@ def warm_up_runtime(engine: InferenceEngine, rates: dict[str, float]) -> None:
         m = int(spec.window_s * 1.5 * rates[ACC])
         probe.push(Chunk(ACC, np.arange(m) / rates[ACC], np.zeros((m, 3))))
     batch = probe.windows()
-    raw_probe = StreamPreprocessor(spec, rates)  # raw chunks' samples: read-only float32 views of the payload
-    for group, rate, channels in ((PPG, rates[PPG], 1), *(((ACC, rates[ACC], 3),) if ACC in rates else ())):
-        k = int(rate)
-        raw_probe.push(Chunk(group, np.arange(k) / rate, np.frombuffer(np.zeros(k * channels, "<f4").tobytes(), "<f4").reshape(k, channels)), rate)
+    raw_probe = StreamPreprocessor(spec, rates)  # raw chunks: samples read from the payloads, times made in the kernel
+    probes = [decode_raw_header(HEADER_V2.pack(2, GROUP_CODES[group], channels, 3 if ACC in rates else 1, 1, 0, int(rate), rate, 0.0, 0.0)
+                                + bytes(4 * int(rate) * channels))
+              for group, rate, channels in ((PPG, rates[PPG], 1), *(((ACC, rates[ACC], 3),) if ACC in rates else ()))]
+    for _ in raw_probe.push_queue(probes, [p.rate_hz for p in probes]):
+        pass
     engine.warm_up()
     if len(batch.k):
         probs = softmax(engine.run(batch.x))

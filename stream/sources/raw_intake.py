@@ -24,10 +24,9 @@ import time
 
 import structlog
 
-from ..core.chunk import Chunk
 from ..core.message import is_device_id
 from ...replay.recording import MAX_SOURCE_FS_HZ, MIN_SOURCE_FS_HZ, source_rate_problem
-from ..core.raw_chunk import RawChunkError, RawHeader, decode_raw_header, sample_times, samples_of
+from ..core.raw_chunk import RawChunkError, RawHeader, decode_raw_header
 from ..runtime.pipeline import Runtime, Ticket
 from ..runtime.throttle import Throttle
 
@@ -131,8 +130,9 @@ class RawIngest:
                 self._clock_read = received
                 self._clock_offset = time.perf_counter() - time.time()
             received = min(received, raw.sent + self._clock_offset)
-        chunk = Chunk(raw.group, sample_times(raw), samples_of(raw, payload))  # float32 samples: the kernel reads them as they are
-        self.runtime.offer(state, chunk, received, raw.rate_hz, ticket)
+        # the header tuple (it holds the payload) is the queued chunk: no array per chunk here; the
+        # preprocessor reads the samples of all the device's queued chunks in one batch
+        self.runtime.offer(state, raw, received, raw.rate_hz, ticket)
 
     def _new_epoch(self, state, raw: RawHeader, device: str) -> bool:
         """Restart the device for `raw`'s stream, unless it restarted too often lately (then False)."""

@@ -10,7 +10,10 @@ Mosquitto sends a QoS-1 subscriber (PUBLISH packets of version-2 raw chunks from
 turn), fed to the real `MqttConnection` in reads of 64 KiB, through the real `MqttSubscriber` callback,
 into a real `RawIngest` and `Runtime` (the shipped model). "old" is the intake as it was before issue
 21 (its per-chunk decode into an object, the topic parsed and checked on every message, a float64
-copy and an arange per chunk), kept in this file so both are measured in one run on the same input.
+copy and an arange per chunk, one callback per message, one kernel call per chunk), kept in this file
+so both are measured in one run on the same input. "new" is serve's: the messages of a read handed
+over in one call, the header decoded to a tuple that is queued as it is, and each device's queued
+chunks fed to the Numba kernel in one call per channel group (times made in the kernel).
 
 Printed per chunk size: CPU µs per chunk for intake alone, then for intake plus processing (the
 runtime's tick: preprocessing, the model, HR messages, each chunk's share), old, new and old / new.
@@ -190,8 +193,12 @@ def measure(engine, ingest_cls, reads: list[list[bytes]], per_round: int, prefix
     """CPU µs per chunk over rounds 1.. (round 0 opens the devices)."""
     runtime = Runtime(engine, [_Null()], RuntimeConfig(speed=None, max_devices=1_000_000, queue_chunks=1_000_000))
     ingest = ingest_cls(runtime, prefix)
-    subscriber = MqttSubscriber(BrokerSettings("127.0.0.1", 1), f"{prefix}/+/raw", ingest.on_message, qos=1)
-    conn = MqttConnection(on_publish=subscriber._on_publish)
+    if ingest_cls is OldIngest:  # one call per message through the subscriber, as before
+        subscriber = MqttSubscriber(BrokerSettings("127.0.0.1", 1), f"{prefix}/+/raw", ingest.on_message, qos=1)
+        conn = MqttConnection(on_publish=subscriber._on_publish)
+    else:  # as serve wires it: the messages of one read in one call
+        subscriber = MqttSubscriber(BrokerSettings("127.0.0.1", 1), f"{prefix}/+/raw", None, on_messages=ingest.on_messages, qos=1)
+        conn = MqttConnection(on_publishes=subscriber._on_publishes)
     conn.connection_made(_Transport())
 
     def feed(chunks: list[bytes]) -> None:

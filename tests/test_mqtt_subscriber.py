@@ -104,3 +104,50 @@ async def test_subscribes_again_after_the_broker_restarts(private_mosquitto):
     await _wait(lambda: len(got) == 2)
     await subscriber.close()
     assert got == [b"before", b"after"] and subscriber.reconnects >= 1
+
+
+async def test_serve_wiring_one_call_per_read_each_message_fails_alone(mosquitto_1883):
+    """`on_messages` (serve's raw intake): every message arrives once, in order, the messages of a read
+    in one call; one a handler fails on is counted, the rest of its read still handled."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings = BrokerSettings(*mosquitto_1883)
+    good: list[bytes] = []
+    calls: list[int] = []
+
+    def handler(messages, received):
+        calls.append(len(messages))
+        failed = []
+        for message in messages:
+            if message.payload == b"boom":
+                failed.append((message.topic, ValueError("a decoder bug")))
+            else:
+                good.append(message.payload)
+        return failed
+
+    subscriber = MqttSubscriber(settings, f"{prefix}/+/raw", None, on_messages=handler, qos=1)
+    await subscriber.start()
+    sent = [str(i).encode() for i in range(300)]
+    await _publish_raw(settings, [(f"{prefix}/d{i % 7}/raw", p) for i, p in enumerate(sent[:150] + [b"boom"] + sent[150:])])
+    await _wait(lambda: len(good) >= len(sent))
+    await subscriber.close()
+    assert good == sent and subscriber.callback_errors == 1 and subscriber.received == len(sent) + 1 == sum(calls)
+
+
+async def test_the_messages_of_one_read_are_handed_over_in_one_call_before_their_pubacks():
+    from ppg_stream.stream.mqtt.connection import MqttConnection
+
+    written: list[bytes] = []
+    handed: list[list] = []
+
+    class Transport:
+        def write(self, data):
+            written.append(data)
+
+        def is_closing(self):
+            return False
+
+    conn = MqttConnection(on_publishes=lambda messages, received: (handed.append(list(messages)), written.append(b"handled")))
+    conn.connection_made(Transport())
+    conn.data_received(b"".join(encode_publish(encode_string(f"p/d{i}/raw"), bytes([i]), 1, 10 + i) for i in range(3)))
+    assert [(m.topic, m.payload, m.packet_id) for m in handed[0]] == [(f"p/d{i}/raw", bytes([i]), 10 + i) for i in range(3)]
+    assert len(handed) == 1 and written == [b"handled", b"\x40\x02\x00\x0a\x40\x02\x00\x0b\x40\x02\x00\x0c"]  # acknowledged after

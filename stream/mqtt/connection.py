@@ -72,13 +72,15 @@ class MqttConnection(asyncio.Protocol):
 
     QoS-1 PUBLISHes are acknowledged after `on_publish` returned, all acknowledgements of one read in
     one write; the PUBACKs of one read reach `on_pubacks` as one list of packet ids. `received` passed
-    to `on_publish` is `time.perf_counter()` of the read they came in.
+    to `on_publish` is `time.perf_counter()` of the read they came in. With `on_publishes` instead, the
+    PUBLISHes of one read are handed over as one list (one call per read, not per message).
     """
 
     def __init__(
         self,
         on_pubacks: Callable[[list[int]], None] | None = None,
         on_publish: Callable[[Publish, float], None] | None = None,
+        on_publishes: Callable[[list[Publish], float], None] | None = None,
         on_suback: Callable[[int, bytes], None] | None = None,
         on_oversized: Callable[[int], None] | None = None,
         max_packet_bytes: int = 1 << 20,
@@ -88,6 +90,7 @@ class MqttConnection(asyncio.Protocol):
         self.closed: asyncio.Future[BaseException | None] = loop.create_future()
         self._on_pubacks = on_pubacks
         self._on_publish = on_publish
+        self._on_publishes = on_publishes
         self._on_suback = on_suback
         self._on_oversized = on_oversized
         self._decoder = PacketDecoder(max_packet_bytes)
@@ -110,6 +113,7 @@ class MqttConnection(asyncio.Protocol):
             return
         acks: list[bytes] = []
         pubacks: list[int] = []
+        batch: list[Publish] | None = [] if self._on_publishes is not None else None
         received = 0.0
         for kind, flags, body in packets:
             if kind == PUBACK:
@@ -119,11 +123,15 @@ class MqttConnection(asyncio.Protocol):
                 try:
                     message = parse_publish(flags, body)
                 except MqttProtocolError as e:
+                    if batch:  # what came before the bad packet is handed over (unacknowledged: a session resends it)
+                        self._on_publishes(batch, received)  # type: ignore[misc]
                     self.abort(f"protocol error from the broker: {e}")
                     return
                 if not received:
                     received = time.perf_counter()
-                if self._on_publish is not None:
+                if batch is not None:
+                    batch.append(message)
+                elif self._on_publish is not None:
                     self._on_publish(message, received)
                 if message.qos == 1:
                     acks.append(encode_puback(message.packet_id))
@@ -142,7 +150,9 @@ class MqttConnection(asyncio.Protocol):
                         acks.append(encode_puback((body[2 + n] << 8) | body[3 + n]))
                 if self._on_oversized is not None:
                     self._on_oversized(flags & 0xF0)
-        if acks and self._transport is not None:
+        if batch:
+            self._on_publishes(batch, received)  # type: ignore[misc]
+        if acks and self._transport is not None:  # after the messages were handled: at least once
             self._transport.write(b"".join(acks))
         if pubacks and self._on_pubacks is not None:
             self._on_pubacks(pubacks)

@@ -4,7 +4,10 @@ with backoff and subscribing again after every reconnect.
 `on_message(topic, payload, received)` runs inside the read that brought the message (`received` is
 `time.perf_counter()` of that read), so it must be quick: decode and enqueue, never wait. QoS-1
 messages are acknowledged after it returned (at-least-once). An exception from it is counted and
-logged (rate-limited), never fatal to the connection.
+logged (rate-limited), never fatal to the connection. `on_messages(messages, received)` instead takes
+all the messages of one read in one call (serve's raw intake: no call per message through this
+layer); it handles each message on its own and returns those it failed on, (topic, exception) pairs,
+counted and logged the same way.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ class MqttSubscriber(ReconnectingClient):
         self,
         settings: BrokerSettings,
         topic_filter: str,
-        on_message: Callable[[str, bytes, float], None],
+        on_message: Callable[[str, bytes, float], None] | None,
         qos: int = 0,
         *,
+        on_messages: Callable[[list[Publish], float], list[tuple[str, Exception]]] | None = None,
         keepalive_s: int = KEEPALIVE_S,
         reconnect: Backoff = RECONNECT,
         max_packet_bytes: int = MAX_PACKET_BYTES,
@@ -50,9 +54,12 @@ class MqttSubscriber(ReconnectingClient):
     ) -> None:
         if qos not in (0, 1):
             raise ValueError("qos must be 0 or 1")
+        if (on_message is None) == (on_messages is None):
+            raise ValueError("give on_message or on_messages")
         super().__init__(settings, reconnect)
         self.topic_filter = topic_filter
         self.on_message = on_message
+        self.on_messages = on_messages
         self.qos = qos
         self.keepalive_s = keepalive_s
         self.max_packet_bytes = max_packet_bytes
@@ -93,13 +100,27 @@ class MqttSubscriber(ReconnectingClient):
     def _on_publish(self, message: Publish, received: float) -> None:
         self.received += 1
         try:
-            self.on_message(message.topic, message.payload, received)
+            self.on_message(message.topic, message.payload, received)  # type: ignore[misc]
         except Exception as e:  # the consumer's bug must not stop every other device's data
-            self.callback_errors += 1
-            now = time.monotonic()
-            if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
-                self._last_error_log = now
-                log.error("message handler failed", topic=message.topic, error=f"{e.__class__.__name__}: {e}", errors=self.callback_errors)
+            self._handler_failed(message.topic, e, 1)
+
+    def _on_publishes(self, messages: list[Publish], received: float) -> None:
+        self.received += len(messages)
+        try:
+            failed = self.on_messages(messages, received)  # type: ignore[misc]
+        except Exception as e:  # a handler that let one escape: the read's messages count as failed
+            self._handler_failed(messages[0].topic, e, len(messages))
+            return
+        if failed:
+            topic, error = failed[-1]
+            self._handler_failed(topic, error, len(failed))
+
+    def _handler_failed(self, topic: str, e: Exception, count: int) -> None:
+        self.callback_errors += count
+        now = time.monotonic()
+        if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
+            self._last_error_log = now
+            log.error("message handler failed", topic=topic, error=f"{e.__class__.__name__}: {e}", errors=self.callback_errors)
 
     def _on_suback(self, pid: int, codes: bytes) -> None:
         if pid == _SUBSCRIBE_PID and self._suback is not None and not self._suback.done():
@@ -114,7 +135,8 @@ class MqttSubscriber(ReconnectingClient):
 
     # --- connection lifecycle (the loop is ReconnectingClient's) ---
     async def _open(self) -> MqttConnection:
-        conn = await connect(self.settings, self.client_id, self.keepalive_s, clean_session=self.clean_session, on_publish=self._on_publish,
+        delivery = {"on_publishes": self._on_publishes} if self.on_messages is not None else {"on_publish": self._on_publish}
+        conn = await connect(self.settings, self.client_id, self.keepalive_s, clean_session=self.clean_session, **delivery,
                              on_suback=self._on_suback, on_oversized=self._on_oversized, max_packet_bytes=self.max_packet_bytes)
         self._conn = conn  # close() during the subscription handshake disconnects it
         self._suback = asyncio.get_running_loop().create_future()

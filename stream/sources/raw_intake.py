@@ -78,6 +78,23 @@ class RawIngest:
             self._devices[topic] = device
         self.accept(device, payload, received, None, topic)
 
+    def on_messages(self, messages: list, received: float) -> list[tuple[str, Exception]]:
+        """The MQTT messages (topic, payload, …) of one socket read, in order; returns the ones a bug
+        made fail, (topic, exception), each failing alone (the subscriber counts and logs them)."""
+        devices = self._devices
+        failed: list[tuple[str, Exception]] = []
+        for message in messages:
+            topic = message[0]
+            try:
+                device = devices.get(topic)
+                if device is None:
+                    self.on_message(topic, message[1], received)
+                else:
+                    self.accept(device, message[1], received, None, topic)
+            except Exception as e:  # a bug must not take the rest of the read with it
+                failed.append((topic, e))
+        return failed
+
     def accept(self, device: str, payload: bytes, received: float, ticket: Ticket | None, where: str) -> bool:
         """One payload of a known device (`where`: its topic or subject, for the log). True when the
         chunk went to the runtime (its ticket, if any, is then done by the runtime); False when it was

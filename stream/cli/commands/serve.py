@@ -119,7 +119,7 @@ async def run(args: argparse.Namespace) -> int:
         mqtt = outputs.mqtt
         runtime = build_runtime(engine, outputs, config)
         ingest = RawIngest(runtime, args.topic_prefix)
-        subscriber = MqttSubscriber(mqtt.settings, f"{args.topic_prefix}/+/raw", ingest.on_message, qos=args.raw_qos,
+        subscriber = MqttSubscriber(mqtt.settings, f"{args.topic_prefix}/+/raw", None, on_messages=ingest.on_messages, qos=args.raw_qos,
                                     client_id=args.session or f"ppg-stream-{service}", clean_session=args.session is None)
         if args.metrics_port is not None:
             from ...consumers.metrics import register_runtime

@@ -4,6 +4,7 @@ chunk sizes real gateways send?
     python benchmarks/bench_fleet.py                                   # 0.25, 1, 2 s chunks; K = 250 … 5000; 60 s per step
     python benchmarks/bench_fleet.py --chunk-s 1 --devices 1000,2000 --duration 60
     python benchmarks/bench_fleet.py --chunk-s 0.25,1,2 --devices 500,1000 --duration 20   # a shortened run: say so
+    python benchmarks/bench_fleet.py --chunk-s 2 --recover 4000,1000 --high-s 60 --duration 60   # overload, then back to normal
 
 For each chunk size and each K: the service runs in its own process, as a user runs it; a load
 generator in its own process publishes K devices' raw chunks (payload version 2, stamped with the
@@ -23,6 +24,14 @@ seconds the service took after the last chunk to work through what it had left (
 once one of its stats lines saw no chunk come in). Then one line per chunk size: the largest K with no
 window lost and end-to-end p99 ≤ --p99-ms (250).
 The load average of the machine is printed with each step: other work on it shows in the latencies.
+
+`--recover K_HIGH,K_NORMAL`: one run past capacity and back. K_HIGH devices send for --high-s seconds,
+then only the first K_NORMAL go on for --duration seconds more (the others stop, as gateways that
+went away). Printed per 5-second stats interval of the service: chunks taken, windows published (by
+serve, and received by the checker), windows dropped as stale and chunks dropped from full queues
+(both counted by serve), serve's end-to-end p99; then the seconds from the load's return to normal
+until the start of the first interval with 0 drops that every later interval keeps at 0 (an upper
+bound, at the stats interval's resolution), and whether that is within the goal's 30 s.
 """
 
 from __future__ import annotations
@@ -63,9 +72,11 @@ def n_windows(duration_s: float, chunk_s: float) -> int:
 
 
 # ---- load generator (its own process) ----------------------------------------------------------
-def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, t0: float, port: int, connections: int) -> None:
+def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, t0: float, port: int, connections: int,
+            normal_devices: int, switch_s: float) -> None:
     """K devices' raw chunks through `connections` of the project's own MQTT publishers (what
-    `--publish-raw` uses; QoS 1), each chunk stamped with the time it is handed to its publisher."""
+    `--publish-raw` uses; QoS 1), each chunk stamped with the time it is handed to its publisher.
+    Chunks that start at or after `switch_s` of stream time are sent by the first `normal_devices` only."""
     import asyncio
 
     from ppg_stream.stream.mqtt.publisher import MqttPublisher
@@ -89,7 +100,7 @@ def loadgen(prefix: str, devices: int, duration_s: float, chunk_s: float, t0: fl
             await pub.start()
         for r in range(n_chunks):
             t_start = r * chunk_s
-            for i in range(devices):
+            for i in range(devices if t_start < switch_s - 1e-9 else normal_devices):
                 due = t0 + offsets[i] + (r + 1) * chunk_s
                 delay = due - time.time()
                 if delay > 0.002:
@@ -200,7 +211,11 @@ class Broker:
 
 
 def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, budget_ms: float, extra: list[str], broker: Broker,
-             verbose: bool = False) -> dict:
+             verbose: bool = False, normal_devices: int | None = None, switch_s: float | None = None) -> dict:
+    """One K (or, with `normal_devices` and `switch_s`, K devices until `switch_s` of stream time, then
+    `normal_devices` of them): the row of the table; the recovery intervals too when switching."""
+    switch_s = duration_s if switch_s is None else switch_s
+    normal_devices = devices if normal_devices is None else normal_devices
     prefix = f"fleet-{uuid.uuid4().hex[:6]}"
     service = subprocess.Popen(
         [sys.executable, "-m", "ppg_stream.stream.cli", "serve", "--topic-prefix", prefix, "--log-json", "--broker", f"mqtt://127.0.0.1:{broker.port}",
@@ -224,7 +239,8 @@ def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, 
         time.sleep(0.05)
     checker = Checker(prefix, broker.port, devices, duration_s, chunk_s)
     t0 = time.time() + 4.0  # the load generator builds its recordings meanwhile
-    gen = subprocess.Popen([sys.executable, __file__, "--loadgen", prefix, str(devices), str(duration_s), str(chunk_s), repr(t0), str(broker.port), str(connections)],
+    gen = subprocess.Popen([sys.executable, __file__, "--loadgen", prefix, str(devices), str(duration_s), str(chunk_s), repr(t0), str(broker.port), str(connections),
+                            str(normal_devices), repr(switch_s)],
                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
     # the first windows complete after 8 s of stream: measure from 10 s on, over whole hops (windows complete
     # every 2 s per device), so windows/s counts each device's windows exactly once per hop
@@ -263,13 +279,14 @@ def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, 
                 print("   serve stats:", {k: e.get(k) for k in ("chunks_per_s", "windows_per_s", "latency_p50_ms", "latency_p99_ms", "late", "dropped_stale",
                                                             "dropped_chunks", "missing_chunks", "reconnects", "outbox")}, flush=True)
     gen_stats = json.loads(gen_out.strip().splitlines()[-1]) if gen_out.strip() else {}
-    expected = {(f"dev{i:05d}", k) for i in range(devices) for k in range(n_windows(duration_s, chunk_s))}
+    expected = {(f"dev{i:05d}", k) for i in range(devices) for k in range(n_windows(duration_s if i < normal_devices else switch_s, chunk_s))}
     got = set(checker.received)
     lost = len(expected - got)
     in_span = sum(1 for seen in checker.received.values() if start <= seen < stop)
     lat = checker.latencies_ms(t0)
     span = wall1 - wall0  # CPU over what was measured; windows/s over [start, stop), whole hops
-    return {
+    recovery = recovery_intervals(lines, checker, t0 + switch_s) if switch_s < duration_s else None
+    return {"recovery": recovery} | {
         "chunk_s": chunk_s, "devices": devices, "serve_cpu": round((cpu1["serve"] - cpu0["serve"]) / span, 3),
         "broker_cpu": round((cpu1["broker"] - cpu0["broker"]) / span, 3), "checker_cpu": round((cpu1["checker"] - cpu0["checker"]) / span, 3), "rss_mib": round(rss), "windows_per_s": round(in_span / (stop - start), 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
@@ -279,6 +296,33 @@ def run_step(devices: int, duration_s: float, chunk_s: float, connections: int, 
         "off_5bpm": checker.off, "reconnects": summary.get("reconnects", 0), "loadgen_late_p99_ms": gen_stats.get("loadgen_late_p99_ms"), "drain_s": round(drained_s),
         "load_avg": f"{load0:.1f}-{load1:.1f}",
     }
+
+
+def recovery_intervals(lines: list[dict], checker: Checker, switch_at: float) -> dict:
+    """Serve's stats intervals around the load's return to normal (`switch_at`, Unix time the first
+    chunk of the normal load was due): per interval what came in, what went out, what was dropped."""
+    stats = [e for e in lines if e.get("event") == "stats"]
+    seen = sorted(checker.received.values())
+    rows = []
+    for before, after in zip(stats, stats[1:]):
+        a, b = before["timestamp_s"], after["timestamp_s"]
+        dt = b - a
+        rows.append({
+            "from_s": round(a - switch_at, 1), "to_s": round(b - switch_at, 1), "chunks": round(after["chunks_per_s"] * dt),
+            "published": round(after["windows_per_s"] * dt), "received": int(np.searchsorted(seen, b) - np.searchsorted(seen, a)),
+            "dropped_stale": after["dropped_stale"] - before["dropped_stale"], "dropped_chunks": after["dropped_chunks"] - before["dropped_chunks"],
+            "p99_ms": after["latency_p99_ms"],
+        })
+    clean_from = None  # the first interval after the switch from which every interval has no drops
+    for row in reversed(rows):
+        if row["dropped_stale"] or row["dropped_chunks"]:
+            break
+        if row["to_s"] > 0:
+            clean_from = row["from_s"]
+    return {"intervals": rows, "back_to_0_drops_s": None if clean_from is None else max(0.0, clean_from)}
+
+
+RECOVERY_COLUMNS = ["from_s", "to_s", "chunks", "published", "received", "dropped_stale", "dropped_chunks", "p99_ms"]
 
 
 COLUMNS = ["chunk_s", "devices", "serve_cpu", "broker_cpu", "checker_cpu", "rss_mib", "windows_per_s", "p50_ms", "p99_ms", "late", "dropped_stale", "dropped_chunks",
@@ -296,11 +340,17 @@ def main() -> None:
     ap.add_argument("--stop-after-fail", action="store_true", help="skip larger K of a chunk size once one failed")
     ap.add_argument("--serve-arg", action="append", default=[], help="extra argument for serve (repeatable)")
     ap.add_argument("--verbose", action="store_true", help="print serve's stats lines of each step")
-    ap.add_argument("--loadgen", nargs=7, help=argparse.SUPPRESS)
+    ap.add_argument("--recover", metavar="K_HIGH,K_NORMAL", help="one run: K_HIGH devices for --high-s, then K_NORMAL for --duration; "
+                    "prints the drops per 5 s and the time back to 0 drops")
+    ap.add_argument("--high-s", type=float, default=60.0, help="with --recover: seconds of the high load")
+    ap.add_argument("--loadgen", nargs=9, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loadgen:
-        prefix, devices, duration, chunk_s, t0, port, connections = args.loadgen
-        loadgen(prefix, int(devices), float(duration), float(chunk_s), float(t0), int(port), int(connections))
+        prefix, devices, duration, chunk_s, t0, port, connections, normal, switch = args.loadgen
+        loadgen(prefix, int(devices), float(duration), float(chunk_s), float(t0), int(port), int(connections), int(normal), float(switch))
+        return
+    if args.recover:
+        recover(args)
         return
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run", flush=True)
     rows = []
@@ -309,6 +359,7 @@ def main() -> None:
         for chunk_s in [float(c) for c in args.chunk_s.split(",")]:
             for k in [int(x) for x in args.devices.split(",")]:
                 row = run_step(k, args.duration, chunk_s, args.connections, args.budget_ms, args.serve_arg, broker, args.verbose)
+                row.pop("recovery")
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if args.stop_after_fail and (row["lost"] or row["p99_ms"] > args.p99_ms):
@@ -321,6 +372,37 @@ def main() -> None:
     for chunk_s in sorted({r["chunk_s"] for r in rows}):
         held = [r["devices"] for r in rows if r["chunk_s"] == chunk_s and r["lost"] == 0 and r["p99_ms"] <= args.p99_ms]
         print(f"{chunk_s:g} s chunks: largest K with 0 lost and end-to-end p99 ≤ {args.p99_ms:g} ms: {max(held) if held else 'none of those tried'}")
+
+
+def recover(args) -> None:
+    try:
+        high, normal = (int(x) for x in args.recover.split(","))
+        chunk_s = float(args.chunk_s)
+    except ValueError:
+        sys.exit("bench_fleet: --recover takes K_HIGH,K_NORMAL (two integers) and one --chunk-s")
+    if not 0 < normal < high:
+        sys.exit("bench_fleet: --recover needs 0 < K_NORMAL < K_HIGH")
+    switch_s = round(args.high_s / chunk_s) * chunk_s
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the run", flush=True)
+    broker = Broker()
+    try:
+        row = run_step(high, switch_s + args.duration, chunk_s, args.connections, args.budget_ms, args.serve_arg, broker, args.verbose,
+                       normal_devices=normal, switch_s=switch_s)
+    finally:
+        broker.stop()
+    recovery = row.pop("recovery")
+    print(json.dumps(row), flush=True)
+    table(f"ppg-stream serve past capacity and back: {high} devices for {switch_s:g} s, then {normal} for {args.duration:g} s, {chunk_s:g} s chunks, "
+          f"{args.connections} gateway connections; per stats interval, seconds from the return to normal",
+          RECOVERY_COLUMNS, [[r[c] for c in RECOVERY_COLUMNS] for r in recovery["intervals"]])
+    back = recovery["back_to_0_drops_s"]
+    print()
+    if not any(r["dropped_stale"] or r["dropped_chunks"] for r in recovery["intervals"] if r["to_s"] <= 0):
+        print(f"no drops while {high} devices sent: that load was not past this service's capacity here (try a larger K_HIGH)")
+    if back is None:
+        print("never back to 0 drops for the rest of the run: NOT within 30 s")
+    else:
+        print(f"back to 0 drops (and kept there) at most {back:g} s after the load returned to normal: {'within' if back <= 30 else 'NOT within'} 30 s")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def _batched(spec, headers: list[RawHeader], sizes: list[int]) -> tuple[np.ndarr
             while n := pre.collect_into(out, out_k):
                 ks.append(out_k[:n].copy())
                 xs.append(out[:n].copy())
-                by.append(pre.completed_by(out_k[:n]) + start)
+                by.append(np.array(pre.completed_by(out_k[:n])) + start)
         start += len(batch)
     return np.concatenate(ks), np.concatenate(xs), np.concatenate(by), pre.counters
 

@@ -17,6 +17,7 @@ than `RATE_TOLERANCE`.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -235,14 +236,22 @@ class StreamPreprocessor:
         self._kernel(group, _NO_TIMES, flat, meta)
         return meta
 
-    def completed_by(self, k: np.ndarray) -> np.ndarray:
+    def completed_by(self, k: np.ndarray) -> list[int]:
         """For windows `k` collected during `push_queue`: the index of the queued chunk whose arrival
         completed each (the first after which every group had reached the window's end)."""
-        reached = [np.full(self._queued, initial, dtype=np.int64) for initial in self._initial]
+        reached: dict[int, tuple[int, float]] = {}
         for index, meta in self._calls:  # in push order: a chunk cut in pieces ends where its last piece did
-            reached[index][meta[:, 4].astype(np.int64)] = meta[:, 5]
-        ready = np.minimum.reduce([np.maximum.accumulate(r) for r in reached])
-        return np.minimum(np.searchsorted(ready, k * self._hop + self._length, side="left"), self._queued - 1)
+            for row in meta.tolist():
+                reached[int(row[4])] = (index, row[5])
+        level = list(self._initial)
+        ready = []  # grid samples every group has after each queued chunk (non-decreasing)
+        for i in range(self._queued):
+            step = reached.get(i)
+            if step is not None:
+                level[step[0]] = int(step[1])
+            ready.append(min(level))
+        last = self._queued - 1
+        return [min(bisect_left(ready, end), last) for end in (k * self._hop + self._length).tolist()]
 
     def _start_at(self, first_t: float) -> None:
         """A stream first seen mid-way (a service started, or a partition taken over, while its gateway

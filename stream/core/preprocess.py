@@ -51,6 +51,14 @@ class _Group:
     prev_y: np.ndarray | None = None
 
 
+def _first_time(chunk: Chunk | RawHeader) -> float:
+    """The time of a chunk's first sample with a finite time (NaN if none)."""
+    if type(chunk) is RawHeader:
+        return chunk.t0
+    finite = chunk.t[np.isfinite(chunk.t)]
+    return float(finite[0]) if len(finite) else math.nan
+
+
 @dataclass(frozen=True)
 class WindowBatch:
     """Windows ready for the model: `x` (N, C, T) float32 and their indices `k`."""
@@ -178,40 +186,47 @@ class StreamPreprocessor:
         """Ingest a device's queued chunks (in arrival order, any mix of groups) with one kernel call per
         run of raw chunks of one group at one rate (their samples read from the payloads joined once,
         their times computed in the kernel), and one per piece of any other chunk. Yields after each
-        call: the caller collects windows then (a run spans at most a quarter of the ring, as a piece
-        does, so no window is overwritten before it is collected), and `completed_by` says which chunk
-        completed each. Windows, counters and ring contents are exactly those of pushing the chunks one
-        by one (groups are independent until a window is cut)."""
+        call: the caller collects windows then, and `completed_by` says which chunk completed each.
+        A run spans at most a quarter of the ring, as a piece does, and the groups' runs are cut in
+        queue order, so neither group gets more than a run ahead of the other and the ring does not
+        grow where chunk-by-chunk pushing would not. Windows, counters and ring contents are exactly
+        those of pushing the chunks one by one (groups are independent until a window is cut)."""
         self._queued = len(chunks)
         self._initial = [int(g.state[NEXT_J]) for g in self._groups.values()]
         self._calls = calls = []  # (group index, meta) per kernel call: which chunk reached where
-        for name, group in self._groups.items():
-            run: list[RawHeader] = []
-            slots: list[int] = []
-            for i, chunk in enumerate(chunks):
-                if chunk.group != name:
-                    continue
-                if type(chunk) is RawHeader and chunk.channels == group.width:
-                    if run:
-                        head = run[0]
-                        if chunk.rate_hz != head.rate_hz or chunk.t0 + (chunk.n - 1) / chunk.rate_hz - head.t0 > self._max_push_s:
-                            calls.append((group.index, self._push_raw_run(group, run, slots)))
-                            yield
-                            run, slots = [], []
-                    if (chunk.n - 1) / chunk.rate_hz <= self._max_push_s:
-                        run.append(chunk)
-                        slots.append(i)
-                        continue
-                if run:
+        if not self._started:  # the stream starts where its first chunk in arrival order does, whichever group
+            for chunk in chunks:
+                first = _first_time(chunk) if chunk.group in self._groups else math.nan
+                if math.isfinite(first):
+                    self._start_at(first)
+                    break
+        pending: dict[str, tuple[list[RawHeader], list[int]]] = {name: ([], []) for name in self._groups}
+        for i, chunk in enumerate(chunks):
+            group = self._groups.get(chunk.group)
+            if group is None:
+                continue
+            run, slots = pending[chunk.group]
+            if type(chunk) is RawHeader and chunk.channels == group.width and (chunk.n - 1) / chunk.rate_hz <= self._max_push_s:
+                if run and (chunk.rate_hz != run[0].rate_hz or chunk.t0 + (chunk.n - 1) / chunk.rate_hz - run[0].t0 > self._max_push_s):
                     calls.append((group.index, self._push_raw_run(group, run, slots)))
+                    run.clear()
+                    slots.clear()
                     yield
-                    run, slots = [], []
-                whole = chunk.to_chunk() if type(chunk) is RawHeader else chunk
-                for piece in self.pieces(whole):
-                    calls.append((group.index, self._push_arrays(group, piece, rates[i], i)))
-                    yield
-            if run:
+                run.append(chunk)
+                slots.append(i)
+                continue
+            if run:  # a chunk with its own arrays (or a long or multi-channel raw one): what the group had pending goes first
                 calls.append((group.index, self._push_raw_run(group, run, slots)))
+                run.clear()
+                slots.clear()
+                yield
+            whole = chunk.to_chunk() if type(chunk) is RawHeader else chunk
+            for piece in self.pieces(whole):
+                calls.append((group.index, self._push_arrays(group, piece, rates[i], i)))
+                yield
+        for name, (run, slots) in pending.items():
+            if run:
+                calls.append((self._groups[name].index, self._push_raw_run(self._groups[name], run, slots)))
                 yield
         self._calls = []
 

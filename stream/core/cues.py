@@ -64,22 +64,20 @@ class Cues:
 
 
 def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, params: CueParams | None = None,
-             rms: np.ndarray | None = None, overwrite: bool = False) -> tuple[np.ndarray, Cues]:
-    """(the windows' distributions after the beats' say, their cues); `x` (N, C, T): PPG then ACC x, y, z;
-    `rms` the windows' accelerometer RMS (`beats.acc_rms_rows`) where the caller has it already. `overwrite`:
-    the distributions are changed in `probs` itself (a float64 C-contiguous array the caller no longer needs);
-    a copy of a large batch costs more than the cues' own arithmetic once the allocator hands it fresh pages."""
+             overwrite: bool = False) -> tuple[np.ndarray, Cues]:
+    """(the windows' distributions after the beats' say, their cues); `x` (N, C, T): PPG then ACC x, y, z.
+    `overwrite`: the distributions are changed in `probs` itself (a float64 C-contiguous array the caller no
+    longer needs); a copy of a large batch costs more than the cues' own arithmetic once the allocator hands
+    it fresh pages. The cues' `acc_rms` is the one the activity prior and the beat gate use too."""
     p = params or CueParams()
     x = np.ascontiguousarray(x)
-    fill = rms is None  # measured in the loop that reads the window's motion anyway, while it is in cache
-    rms = np.zeros(len(x)) if fill else np.array(rms, dtype=np.float64)
     beat_bpm, beat_cv = beat_rates(x, fs)
     own = overwrite and probs.dtype == np.float64 and probs.flags.c_contiguous and probs.flags.writeable
     fused = probs if own else np.array(probs, dtype=np.float64)
-    peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), rms, fill and x.shape[1] >= 4, beat_bpm, beat_cv,
-                                      _hann(x.shape[2]), p.moving_g, p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight,
-                                      p.beat_sigma_bpm, p.distrust)
-    return fused, Cues(rms, cadence, beat_bpm, beat_cv, peaks, moved)
+    acc_rms, peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv, _hann(x.shape[2]),
+                                               p.moving_g, p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm,
+                                               p.distrust)
+    return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, moved)
 
 
 def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, fs: float, params: CueParams | None = None) -> np.ndarray:
@@ -158,17 +156,20 @@ def _beats_free(x, i, fs, beat_bpm, hann, moving, cadence_share) -> bool:
 
 
 @njit(cache=True)
-def fuse_rows(x, probs, fs, bins, acc_rms, fill_rms, beat_bpm, beat_cv, hann, moving_g, cadence_share, regular_cv, disagree_bpm, beat_weight,
-              beat_sigma, distrust):
-    """In place on `probs` (and on `acc_rms` where `fill_rms`); returns per window (the model's peak, the cadence
-    share there, moved). Every accelerometer share is computed only where a decision needs it."""
+def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, hann, moving_g, cadence_share, regular_cv, disagree_bpm, beat_weight, beat_sigma,
+              distrust):
+    """In place on `probs`; returns per window (acc RMS, the model's peak, the cadence share there, moved).
+    The RMS is taken here, where the window's motion is read anyway (in cache for the cadence share); every
+    accelerometer share is computed only where a decision needs it."""
     n, k = probs.shape
+    acc_rms = np.zeros(n)
     peaks = np.zeros(n)
     cadence = np.zeros(n)
     moved = np.zeros(n, dtype=np.bool_)
+    has_acc = x.shape[1] >= 4
     for i in range(n):
         peaks[i] = bins[np.argmax(probs[i])]
-        if fill_rms:
+        if has_acc:
             acc_rms[i] = window_acc_rms(x, i)
         if acc_rms[i] <= moving_g:
             continue
@@ -191,7 +192,7 @@ def fuse_rows(x, probs, fs, bins, acc_rms, fill_rms, beat_bpm, beat_cv, hann, mo
         else:  # a peak on the cadence says little about the pulse
             for j in range(k):
                 probs[i, j] = (1.0 - distrust) * probs[i, j] + distrust / k
-    return peaks, cadence, moved
+    return acc_rms, peaks, cadence, moved
 
 
 @njit(cache=True)

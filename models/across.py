@@ -226,19 +226,24 @@ def train_for_devices(recordings: list[Recording], copies: int, epochs: int = 30
 
 
 def cv_for_devices(groups: list[list[Recording]], also: list[Recording], copies: int, epochs: int = 30, seed: int = 0, threads: int = 1,
-                   mix: int = 20, activities: int = 12, cache: Path = Path(".cache/ppg-distill"), progress: bool = False):
+                   mix: int = 20, activities: int = 12, cache: Path = Path(".cache/ppg-distill"), progress: bool = False, scores=None):
     """Cross-validation by groups of recordings: fold i trains on every other group plus `also` (each with its
     device variants; seed + i) and returns, per held-out recording, its windows' softmax rows:
     {subject: probs}. With groups from one data set and `also` the other, the model card's subject-wise CV
-    of a recipe that trains on both."""
+    of a recipe that trains on both. `scores` (a `study.HeldOutScores`) also scores every fold as `run_cv` does
+    (held-out synthetic recordings and scenarios, calibration), for the exported student's `cv`."""
+    from .dataset import WindowSet
     from .train import predict_probabilities
 
     held_probs: dict[str, np.ndarray] = {}
     for fold, held in enumerate(groups):
         train = [r for g in groups if g is not held for r in g] + list(also)
         model, _ = train_for_devices(train, copies, epochs, seed + fold, threads, mix, activities, cache, progress)
-        for rec in held:
-            held_probs[rec.subject] = predict_probabilities(model, labelled_windows(rec, TRAINING_SPEC).x)
+        windows = [labelled_windows(rec, TRAINING_SPEC) for rec in held]
+        test = WindowSet.concat(windows)
+        probs = scores.add(model, test) if scores is not None else predict_probabilities(model, test.x)
+        for rec, start, w in zip(held, np.cumsum([0] + [len(w) for w in windows]), windows):
+            held_probs[rec.subject] = probs[start : start + len(w)]
     return held_probs
 
 

@@ -166,11 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--name", default="ppg-student")
     d.add_argument("--version", default="1.4")
     d.add_argument("--cv", type=int, default=0, metavar="FOLDS",
-                   help="instead of exporting, cross-validate subject-wise over the chosen recordings (4: the model card's IEEE CV) and print the pooled MAE")
+                   help="cross-validate subject-wise over the chosen recordings first (4: the model card's IEEE CV) and print it; with --out the "
+                        "student then trained on all of them carries it (metadata `cv`, model card), as a shipped student must")
     d.add_argument("--cv-on", choices=["ieee", "wrist"], default="ieee",
                    help="with --cv and --train both: the data set whose recordings are held out (wrist: leave one subject out)")
     d.add_argument("--cv-probs", type=Path, default=None, metavar="DIR", help="with --cv: keep each held-out recording's probabilities (<subject>.npy)")
-    d.add_argument("--out", type=Path, default=None, help="the ONNX file to write (required unless --cv)")
+    d.add_argument("--out", type=Path, default=None, help="the ONNX file to write, its model card beside it (required unless --cv)")
 
     c = sub.add_parser("teacher-screen", parents=[common],
                        help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
@@ -361,6 +362,7 @@ def cmd_export(args) -> int:
     from .losses import build_strategy
     from .dataset import WindowSet
     from .calibration import apply_temperature
+    from .metadata import trained_metadata
     from .study import ACTIVITY_DURATION_S, MIX_DURATION_S, completed_keys, onnx_file_costs, teacher_path, training_extras
     from .targets import training_spec
     from ..stream.core.student_spec import student_spec
@@ -391,12 +393,8 @@ def cmd_export(args) -> int:
     metadata = {
         "strategy": run.strategy, "teacher": run.teacher or "none", "architecture": f"{run.family}:{run.width}x{run.depth}",
         "parameters": str(n_parameters(model)), "strategy_params": json.dumps(strategy.params), "epochs": str(run.epochs),
-        "cv": json.dumps({k: cv[k] for k in ("folds", "mae", "rmse", "within5", "mae_untracked", "mae_synthetic", "mae_scenarios", "ece",
-                                             "ece_calibrated", "mae_calibrated") if k in cv}),
+        **trained_metadata(cv, data.name.split("+")),
         "synthetic_mix": str(run.mix), "activities": str(run.activities), "temperature": f"{temperature:.4g}",
-        "licence_training_data": "; ".join(
-            ([] if data.name == "dalia" else ["IEEE SPC 2015: academic research only (copyright with its authors)"])
-            + ([] if data.name == "ieee" else ["PPG-DaLiA: the terms of its publisher (UCI Machine Learning Repository)"])),
         "data": data.name,
     }
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 (12 subjects) + PPG-DaLiA"}[data.name]
@@ -416,12 +414,15 @@ def cmd_export(args) -> int:
     return 0
 
 
-def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float) -> str:
-    """The model card shipped beside an exported student (everything a user needs to trust or replace it)."""
+def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff: float, command: str | None = None) -> str:
+    """The model card shipped beside an exported student (everything a user needs to trust or replace it);
+    `command`: what made it, where that is not `ppg-distill export`."""
     from .study import ACTIVITY_DURATION_S, MIX_DURATION_S, SCENARIO_TEST, SYNTHETIC_TEST
 
-    where = {"ieee": "the 12 IEEE SPC 2015 recordings", "dalia": "the PPG-DaLiA subjects", "ieee+dalia": "the IEEE SPC 2015 and PPG-DaLiA subjects"}[metadata["data"]]
-    cv_line = (f"{cv['folds']}-fold subject-wise CV on {where} ({cv['windows']} windows): "
+    where = {"ieee": "the 12 IEEE SPC 2015 recordings", "dalia": "the PPG-DaLiA subjects", "ieee+dalia": "the IEEE SPC 2015 and PPG-DaLiA subjects",
+             "wrist": "the 8 Wrist PPG During Exercise recordings",
+             "both": "the 12 IEEE SPC 2015 recordings and the 8 Wrist PPG During Exercise recordings"}[metadata["data"]]
+    cv_line = (f"{cv['folds']}-fold subject-wise CV on {cv.get('on', where)} ({cv['windows']} windows): "
                f"MAE {cv['mae']:.2f} bpm with tracking ({cv['mae_untracked']:.2f} window by window), RMSE {cv['rmse']:.2f}, "
                f"{100 * cv['within5']:.1f} % within 5 bpm" if cv else "no cross-validation row for this configuration in the results file")
     if cv.get("mae_synthetic") is not None:
@@ -447,6 +448,8 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     mix = int(metadata.get("synthetic_mix", "0"))
     activities = int(metadata.get("activities", "0"))
     mix_text = f" plus {mix} synthetic recordings of {MIX_DURATION_S:g} s from the project's generator" if mix else ""
+    if metadata.get("device_copies"):
+        mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, grip motion)" + mix_text
     if activities:
         mix_text += (f" and {activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario (arm exercise, boxing, "
                      "walking, stairs, aperiodic motion, rest with irregular beats: `replay/activity.py`)")
@@ -454,6 +457,10 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
               "45-185 bpm, but real data below 69 or above 177 bpm was never seen." if mix or activities else
               "12 running subjects of one data set, reference HR 69-177 bpm (±10 % time-stretch widens that to about "
               "62-195 bpm): lower or higher rates are outside what it learnt.")
+    if metadata.get("device_copies"):
+        limits = (f"real recordings: {where} and device variants generated from them; other devices were seen only as those "
+                  "variants, and the synthetic recordings widen the HR range to 45-185 bpm." if mix or activities else
+                  f"real recordings: {where} and device variants generated from them; other devices were seen only as those variants.")
     if activities:
         limits += " Arm exercise, boxing, everyday activity and irregular rhythms were seen only as synthetic recordings."
     taper = spec.taper
@@ -462,6 +469,8 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     calibrate = " --calibrate" if temperature != 1.0 else ""
     distill_first = (f"`ppg-distill distill --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{flags}` "
                      "(the CV row the temperature comes from), then\n  " if calibrate else "")
+    command = command or (f"{reproduce}{distill_first}`ppg-distill export --strategy {metadata['strategy']} --student "
+                          f"{metadata['architecture']}{teacher_arg}{flags}{calibrate} --out {filename}`")
     return f"""# Model card: {spec.name}@{spec.version} (`{filename}`)
 
 - **Task**: heart rate from one 8 s window of wrist PPG + 3-axis accelerometer at {spec.fs:g} Hz, as logits over
@@ -479,7 +488,7 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 - **Limits**: {limits} Not validated on other activities, skin tones or devices.
   Not a medical device.
 - **Licence of the training data**: {metadata['licence_training_data']}. The synthetic data is the project's own.
-- **Reproduce**: {reproduce}{distill_first}`ppg-distill export --strategy {metadata['strategy']} --student {metadata['architecture']}{teacher_arg}{flags}{calibrate} --out {filename}`.
+- **Reproduce**: {command}.
 """
 
 
@@ -630,50 +639,55 @@ def cmd_devices(args) -> int:
     return 0
 
 
+DEVICE_DATA_SETS = {"ieee": ("ieee",), "wrist": ("wrist",), "both": ("ieee", "wrist")}  # devices-train --train → metadata.LICENCES
+
+
 def cmd_devices_train(args) -> int:
     import numpy as np
 
     from .across import real_recordings, train_for_devices
     from .architectures import n_parameters
-    from .targets import TRAINING_SPEC
     from .export import ExportMismatch, export
-    from .study import ACTIVITY_DURATION_S, MIX_DURATION_S
+    from .losses import build_strategy
+    from .metadata import trained_metadata
+    from .study import ACTIVITY_DURATION_S, MIX_DURATION_S, onnx_file_costs
     from ..stream.core.student_spec import student_spec
 
     if args.copies < 0 or args.epochs < 1 or args.threads < 1 or args.mix_synthetic < 0 or args.activities < 0:
         raise UsageError("--epochs and --threads must be 1 or more, --copies, --mix-synthetic and --activities 0 or more")
     if args.cv == 1 or args.cv < 0:
-        raise UsageError("--cv: at least 2 folds (0: no cross-validation, export)")
+        raise UsageError("--cv: at least 2 folds (0: no cross-validation)")
     if not args.cv and args.out is None:
         raise UsageError("--out PATH is required (unless --cv)")
     recordings = real_recordings(args.train, args.ieee, args.wrist)
+    cv: dict = {}
     if args.cv:
         from .across import cv_for_devices, ieee_groups, subject_groups
-        from .train import evaluate_probabilities, pool_folds
+        from .calibration import cross_fitted
+        from .study import HeldOutScores
 
         ieee = [r for r in recordings if r.subject.startswith("DATA_")]
         wrist = [r for r in recordings if not r.subject.startswith("DATA_")]
         if args.cv_on == "wrist" or args.train == "wrist":  # leave one subject out; IEEE (if trained on) in every fold
             groups, also = subject_groups(wrist), ieee
+            on = "the Wrist PPG During Exercise subjects, one left out per fold" + (" (IEEE SPC 2015 in every fold)" if ieee else "")
         else:  # the model card's IEEE folds; with --train both the wrist recordings train in every fold
             groups, also = ieee_groups(ieee, args.cv), wrist
+            on = "the 12 IEEE SPC 2015 recordings" + (" (the Wrist PPG During Exercise recordings in every fold)" if wrist else "")
+        scores = HeldOutScores(args.cache)  # scored as `ppg-distill distill` scores the shipped recipe
         held = cv_for_devices(groups, also, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                              args.cache, progress=True)
-        from .dataset import labelled_windows
-
-        per = []
-        for group in groups:
-            for rec in group:
-                w = labelled_windows(rec, TRAINING_SPEC)
-                per.append((evaluate_probabilities(held[rec.subject], w), len(w)))
-                if args.cv_probs is not None:
-                    args.cv_probs.mkdir(parents=True, exist_ok=True)
-                    np.save(args.cv_probs / f"{rec.subject}.npy", held[rec.subject])
-        total, metrics = pool_folds(per)
-        print(f"{len(groups)}-fold CV over {', '.join(sorted({r.subject.split('_')[0] for g in groups for r in g}))[:80]} ({total} windows), "
-              f"{args.copies} device variants per training recording: MAE {metrics['mae']:.2f} bpm tracked "
-              f"({metrics['mae_untracked']:.2f} window by window), within 5 bpm {100 * metrics['within5']:.1f} %")
-        return 0
+                              args.cache, progress=True, scores=scores)
+        if args.cv_probs is not None:
+            args.cv_probs.mkdir(parents=True, exist_ok=True)
+            for subject, probs in held.items():
+                np.save(args.cv_probs / f"{subject}.npy", probs)
+        cv = {**scores.row(), **cross_fitted(scores.held_logits, scores.held_sets), "on": on}
+        print(f"{len(groups)}-fold CV over {', '.join(sorted({r.subject.split('_')[0] for g in groups for r in g}))[:80]} ({cv['windows']} windows), "
+              f"{args.copies} device variants per training recording: MAE {cv['mae']:.2f} bpm tracked "
+              f"({cv['mae_untracked']:.2f} window by window), within 5 bpm {100 * cv['within5']:.1f} %; held-out synthetic "
+              f"{cv['mae_synthetic']:.2f}, activity scenarios {cv['mae_scenarios']:.2f}; ECE {cv['ece']:.3f}")
+        if args.out is None:
+            return 0
     model, real = train_for_devices(recordings, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
                                     args.cache, progress=True)
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "wrist": "Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)",
@@ -682,14 +696,24 @@ def cmd_devices_train(args) -> int:
                      + (f" + {args.mix_synthetic} synthetic recordings of {MIX_DURATION_S:g} s" if args.mix_synthetic else "")
                      + (f" + {args.activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario" if args.activities else ""))
     metadata = {"strategy": "scratch", "teacher": "none", "architecture": "resnet:16x2", "parameters": str(n_parameters(model)),
-                "epochs": str(args.epochs), "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities),
+                "strategy_params": json.dumps(build_strategy("scratch").params), "epochs": str(args.epochs),
+                **trained_metadata(cv, DEVICE_DATA_SETS[args.train]),
+                "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities), "temperature": "1",
                 "device_copies": str(args.copies), "data": args.train}
     spec = student_spec(args.name, args.version, training_data, "resnet student trained for devices (issue 22)", metadata, taper="rect")
     try:
         diff = export(model, spec, args.out, check_windows=real.x[:256])
     except ExportMismatch as e:
         raise ExportFailed(str(e)) from None
-    print(f"wrote {args.out}: {n_parameters(model):,} parameters, {len(real):,} real and device-variant windows; torch and onnxruntime agree to {diff:.1e}")
+    costs = onnx_file_costs(args.out)
+    card = args.out.with_suffix(".md")
+    flags = (f" --copies {args.copies} --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
+             + (f" --cv {args.cv}" + (f" --cv-on {args.cv_on}" if args.train == "both" else "") if args.cv else "") + f" --seed {args.seed}")
+    card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff,
+                               command=f"`ppg-distill devices-train --train {args.train}{flags} --out {args.out.name}`"))
+    print(f"wrote {args.out}: {n_parameters(model):,} parameters, {len(real):,} real and device-variant windows; torch and onnxruntime "
+          f"agree to {diff:.1e}; model card {card}"
+          + ("" if cv else "; no --cv, so no cross-validation in its metadata (a shipped student needs one)"))
     return 0
 
 

@@ -216,6 +216,58 @@ class RunConfig:
         return f"{self.strategy}|{self.family}:{self.width}x{self.depth}|{self.teacher or '-'}|e{self.epochs}|s{self.seed}|{p}{suffix}"
 
 
+class HeldOutScores:
+    """What a cross-validated recipe is judged on, fold by fold: its held-out real windows, the held-out synthetic
+    recordings and activity scenarios (never trained on: other seeds), and the calibration of its confidence.
+    `row()` pools the folds into the metrics of a CV row: the results file's, and the `cv` an exported student
+    carries (`models/metadata.py`). One scorer for `run_cv` and `ppg-distill devices-train --cv`."""
+
+    def __init__(self, cache: Path = DEFAULT_CACHE) -> None:
+        self.synthetic_held_out = synthetic_test(cache)
+        self.scenarios = scenario_test(cache)
+        self.scenario_kind = activity_of(self.scenarios.subject)
+        self.estimates: list[tuple[dict, int]] = []  # per fold: metrics on its held-out windows, their count
+        self.synthetic_estimates: list[tuple[dict, int]] = []
+        self.held_logits: list[np.ndarray] = []
+        self.held_sets: list[WindowSet] = []
+        self.scenario_estimates: dict[str, list] = {kind: [] for kind in ACTIVITIES}
+        self.scenario_calibration = {kind: ([], []) for kind in ACTIVITIES}  # confidence, within ±5 bpm
+        self.subjects: dict[str, dict] = {}  # per held-out subject: its windows and errors (the unit of the subject-level statistics)
+        self.model = None
+
+    def add(self, model, test_set: WindowSet) -> np.ndarray:
+        """One fold's model and its held-out windows; returns their softmax rows."""
+        logits = predict_logits(model, test_set.x)
+        probs = softmax(logits)
+        self.model = model
+        self.held_logits.append(logits)
+        self.held_sets.append(test_set)
+        self.estimates.append((evaluate_probabilities(probs, test_set), len(test_set)))
+        self.subjects.update(per_subject_errors(probs, test_set))
+        self.synthetic_estimates.append((evaluate(model, self.synthetic_held_out), 1))
+        scenario_probs = softmax(predict_logits(model, self.scenarios.x))
+        for kind in ACTIVITIES:
+            sel = self.scenario_kind == kind
+            self.scenario_estimates[kind].append((evaluate_probabilities(scenario_probs[sel], self.scenarios.select(sel)), 1))
+            for into, values in zip(self.scenario_calibration[kind], confidence_and_correct(scenario_probs[sel], self.scenarios.hr_bpm[sel])):
+                into.append(values)
+        return probs
+
+    def row(self) -> dict:
+        total, metrics = pool_folds(self.estimates)
+        _, synthetic = pool_folds(self.synthetic_estimates)
+        per_scenario = {kind: {**{k: v for k, v in pool_folds(e)[1].items() if k in ("mae", "mae_untracked")},
+                               "ece": expected_calibration_error(*(np.concatenate(a) for a in self.scenario_calibration[kind]))}
+                        for kind, e in self.scenario_estimates.items()}
+        return {
+            "mae_synthetic": synthetic["mae"], "mae_synthetic_untracked": synthetic["mae_untracked"],
+            "scenarios": per_scenario,
+            "mae_scenarios": float(np.mean([m["mae"] for m in per_scenario.values()])),
+            "mae_scenarios_untracked": float(np.mean([m["mae_untracked"] for m in per_scenario.values()])),
+            "folds": len(self.estimates), "windows": total, "params": n_parameters(self.model), **metrics,
+        }
+
+
 def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progress: bool = False, threads: int = 2) -> dict:
     """Cross-validate one student configuration; returns the result row (metrics + costs + config).
 
@@ -226,15 +278,8 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     run = replace(run, folds=len(data.folds))  # the key names the split the data really has
     strategy_params = dict(run.params)
     started = time.perf_counter()
-    estimates, synthetic_estimates, held_logits, held_sets = [], [], [], []
     extras = training_extras(run.mix, run.activities, cache)
-    synthetic_held_out = synthetic_test(cache)
-    scenarios = scenario_test(cache)
-    scenario_kind = activity_of(scenarios.subject)
-    scenario_estimates: dict[str, list] = {kind: [] for kind in ACTIVITIES}
-    scenario_calibration = {kind: ([], []) for kind in ACTIVITIES}  # confidence, within ±5 bpm
-    model = None
-    subjects: dict[str, dict] = {}  # per held-out subject: its windows and errors (the unit of the subject-level statistics)
+    scores = HeldOutScores(cache)
     for fold in range(len(data.folds)):
         train_set, test_set = data.split(fold)
         if extras:
@@ -251,37 +296,17 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
             teacher = TeacherOutputs.compute(teacher_model, train_set.x, with_features=strategy.needs_features)
         model = build(run.family, training_spec(run.taper), run.width, run.depth, seed=run.seed + fold)
         train_model(model, train_set, TrainConfig(epochs=run.epochs, seed=run.seed + fold, threads=threads), strategy, teacher, progress=progress)
-        logits = predict_logits(model, test_set.x)
-        held_logits.append(logits)
-        held_sets.append(test_set)
-        estimates.append((evaluate_probabilities(softmax(logits), test_set), len(test_set)))
-        subjects.update(per_subject_errors(softmax(logits), test_set))
-        synthetic_estimates.append((evaluate(model, synthetic_held_out), 1))
-        scenario_probs = softmax(predict_logits(model, scenarios.x))
-        for kind in ACTIVITIES:
-            sel = scenario_kind == kind
-            scenario_estimates[kind].append((evaluate_probabilities(scenario_probs[sel], scenarios.select(sel)), 1))
-            for into, values in zip(scenario_calibration[kind], confidence_and_correct(scenario_probs[sel], scenarios.hr_bpm[sel])):
-                into.append(values)
-    total, metrics = pool_folds(estimates)
-    _, synthetic = pool_folds(synthetic_estimates)
-    per_scenario = {kind: {**{k: v for k, v in pool_folds(e)[1].items() if k in ("mae", "mae_untracked")},
-                           "ece": expected_calibration_error(*(np.concatenate(a) for a in scenario_calibration[kind]))}
-                    for kind, e in scenario_estimates.items()}
-    costs = onnx_costs(model)
+        scores.add(model, test_set)
+    pooled = scores.row()
+    costs = onnx_costs(scores.model)
     return {
         "key": run.key, "data": data.name, "strategy": run.strategy, "family": run.family, "width": run.width, "depth": run.depth,
         "teacher": run.teacher, "epochs": run.epochs, "seed": run.seed, "mix": run.mix, "taper": run.taper, "activities": run.activities,
-        "mae_synthetic": synthetic["mae"], "mae_synthetic_untracked": synthetic["mae_untracked"],
-        "scenarios": per_scenario,
-        "mae_scenarios": float(np.mean([m["mae"] for m in per_scenario.values()])),
-        "mae_scenarios_untracked": float(np.mean([m["mae_untracked"] for m in per_scenario.values()])),
-        "strategy_params": {**build_strategy(run.strategy, **strategy_params).params},
-        "folds": len(data.folds), "windows": total, "params": n_parameters(model), **metrics, **costs,
-        **cross_fitted(held_logits, held_sets),
+        "strategy_params": {**build_strategy(run.strategy, **strategy_params).params}, **pooled, **costs,
+        **cross_fitted(scores.held_logits, scores.held_sets),
         "per_fold": [{"held_out": [str(s) for s in data.folds[f]], "windows": n, "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
-                     for f, (m, n) in enumerate(estimates)],
-        "per_subject": subjects,
+                     for f, (m, n) in enumerate(scores.estimates)],
+        "per_subject": scores.subjects,
         "train_s": round(time.perf_counter() - started, 1),
     }
 

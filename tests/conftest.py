@@ -222,3 +222,18 @@ def ieee_dir() -> Path:
     if not (IEEE_DIR / "DATA_01_TYPE01.mat").exists():
         pytest.skip(f"IEEE SPC 2015 data not found at {IEEE_DIR} (set {DATA_ENV} to the folder holding ieee-spc2015/; see docs/data.md)")
     return IEEE_DIR
+
+
+SHIPPED_STUDENT_KEYS = ("strategy", "teacher", "architecture", "parameters", "strategy_params", "cv", "licence_training_data", "taper",
+                        "temperature")
+
+
+def shipped_metadata(spec) -> dict:
+    """The metadata a student must carry to be shipped (tests/test_shipped_student.py): every key set, and its
+    recipe's cross-validation; returns that `cv`."""
+    for key in SHIPPED_STUDENT_KEYS:
+        assert spec.extra.get(key), key
+    cv = json.loads(spec.extra["cv"])
+    for key in ("mae", "folds", "mae_synthetic", "mae_scenarios", "ece"):
+        assert key in cv, key
+    return cv

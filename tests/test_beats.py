@@ -9,7 +9,7 @@ import pytest
 from ppg_stream.models.dataset import labelled_windows
 from ppg_stream.models.targets import TRAINING_SPEC
 from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
-from ppg_stream.stream.core.beats import refine_with_beats
+from ppg_stream.stream.core.beats import BEAT_THRESHOLD_STEP, BEAT_THRESHOLDS, _runs, refine_with_beats
 from tests.conftest import run_cli
 from tests.serve_helpers import synthetic_recording
 
@@ -62,3 +62,33 @@ def test_the_cli_refines_at_rest_unless_told_not_to(tmp_path):
         summary = next(json.loads(line) for line in result.stderr.splitlines() if '"replay finished"' in line)
         mae[bool(flag)] = summary["mae_bpm"]
     assert mae[False] < 0.7 * mae[True]
+
+
+def _plain_runs(high: np.ndarray, threshold: float) -> list[int]:
+    """The tops (first maximum) of the runs above `threshold`, one scan: what `_runs` must find per threshold."""
+    tops, s, t = [], 0, len(high)
+    while s < t:
+        if high[s] <= threshold:
+            s += 1
+            continue
+        top = s
+        while s < t and high[s] > threshold:
+            top = s if high[s] > high[top] else top
+            s += 1
+        tops.append(top)
+    return tops
+
+
+def test_the_one_pass_runs_are_the_four_scans():
+    # pulses, plateaus (ties), runs cut by either edge, and noisy runs that dip below a threshold and rise again
+    rng = np.random.default_rng(3)
+    t = np.arange(200)
+    signals = [np.sin(2 * np.pi * t / 17.0), np.round(np.sin(2 * np.pi * t / 23.0) * 3) / 3, np.ones(200), -np.ones(200),
+               np.r_[np.linspace(1, 0.1, 50), -np.ones(100), np.linspace(0.1, 1, 50)]]
+    signals += [np.sin(2 * np.pi * t / rng.uniform(8, 40)) + rng.normal(0, s, 200) for s in (0.05, 0.3, 1.0) for _ in range(30)]
+    tops, counts = np.empty((BEAT_THRESHOLDS, 200), dtype=np.int64), np.zeros(BEAT_THRESHOLDS, dtype=np.int64)
+    for high in signals:
+        rms = float(np.sqrt(np.mean(high**2)))
+        _runs(np.ascontiguousarray(high, dtype=np.float64), rms, tops, counts)
+        for k in range(BEAT_THRESHOLDS):
+            assert list(tops[k, : counts[k]]) == _plain_runs(high, BEAT_THRESHOLD_STEP * k * rms)

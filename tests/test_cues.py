@@ -138,3 +138,14 @@ def test_on_the_exercise_bike_the_published_rate_is_the_heart_not_the_pedals(bik
     assert np.mean(np.abs(after.bpm - rec.label)[confident] <= 10) >= 0.9 if confident.any() else True
     wrong = np.abs(after.bpm - rec.label) > 20  # the first minute, before the activity prior holds
     assert (after.confidence[wrong] < 0.9).mean() > 0.9 and (after.confidence[wrong] < 0.5).mean() > 0.75  # they say so
+
+
+def test_the_runtime_fusing_in_place_publishes_what_a_copy_does():
+    # the runtime lets the cues overwrite its own softmax output (no batch-sized copy); the result is the same
+    x = pedalling_windows(12, hr_bpm=120.0, cadence_per_min=40.0)
+    probs = peaked(12, 40.0)
+    kept, _ = cues_for(x, probs, FS, BINS_BPM)
+    assert np.array_equal(probs, peaked(12, 40.0))  # by default the caller's array is left alone
+    owned = probs.copy()
+    fused, _ = cues_for(x, owned, FS, BINS_BPM, overwrite=True)
+    assert fused is owned and np.array_equal(fused, kept) and not np.array_equal(kept, probs)

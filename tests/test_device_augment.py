@@ -15,7 +15,7 @@ from ppg_stream.models.features import window_features
 from ppg_stream.models.targets import TRAINING_SPEC
 from ppg_stream.replay.data_sets import DATA_ENV, WRIST_PPG_EXERCISE, data_dir
 from ppg_stream.stream.core.engine import InferenceEngine
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shipped_metadata
 from tests.serve_helpers import synthetic_recording
 
 
@@ -43,31 +43,27 @@ def test_a_device_variant_keeps_the_labels_and_moves_the_dominant_peak_off_the_p
 
 
 @pytest.mark.slow
-def test_devices_train_writes_a_model_under_the_contract(tmp_path):
+def test_devices_train_cross_validates_and_its_student_carries_what_a_shipped_one_must(tmp_path):
     folder = data_dir(WRIST_PPG_EXERCISE)
     if not (folder / "reference_bpm.json").exists():
         pytest.skip(f"Wrist PPG During Exercise not found at {folder} (set {DATA_ENV}; see docs/data.md)")
     out = tmp_path / "tiny.onnx"
-    result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--train", "wrist", "--copies", "1",
+    result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--train", "wrist", "--cv", "3", "--copies", "1",
                              "--epochs", "1", "--mix-synthetic", "0", "--activities", "0", "--cache", str(tmp_path / "cache"),
-                             "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-2000:]
-    engine = InferenceEngine(str(out))
-    assert "Wrist PPG During Exercise" in engine.spec.training_data and "device variants" in engine.spec.training_data
-    assert engine.run(np.zeros((2, 4, 200), dtype=np.float32)).shape == (2, 181)
-
-
-@pytest.mark.slow
-def test_devices_train_cross_validates_leaving_one_subject_out(tmp_path):
-    folder = data_dir(WRIST_PPG_EXERCISE)
-    if not (folder / "reference_bpm.json").exists():
-        pytest.skip(f"Wrist PPG During Exercise not found at {folder} (set {DATA_ENV}; see docs/data.md)")
-    result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--train", "wrist", "--cv", "3", "--copies", "0",
-                             "--epochs", "1", "--mix-synthetic", "0", "--activities", "0", "--cache", str(tmp_path / "cache"),
-                             "--cv-probs", str(tmp_path / "held")], capture_output=True, text=True, timeout=900, cwd=ROOT)
+                             "--cv-probs", str(tmp_path / "held"), "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "3-fold CV over s2, s3, s4 (1283 windows)" in result.stdout
     held = sorted(p.stem for p in (tmp_path / "held").glob("*.npy"))
     assert len(held) == 8 and all(np.load(tmp_path / "held" / f"{name}.npy").shape[1] == 181 for name in held)
+    # the exported student carries its CV and its data's licence as the shipped one does (tests/test_shipped_student.py)
+    engine = InferenceEngine(str(out))
+    spec = engine.spec
+    assert "Wrist PPG During Exercise" in spec.training_data and "device variants" in spec.training_data
+    assert engine.run(np.zeros((2, 4, 200), dtype=np.float32)).shape == (2, 181)  # a model under the contract
+    cv = shipped_metadata(spec)
+    assert cv["folds"] == 3 and f"MAE {cv['mae']:.2f} bpm tracked" in result.stdout
+    assert "Jarchi" in spec.extra["licence_training_data"] and "IEEE" not in spec.extra["licence_training_data"]
+    card = out.with_suffix(".md").read_text()
+    assert spec.name in card and "3-fold subject-wise CV" in card and "Jarchi" in card and "ppg-distill devices-train --train wrist" in card
     bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "1"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--cv" in bad.stderr

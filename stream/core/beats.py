@@ -62,6 +62,8 @@ def beat_rate_rows(x: np.ndarray, fs: float, mean_s: float, min_bpm: float, max_
     cv = np.full(n, np.nan)
     high = np.empty(t)
     cum = np.empty(t + 1)
+    tops = np.empty((BEAT_THRESHOLDS, t), dtype=np.int64)
+    counts = np.zeros(BEAT_THRESHOLDS, dtype=np.int64)
     peaks = np.empty(t)
     intervals = np.empty(t)
     for i in range(n):
@@ -77,20 +79,12 @@ def beat_rate_rows(x: np.ndarray, fs: float, mean_s: float, min_bpm: float, max_
         rms = math.sqrt(power / t)
         if not rms > 0.0:
             continue
+        _runs(high, rms, tops, counts)
         best = np.inf
         for step in range(BEAT_THRESHOLDS):
-            threshold = BEAT_THRESHOLD_STEP * step * rms
             count = 0
-            s = 0
-            while s < t:
-                if high[s] <= threshold:
-                    s += 1
-                    continue
-                top = s
-                while s < t and high[s] > threshold:
-                    if high[s] > high[top]:
-                        top = s
-                    s += 1
+            for j in range(counts[step]):
+                top = tops[step, j]
                 if 0 < top < t - 1:  # a run cut by the window's edge has no reliable maximum
                     y0, y1, y2 = high[top - 1], high[top], high[top + 1]
                     curvature = y0 - 2.0 * y1 + y2
@@ -128,17 +122,116 @@ def beat_rate_rows(x: np.ndarray, fs: float, mean_s: float, min_bpm: float, max_
     return rate, cv
 
 
-def refine_with_beats(x: np.ndarray, bpm: np.ndarray, fs: float, gate: BeatGate | None = None) -> tuple[np.ndarray, np.ndarray]:
+@njit(cache=True)
+def _runs(high: np.ndarray, rms: float, tops: np.ndarray, counts: np.ndarray) -> None:
+    """Each threshold's runs above it (`tops[k, :counts[k]]`: the first maximum of every run, in order) for the
+    four thresholds, from one pass over the window: the runs above a higher threshold lie inside the runs above
+    0, and inside a run that rises to its top and then falls (a pulse) the part above any level is one stretch
+    with the same top; only the other runs are scanned again per threshold. The same tops as four scans."""
+    t = high.shape[0]
+    th1 = BEAT_THRESHOLD_STEP * 1 * rms
+    th2 = BEAT_THRESHOLD_STEP * 2 * rms
+    th3 = BEAT_THRESHOLD_STEP * 3 * rms
+    c0 = c1 = c2 = c3 = 0
+    s = 0
+    while s < t:
+        if high[s] <= 0.0:
+            s += 1
+            continue
+        start = s
+        top = s
+        pulse = True  # no rise after a fall so far
+        falling = False
+        s += 1
+        while s < t and high[s] > 0.0:
+            v = high[s]
+            if v > high[s - 1]:
+                pulse = pulse and not falling
+                if v > high[top]:
+                    top = s
+            elif v < high[s - 1]:
+                falling = True
+            s += 1
+        tops[0, c0] = top
+        c0 += 1
+        m = high[top]
+        if m <= th1:
+            continue
+        if pulse:
+            tops[1, c1] = top
+            c1 += 1
+            if m > th2:
+                tops[2, c2] = top
+                c2 += 1
+                if m > th3:
+                    tops[3, c3] = top
+                    c3 += 1
+            continue
+        c1 = _runs_within(high, start, s, th1, tops[1], c1)
+        c2 = _runs_within(high, start, s, th2, tops[2], c2)
+        c3 = _runs_within(high, start, s, th3, tops[3], c3)
+    counts[0] = c0
+    counts[1] = c1
+    counts[2] = c2
+    counts[3] = c3
+
+
+@njit(cache=True)
+def _runs_within(high: np.ndarray, start: int, end: int, threshold: float, tops: np.ndarray, count: int) -> int:
+    """The runs above `threshold` within high[start:end], their tops appended at tops[count:]; the new count."""
+    s = start
+    while s < end:
+        if high[s] <= threshold:
+            s += 1
+            continue
+        top = s
+        while s < end and high[s] > threshold:
+            if high[s] > high[top]:
+                top = s
+            s += 1
+        tops[count] = top
+        count += 1
+    return count
+
+
+@njit(cache=True)
+def acc_rms_rows(x: np.ndarray) -> np.ndarray:
+    """Per window of the batch (N, C ≥ 4, T), the band-passed accelerometer's RMS over all axes (g): the still
+    gate here, the cues' motion measure and the tracker's activity prior."""
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        out[i] = window_acc_rms(x, i)
+    return out
+
+
+@njit(cache=True)
+def window_acc_rms(x: np.ndarray, i: int) -> float:
+    """One window's accelerometer RMS, axis by axis (the cues compute it where the window's motion is read anyway)."""
+    t = x.shape[2]
+    power = 0.0
+    for ch in range(1, 4):
+        for s in range(t):
+            power += x[i, ch, s] * x[i, ch, s]
+    return math.sqrt(power / t)
+
+
+def refine_with_beats(x: np.ndarray, bpm: np.ndarray, fs: float, gate: BeatGate | None = None,
+                      rms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(bpm, refined mask): `bpm` with the beat-interval rate where a window passes the gate.
-    `x` is the batch of preprocessed windows (N, C, T): PPG first, then accelerometer x, y, z if any."""
+    `x` is the batch of preprocessed windows (N, C, T): PPG first, then accelerometer x, y, z if any;
+    `rms` the windows' accelerometer RMS (`acc_rms_rows`) where the caller has it already."""
     g = gate or BeatGate()
+    x = np.ascontiguousarray(x)
     out = np.array(bpm, dtype=np.float64)
-    refined = refine_rows(np.ascontiguousarray(x), out, fs, g.acc_quiet_g, g.max_deviation, g.min_beats, g.tolerance_bpm)
+    if x.shape[1] < 4:  # no accelerometer: stillness cannot be checked
+        return out, np.zeros(len(out), dtype=bool)
+    rms = acc_rms_rows(x) if rms is None else np.ascontiguousarray(rms, dtype=np.float64)
+    refined = refine_rows(x, out, fs, rms, g.acc_quiet_g, g.max_deviation, g.min_beats, g.tolerance_bpm)
     return out, refined
 
 
 @njit(cache=True)
-def refine_rows(x: np.ndarray, bpm: np.ndarray, fs: float, acc_quiet_g: float, max_deviation: float,
+def refine_rows(x: np.ndarray, bpm: np.ndarray, fs: float, acc_rms: np.ndarray, acc_quiet_g: float, max_deviation: float,
                 min_beats: int, tolerance_bpm: float) -> np.ndarray:
     """In place on `bpm`; returns which windows were refined."""
     n, c, t = x.shape
@@ -147,11 +240,7 @@ def refine_rows(x: np.ndarray, bpm: np.ndarray, fs: float, acc_quiet_g: float, m
     for i in range(n):
         if c < 4 or not (30.0 <= bpm[i] <= 240.0):
             continue
-        power = 0.0
-        for ch in range(1, 4):
-            for s in range(t):
-                power += x[i, ch, s] * x[i, ch, s]
-        rms = math.sqrt(power / t)
+        rms = acc_rms[i]
         if rms <= 0.0 or rms > acc_quiet_g:
             continue
         period = 60.0 / bpm[i] * fs

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
 
-from .beats import beat_rates
+from .beats import beat_rates, window_acc_rms
 
 
 # where the accelerometer is looked at, relative to a rate: a model's peak at the cadence, at twice it or half
@@ -62,14 +63,20 @@ class Cues:
     moved: np.ndarray  # (N,) bool: the window's distribution was moved towards the beats
 
 
-def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, params: CueParams | None = None) -> tuple[np.ndarray, Cues]:
-    """(the windows' distributions after the beats' say, their cues); `x` (N, C, T): PPG then ACC x, y, z."""
+def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, params: CueParams | None = None,
+             overwrite: bool = False) -> tuple[np.ndarray, Cues]:
+    """(the windows' distributions after the beats' say, their cues); `x` (N, C, T): PPG then ACC x, y, z.
+    `overwrite`: the distributions are changed in `probs` itself (a float64 C-contiguous array the caller no
+    longer needs); a copy of a large batch costs more than the cues' own arithmetic once the allocator hands
+    it fresh pages. The cues' `acc_rms` is the one the activity prior and the beat gate use too."""
     p = params or CueParams()
     x = np.ascontiguousarray(x)
     beat_bpm, beat_cv = beat_rates(x, fs)
-    fused = np.array(probs, dtype=np.float64)
-    acc_rms, peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv, p.moving_g,
-                                               p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm, p.distrust)
+    own = overwrite and probs.dtype == np.float64 and probs.flags.c_contiguous and probs.flags.writeable
+    fused = probs if own else np.array(probs, dtype=np.float64)
+    acc_rms, peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv, _hann(x.shape[2]),
+                                               p.moving_g, p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm,
+                                               p.distrust)
     return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, moved)
 
 
@@ -77,7 +84,8 @@ def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, f
     """The published confidence after the cues: lowered where regular beats disagree with `bpm`, and where
     `bpm` is the moving wrist's cadence with no regular beats agreeing."""
     p = params or CueParams()
-    return temper_rows(np.ascontiguousarray(x), np.ascontiguousarray(bpm, dtype=np.float64), np.array(confidence, dtype=np.float64),
+    x = np.ascontiguousarray(x)
+    return temper_rows(x, np.ascontiguousarray(bpm, dtype=np.float64), np.array(confidence, dtype=np.float64), _hann(x.shape[2]),
                        fs, cues.acc_rms, cues.peak_bpm, cues.cadence, cues.beat_bpm, cues.beat_cv, p.moving_g, p.cadence_share,
                        p.regular_cv, p.doubt_cv, p.disagree_bpm, p.disagreement_factor, p.cadence_factor)
 
@@ -125,22 +133,20 @@ def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarra
     return min(1.0, 3.0 * best / (used * energy))
 
 
-@njit(cache=True)
+@lru_cache(maxsize=8)
 def _hann(t: int) -> np.ndarray:
-    out = np.empty(t)
-    for s in range(t):
-        out[s] = 0.5 - 0.5 * math.cos(2.0 * math.pi * s / (t - 1))
+    """The Hann window of a window length, made once (a batch of one window would otherwise pay its cosines)."""
+    out = _hann_rows(t)
+    out.flags.writeable = False
     return out
 
 
 @njit(cache=True)
-def _acc_rms(x: np.ndarray, i: int) -> float:
-    t = x.shape[2]
-    power = 0.0
-    for ch in range(1, 4):
-        for s in range(t):
-            power += x[i, ch, s] * x[i, ch, s]
-    return math.sqrt(power / t)
+def _hann_rows(t: int) -> np.ndarray:
+    out = np.empty(t)
+    for s in range(t):
+        out[s] = 0.5 - 0.5 * math.cos(2.0 * math.pi * s / (t - 1))
+    return out
 
 
 @njit(cache=True)
@@ -150,20 +156,21 @@ def _beats_free(x, i, fs, beat_bpm, hann, moving, cadence_share) -> bool:
 
 
 @njit(cache=True)
-def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, disagree_bpm, beat_weight, beat_sigma, distrust):
+def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, hann, moving_g, cadence_share, regular_cv, disagree_bpm, beat_weight, beat_sigma,
+              distrust):
     """In place on `probs`; returns per window (acc RMS, the model's peak, the cadence share there, moved).
-    Every accelerometer share is computed only where a decision needs it."""
+    The RMS is taken here, where the window's motion is read anyway (in cache for the cadence share); every
+    accelerometer share is computed only where a decision needs it."""
     n, k = probs.shape
     acc_rms = np.zeros(n)
     peaks = np.zeros(n)
     cadence = np.zeros(n)
     moved = np.zeros(n, dtype=np.bool_)
     has_acc = x.shape[1] >= 4
-    hann = _hann(x.shape[2])
     for i in range(n):
         peaks[i] = bins[np.argmax(probs[i])]
         if has_acc:
-            acc_rms[i] = _acc_rms(x, i)
+            acc_rms[i] = window_acc_rms(x, i)
         if acc_rms[i] <= moving_g:
             continue
         cadence[i] = _cadence_share(x, i, fs, peaks[i], hann, 5)
@@ -189,13 +196,12 @@ def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, moving_g, cadence_share, re
 
 
 @njit(cache=True)
-def temper_rows(x, bpm, confidence, fs, acc_rms, peaks, cadence, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, doubt_cv,
+def temper_rows(x, bpm, confidence, hann, fs, acc_rms, peaks, cadence, beat_bpm, beat_cv, moving_g, cadence_share, regular_cv, doubt_cv,
                 disagree_bpm, disagreement_factor, cadence_factor):
     """× `disagreement_factor` where fairly regular beats (to `doubt_cv`), not the motion, disagree with the
     published rate; else × `cadence_factor` where the published rate sits on a moving wrist's cadence line
     and regular beats, not the motion, do not confirm it."""
     n = bpm.shape[0]
-    hann = _hann(x.shape[2])
     for i in range(n):
         moving = acc_rms[i] > moving_g
         agree = abs(beat_bpm[i] - bpm[i]) <= disagree_bpm

@@ -38,16 +38,18 @@ class Estimates:
 
 def estimate_windows(x: np.ndarray, probs: np.ndarray, bins: np.ndarray, fs: float, trackers: TrackerTable | None,
                      rows: np.ndarray, k: np.ndarray, cues: CueParams | None = CueParams(),
-                     beat_gate: BeatGate | None = BeatGate()) -> Estimates:
+                     beat_gate: BeatGate | None = BeatGate(), overwrite_probs: bool = False) -> Estimates:
     """`x` (N, C, T) the preprocessed windows, `probs` (N, K) the model's softmax rows; `rows` each window's
     tracker row and `k` its index (each row's windows in order). `cues=None` and `beat_gate=None` turn those off
-    (a model without accelerometer channels gets no cues: there is no motion to judge by)."""
+    (a model without accelerometer channels gets no cues: there is no motion to judge by). `overwrite_probs`:
+    the cues may change `probs` in place (the runtime's own softmax output, used once; saves a batch-sized copy)."""
     untracked, confidence = decode_probabilities(probs, bins)
     use_cues = cues is not None and x.shape[1] >= 4
     evidence, activity, found = probs, None, None
+    rms = None  # the windows' accelerometer RMS: measured once, for the cues, the activity prior and the still gate
     if use_cues:
-        evidence, found = cues_for(x, probs, fs, bins, cues)
-        activity = found.acc_rms
+        evidence, found = cues_for(x, probs, fs, bins, cues, overwrite=overwrite_probs)
+        activity = rms = found.acc_rms
     if trackers is not None:
         bpm, confidence = trackers.update(rows, k, evidence, activity)
     elif use_cues:
@@ -56,7 +58,7 @@ def estimate_windows(x: np.ndarray, probs: np.ndarray, bins: np.ndarray, fs: flo
         bpm = untracked
     refined = np.zeros(len(bpm), dtype=bool)
     if beat_gate is not None:
-        bpm, refined = refine_with_beats(x, bpm, fs, beat_gate)
+        bpm, refined = refine_with_beats(x, bpm, fs, beat_gate, rms)
     if use_cues:
         confidence = temper(bpm, confidence, x, found, fs, cues)
     return Estimates(bpm, confidence, untracked, refined)

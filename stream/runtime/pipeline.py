@@ -330,7 +330,8 @@ class Runtime:
             if not len(k):
                 return
         probs = softmax(logits)
-        out = estimate_windows(x, probs, self.spec.bins_bpm, self.spec.fs, self.trackers, rows, k, self.cues, self.beat_gate)
+        out = estimate_windows(x, probs, self.spec.bins_bpm, self.spec.fs, self.trackers, rows, k, self.cues, self.beat_gate,
+                               overwrite_probs=True)
         bpm, confidence, untracked = out.bpm, out.confidence, out.untracked
         self.refined_windows += int(out.refined.sum())
         if rebuild is not None and rebuild.any():  # state rebuilt; these windows were published before

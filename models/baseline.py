@@ -19,6 +19,9 @@ def spectral_baseline_row(data) -> dict:
     engine = InferenceEngine("spectral")
     x = data.labelled.x
     logits = np.concatenate([engine.run(x[i : i + 256]) for i in range(0, len(x), 256)]).astype(np.float64)
-    metrics = evaluate_probabilities(softmax(logits), data.labelled)
+    from .study import per_subject_errors, subject_units
+
+    probs = softmax(logits)
+    metrics = evaluate_probabilities(probs, data.labelled)
     return {"key": f"baseline|spectral|{data.name}", "strategy": "baseline", "family": "spectral", "data": data.name,
-            "windows": len(x), **metrics}
+            "windows": len(x), **metrics, **subject_units(per_subject_errors(probs, data.labelled), data.name)}

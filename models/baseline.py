@@ -19,7 +19,7 @@ def spectral_baseline_row(data) -> dict:
     engine = InferenceEngine("spectral")
     x = data.labelled.x
     logits = np.concatenate([engine.run(x[i : i + 256]) for i in range(0, len(x), 256)]).astype(np.float64)
-    from .study import per_subject_errors, subject_units
+    from .held_out import per_subject_errors, subject_units
 
     probs = softmax(logits)
     metrics = evaluate_probabilities(probs, data.labelled)

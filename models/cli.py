@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--candidates", default="R32x3+fb",
                    help="privileged-context teachers: context nets C32,C64,C64r5,C64r12,C128; per-window ResNets with the non-causal "
                         "smoother R16x2+fb,R32x3+fb,R64x4+fb; eM for an ensemble of M seeds, e.g. C64e3 (default R32x3+fb)")
-    c.add_argument("--only", type=parse_folds, default=[0, 4, 9], metavar="LIST", help="folds to train and score (default 0,4,9)")
+    c.add_argument("--only", type=parse_folds, default=None, metavar="LIST", help="folds to train and score (default 0,4,9; with --wrist all 3)")
     c.add_argument("--epochs", type=int, default=20)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--synthetic", type=int, default=40, metavar="N",
@@ -577,6 +577,8 @@ def cmd_teacher_screen(args) -> int:
                          "+fb for forward-backward smoothing over the recording")
     if args.epochs < 1 or args.synthetic < 0:
         raise UsageError("--epochs must be 1 or more, --synthetic 0 or more")
+    if args.only is None:
+        args.only = list(range(args.folds)) if args.wrist is not None else [0, 4, 9]
     if args.only[-1] >= args.folds:
         raise UsageError(f"--only: {args.folds} folds, numbered 0-{args.folds - 1}")
     data = _data(args)

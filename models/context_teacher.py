@@ -312,7 +312,7 @@ def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = N
     teacher: `ppg_stream.models.study.teacher_path`), each fold's teacher is kept there, and one already
     there is scored, not retrained."""
     from ..stream.core.decode import softmax
-    from .study import per_subject_errors, subject_units
+    from .held_out import per_subject_errors, subject_units
     from .train import evaluate_probabilities
 
     rows = []

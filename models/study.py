@@ -28,6 +28,7 @@ from .losses import build_strategy
 from .targets import TRAINING_SPEC, training_spec
 from ..stream.core.student_spec import student_spec
 from .train import TeacherOutputs, TrainConfig, evaluate, evaluate_probabilities, pool_folds, predict_logits, train_model
+from .held_out import per_subject_errors, subject_units
 from ..replay.activity import ACTIVITIES
 from ..stream.core.decode import softmax
 
@@ -295,26 +296,6 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         **subject_units(subjects, data.name),
         "train_s": round(time.perf_counter() - started, 1),
     }
-
-
-def subject_units(per_window_subject: dict[str, dict], data_name: str) -> dict:
-    """`per_subject` as the statistics' unit: on wrist-ppg-exercise the window 'subjects' are recordings,
-    kept as `per_recording` and pooled per person into `per_subject`."""
-    if data_name != "wrist":
-        return {"per_subject": per_window_subject}
-    from .cross_data import per_person
-
-    return {"per_subject": per_person(per_window_subject), "per_recording": per_window_subject}
-
-
-def per_subject_errors(probs: np.ndarray, test_set: WindowSet) -> dict[str, dict]:
-    """subject → {windows, mae, mae_untracked} of held-out windows (each subject tracked on its own)."""
-    out = {}
-    for subject in np.unique(test_set.subject):
-        sel = test_set.subject == subject
-        m = evaluate_probabilities(probs[sel], test_set.select(sel))
-        out[str(subject)] = {"windows": int(sel.sum()), "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
-    return out
 
 
 def _rss_kib() -> int:

@@ -510,14 +510,15 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 
 
 def cmd_baseline(args) -> int:
-    from .baseline import spectral_baseline_row
+    from .baseline import constant_baseline_row, spectral_baseline_row
     from .study import append_result, completed_keys
 
     _check_common(args)
-    row = spectral_baseline_row(_data(args))
-    if row["key"] not in completed_keys(args.results):
-        append_result(args.results, row)
-    print(f"spectral baseline: MAE {row['mae']:.2f} bpm tracked, {row['mae_untracked']:.2f} window by window ({row['windows']} windows)")
+    data = _data(args)
+    for name, row in (("spectral", spectral_baseline_row(data)), ("constant (training median HR per fold)", constant_baseline_row(data))):
+        if row["key"] not in completed_keys(args.results):
+            append_result(args.results, row)
+        print(f"{name} baseline: MAE {row['mae']:.2f} bpm tracked, {row['mae_untracked']:.2f} window by window ({row['windows']} windows)")
     return 0
 
 

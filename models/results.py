@@ -89,7 +89,12 @@ class Results:
     @cached_property
     def baseline(self) -> dict | None:
         """The non-learned spectral estimator's row on the main data set (`ppg-distill baseline`), if stored."""
-        return next((r for r in self.rows if r["strategy"] == "baseline" and r["data"] == self.data), None)
+        return next((r for r in self.rows if r["strategy"] == "baseline" and r.get("family", "spectral") == "spectral" and r["data"] == self.data), None)
+
+    @cached_property
+    def constant(self) -> dict | None:
+        """The constant guess's row (training median HR per fold, `ppg-distill baseline`), if stored."""
+        return next((r for r in self.rows if r["strategy"] == "baseline" and r.get("family") == "constant" and r["data"] == self.data), None)
 
     @cached_property
     def data(self) -> str:

@@ -76,11 +76,21 @@ def wrist_verdict(rows: list[dict]) -> str:
              "8 recordings: treadmill walking and running, cycling at low and high resistance). Each fold trains a teacher "
              f"({', '.join(teachers) or '-'}) and the students on two subjects' recordings and scores the third subject's; the "
              "same rule as above (paired bootstrap over subjects, Holm over each claim's comparisons). Per subject and per activity: "
-             "the section 'wrist-ppg-exercise, leave one subject out' of the summary.", "",
+             "the section 'wrist-ppg-exercise, leave one subject out' of the summary." + _below_constant(results), "",
              "| claim (paper) | our figure | verdict | why | can detect | our data |", "|---|---|---|---|---|---|"]
     for c in claims:
         lines.append(f"| {_cell(c.claim)} | {_cell(c.figure)} | **{_cell(c.verdict)}** | {_cell(c.reason)} | {_cell(c.power)} | {_cell(c.data)} |")
     return "\n".join(lines + ["", ""])
+
+
+def _below_constant(results: Results, metric: str = "mae_untracked") -> str:
+    """How many student runs beat a constant guess of the training subjects' median HR (empty without its row)."""
+    if results.constant is None:
+        return ""
+    level = results.constant[metric]
+    below = sum(r[metric] < level for r in results.students if r.get(metric) is not None)
+    return (f" A constant guess of the training subjects' median HR scores {level:.2f} bpm window by window; {below} of "
+            f"{len(results.students)} student runs are below it.")
 
 
 def _f(value: float | None) -> str:
@@ -117,9 +127,11 @@ def wrist_section(rows: list[dict], screen: list[dict] | None = None) -> str:
         first, per_p, per_a = _cells(recording_errors(mine, "mae"), recording_errors(mine, "mae_untracked"))
         lines.append(f"| teacher {teacher} ({mine[0].get('params', 0):,} parameters; non-causal) | {len({r.get('seed', 0) for r in mine})} | "
                      + " | ".join(first + per_p + per_a) + " |")
-    if results.baseline is not None and results.baseline.get("per_recording"):
-        first, per_p, per_a = _cells(recording_errors([results.baseline], "mae"), recording_errors([results.baseline], "mae_untracked"))
-        lines.append("| spectral estimator (no training; the line a student must be below) | - | " + " | ".join(first + per_p + per_a) + " |")
+    for row, label in ((results.baseline, "spectral estimator (no training)"),
+                       (results.constant, "constant guess: the training subjects' median HR (a student below it has learnt more than a prior)")):
+        if row is not None and row.get("per_recording"):
+            first, per_p, per_a = _cells(recording_errors([row], "mae"), recording_errors([row], "mae_untracked"))
+            lines.append(f"| {label} | - | " + " | ".join(first + per_p + per_a) + " |")
     for family in results.families:
         for size in results.loso_sizes(family, results.split):
             for st in ("scratch", *DISTILLED):

@@ -131,6 +131,7 @@ def _wrist_rows(dkd_gain=0.5):
             rows.append({"key": f"{strategy}{w}", "data": "wrist", "strategy": strategy, "family": "resnet", "width": w, "depth": d, "params": p,
                          "teacher": None if strategy == "scratch" else "R32x3+fb", "epochs": 30, "seed": 0, "folds": 3,
                          "mae": float(np.mean([v["mae"] for v in per_recording.values()])), "latency_us": 30.0,
+                         "mae_untracked": float(np.mean([v["mae_untracked"] for v in per_recording.values()])),
                          "per_recording": per_recording, "per_subject": per_person(per_recording)})
     return rows
 
@@ -143,11 +144,15 @@ def test_the_report_gives_the_wrist_rows_a_section_and_verdict_rows_that_say_thr
     teacher = [{"teacher": "R32x3+fb", "data": "wrist", "fold": f, "folds": 3, "held_out": [s], "windows": 100, "params": 19393,
                 "mae": 1.0, "mae_untracked": 1.5, "per_recording": {s: {"windows": 100, "mae": 1.0, "mae_untracked": 1.5}}}
                for f, s in enumerate(("s2_walk", "s3_run", "s4_run"))]
-    verdict = wrist_verdict(_wrist_rows())
+    constant = {"key": "baseline|constant|wrist|k3", "strategy": "baseline", "family": "constant", "data": "wrist", "folds": 3,
+                "mae": 5.4, "mae_untracked": 5.4, "per_recording": {"s2_walk": {"windows": 100, "mae": 5.4, "mae_untracked": 5.4}}}
+    verdict = wrist_verdict(_wrist_rows() + [constant])  # DKD (5.30 window by window) is below 5.40 at both sizes
+    assert "constant guess of the training subjects' median HR scores 5.40 bpm window by window; 2 of 6 student runs are below it" in verdict
     assert "Jarchi & Casson" in verdict and verdict.count("| Distilled students beat") == 2
     assert "nothing: 3 subjects give 10 distinct bootstrap resamples and no p-value" in verdict
     assert "3/3 subjects lower" in verdict and "**tie**" in verdict and "reproduced" not in verdict  # a 3/3 gain is still no test
-    section = wrist_section(_wrist_rows(), teacher)
+    section = wrist_section(_wrist_rows() + [constant], teacher)
+    assert "| constant guess: the training subjects' median HR (a student below it has learnt more than a prior) | - | 5.40 / 5.40 | 5.40 / 5.40 |" in section
     assert "| model | runs | all | s2 | s3 | s4 | walk | run | high resistance bike |" in section
     assert "| teacher R32x3+fb (19,393 parameters; non-causal) | 1 | 1.00 / 1.50 |" in section
     assert "| dkd resnet 8x2 (977) | 1 | 4.30 / 5.30 | 5.50 / 6.50 | 4.50 / 5.50 | 1.50 / 2.50 | 3.00 / 4.00 |" in section

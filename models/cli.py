@@ -83,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     ieee_help = f"IEEE SPC 2015 folder (default: ${DATA_ENV}/ieee-spc2015, else ../shared/data/ieee-spc2015 beside the checkout: now {ieee_default})"
     common.add_argument("--ieee", default=ieee_default, help=f"{ieee_help}, or 'none'")
     common.add_argument("--dalia", type=Path, default=None, help="PPG-DaLiA folder with S*.pkl subjects, added to the study")
-    common.add_argument("--folds", type=int, default=4, help="subject-wise folds (12 = leave one subject out; default 4)")
+    common.add_argument("--wrist", type=Path, default=None, metavar="DIR",
+                        help="wrist-ppg-exercise folder (*.csv + reference_bpm.json): the study within it, folds by subject (needs --ieee none)")
+    common.add_argument("--folds", type=int, default=None,
+                        help="subject-wise folds (12 = leave one subject out; default 4, with --wrist 3 = one per subject)")
     common.add_argument("--cache", type=Path, default=Path(".cache/ppg-distill"), help="windows and teacher checkpoints")
     common.add_argument("--threads", type=int, default=2, help="torch threads for training (default 2)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -178,13 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--candidates", default="R32x3+fb",
                    help="privileged-context teachers: context nets C32,C64,C64r5,C64r12,C128; per-window ResNets with the non-causal "
                         "smoother R16x2+fb,R32x3+fb,R64x4+fb; eM for an ensemble of M seeds, e.g. C64e3 (default R32x3+fb)")
-    c.add_argument("--only", type=parse_folds, default=[0, 4, 9], metavar="LIST", help="folds to train and score (default 0,4,9)")
+    c.add_argument("--only", type=parse_folds, default=None, metavar="LIST", help="folds to train and score (default 0,4,9; with --wrist all 3)")
     c.add_argument("--epochs", type=int, default=20)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--synthetic", type=int, default=40, metavar="N",
                    help="synthetic 300 s recordings of the teachers' pre-training corpus added to each fold's training set (default 40; 0: none)")
     c.add_argument("--out", type=Path, default=Path("results/teacher_screen.jsonl"), help="one JSON line per candidate and fold (appended)")
-    c.set_defaults(folds=12)
+    c.set_defaults(default_folds=12)
 
     b = sub.add_parser("baseline", parents=[common], help="score the non-learned spectral estimator on the study's windows (the report's 'did it learn' line)")
     b.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
@@ -212,12 +215,30 @@ def missing_extra(command: str) -> list[str]:
 
 def _check_common(args) -> None:
     """The options every data command shares, checked before any data is read."""
+    if args.wrist is not None:
+        _check_wrist(args)
+    if args.folds is None:  # leave one subject out within wrist-ppg-exercise; else the command's own default
+        args.folds = 3 if args.wrist is not None else getattr(args, "default_folds", 4)
     if args.folds < 2:
         raise UsageError(f"--folds {args.folds}: at least 2 (12 = leave one subject out of IEEE SPC 2015)")
     if args.threads < 1:
         raise UsageError(f"--threads {args.threads}: at least 1")
-    if args.ieee == "none" and args.dalia is None:
-        raise UsageError("no training data: --ieee none needs --dalia DIR")
+    if args.ieee == "none" and args.dalia is None and args.wrist is None:
+        raise UsageError("no training data: --ieee none needs --dalia DIR or --wrist DIR")
+
+
+def _check_wrist(args) -> None:
+    """--wrist DIR: a folder of the data set's recordings and their reference, studied on its own."""
+    from ..replay.wrist_exercise import wrist_exercise_paths
+
+    if args.ieee != "none" or args.dalia is not None:
+        raise UsageError("--wrist is a study of its own (leave one subject out within wrist-ppg-exercise): add --ieee none, drop --dalia")
+    if not args.wrist.is_dir():
+        raise UsageError(f"--wrist {args.wrist}: no such folder")
+    try:
+        wrist_exercise_paths(args.wrist)
+    except FileNotFoundError as e:
+        raise UsageError(f"--wrist {args.wrist}: {e}") from None
 
 
 def _check_run(args, strategy: str, teacher: str | None) -> bool:
@@ -249,6 +270,8 @@ def _check_run(args, strategy: str, teacher: str | None) -> bool:
 def _data(args):
     from .study import load_study_data
 
+    if getattr(args, "wrist", None) is not None:
+        return load_study_data(None, args.folds, args.cache, wrist_dir=args.wrist)
     ieee = None if args.ieee == "none" else Path(args.ieee)
     if ieee is not None and not any(ieee.glob("DATA_*_TYPE*.mat")):
         raise UsageError(f"--ieee {ieee}: no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) there; {where_to_get(IEEE_SPC2015)} (or give --ieee DIR)")
@@ -345,9 +368,10 @@ def cmd_report(args) -> int:
     screen = args.screen if args.screen is not None else args.results.with_name("teacher_screen.jsonl")
     if args.screen is not None and not screen.exists():
         raise UsageError(f"--screen {screen}: no such file (run ppg-distill teacher-screen first)")
-    cross = args.results.with_name("cross_data.jsonl")  # `ppg-distill cross-data`'s rows, when there
+    beside = {name: args.results.with_name(f"{name}.jsonl") for name in ("cross_data", "wrist_sweep", "wrist_teacher_screen")}
+    found = {name: load_results(path) if path.exists() else None for name, path in beside.items()}  # each read when there
     summary = render(load_results(args.results), args.out, screen=load_results(screen) if screen.exists() else None,
-                     cross=load_results(cross) if cross.exists() else None)
+                     cross=found["cross_data"], wrist=found["wrist_sweep"], wrist_screen=found["wrist_teacher_screen"])
     text = summary.read_text()
     if args.readme is not None:
         update_readme(args.readme, text)
@@ -369,6 +393,8 @@ def cmd_export(args) -> int:
     from .train import TeacherOutputs, TrainConfig, train_model
 
     _check_common(args)
+    if args.wrist is not None:
+        raise UsageError("export ships a student trained on IEEE SPC 2015 / PPG-DaLiA; --wrist is for the study's commands")
     _check_run(args, args.strategy, args.teacher)
     data = _data(args)
     run = _run_config(args, data, *args.student, args.strategy, args.teacher)
@@ -493,14 +519,15 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
 
 
 def cmd_baseline(args) -> int:
-    from .baseline import spectral_baseline_row
+    from .baseline import constant_baseline_row, spectral_baseline_row
     from .study import append_result, completed_keys
 
     _check_common(args)
-    row = spectral_baseline_row(_data(args))
-    if row["key"] not in completed_keys(args.results):
-        append_result(args.results, row)
-    print(f"spectral baseline: MAE {row['mae']:.2f} bpm tracked, {row['mae_untracked']:.2f} window by window ({row['windows']} windows)")
+    data = _data(args)
+    for name, row in (("spectral", spectral_baseline_row(data)), ("constant (training median HR per fold)", constant_baseline_row(data))):
+        if row["key"] not in completed_keys(args.results):
+            append_result(args.results, row)
+        print(f"{name} baseline: MAE {row['mae']:.2f} bpm tracked, {row['mae_untracked']:.2f} window by window ({row['windows']} windows)")
     return 0
 
 
@@ -560,6 +587,8 @@ def cmd_teacher_screen(args) -> int:
                          "+fb for forward-backward smoothing over the recording")
     if args.epochs < 1 or args.synthetic < 0:
         raise UsageError("--epochs must be 1 or more, --synthetic 0 or more")
+    if args.only is None:
+        args.only = list(range(args.folds)) if args.wrist is not None else [0, 4, 9]
     if args.only[-1] >= args.folds:
         raise UsageError(f"--only: {args.folds} folds, numbered 0-{args.folds - 1}")
     data = _data(args)

@@ -312,6 +312,7 @@ def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = N
     teacher: `ppg_stream.models.study.teacher_path`), each fold's teacher is kept there, and one already
     there is scored, not retrained."""
     from ..stream.core.decode import softmax
+    from .held_out import per_subject_errors, subject_units
     from .train import evaluate_probabilities
 
     rows = []
@@ -329,14 +330,16 @@ def screen(names: list[str], data, folds: list[int], extra: WindowSet | None = N
                 if path is not None:
                     save_context_teacher(path, teacher, {"fold": fold, "train_s": cost["train_s"], "epochs": config.epochs,
                                                          "train_windows": len(train_set)})
-            metrics = evaluate_probabilities(softmax(teacher.logits(test_set)), test_set)
+            probs = softmax(teacher.logits(test_set))
+            metrics = evaluate_probabilities(probs, test_set)
             other = evaluate_probabilities(softmax(teacher.logits(test_set, smooth=not teacher.kind.smooth)), test_set)
             row = {"teacher": name, "fold": fold, "held_out": [str(s) for s in data.folds[fold]], "windows": len(test_set),
                    "params": n_parameters(teacher), "span_s": span_s(name), "epochs": config.epochs,
                    "extra_windows": 0 if extra is None else len(extra), "train_windows": len(train_set),
                    "mae": metrics["mae"], "mae_untracked": metrics["mae_untracked"], "train_s": cost.get("train_s"),
                    # the same trained members scored the other way (with / without the smoother)
-                   ("mae_untracked_raw" if teacher.kind.smooth else "mae_untracked_fb"): other["mae_untracked"]}
+                   ("mae_untracked_raw" if teacher.kind.smooth else "mae_untracked_fb"): other["mae_untracked"],
+                   **subject_units(per_subject_errors(probs, test_set), data.name)}  # each held-out subject (and recording)
             log(f"{name} fold {fold} ({', '.join(row['held_out'])}): {row['mae_untracked']:.2f} window by window "
                 f"({'raw' if teacher.kind.smooth else 'with +fb'} {other['mae_untracked']:.2f}), {row['mae']:.2f} tracked, {row['train_s']:.0f} s")
             rows.append(row)

@@ -39,6 +39,33 @@ def wrist_windows(directory: Path) -> WindowSet:
     return WindowSet.concat(sets)
 
 
+def person(recording: str) -> str:
+    """`s2_high_resistance_bike` → `s2`: the subject a recording belongs to."""
+    return recording.split("_", 1)[0]
+
+
+def wrist_folds(recordings: np.ndarray, n_folds: int) -> list[np.ndarray]:
+    """Folds of the recordings by person: every recording of a subject is held out together (as many folds
+    as subjects = leave one subject out); deterministic."""
+    names = np.unique(recordings.astype(str))
+    people = sorted({person(r) for r in names})
+    if not 2 <= n_folds <= len(people):
+        raise ValueError(f"--folds {n_folds}: wrist-ppg-exercise has {len(people)} subjects ({', '.join(people)}): 2-{len(people)} folds")
+    held = [people[i::n_folds] for i in range(n_folds)]
+    return [np.array([r for r in names if person(r) in group]) for group in held]
+
+
+def per_person(per_recording: dict[str, dict]) -> dict[str, dict]:
+    """Per-recording errors pooled per subject, window-weighted: {windows, mae, mae_untracked} (each
+    recording was tracked on its own; the subject is the unit of the subject-level statistics)."""
+    out: dict[str, dict] = {}
+    for rec, v in sorted(per_recording.items()):
+        out.setdefault(person(rec), []).append(v)
+    return {p: {"windows": sum(v["windows"] for v in vs),
+                **{k: sum(v[k] * v["windows"] for v in vs) / sum(v["windows"] for v in vs) for k in ("mae", "mae_untracked")}}
+            for p, vs in out.items()}
+
+
 def activity(recording: str) -> str:
     """`s2_high_resistance_bike` → `high_resistance_bike`."""
     return recording.split("_", 1)[1] if "_" in recording else recording

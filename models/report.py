@@ -14,6 +14,7 @@ import numpy as np
 
 from .paper import against_the_paper
 from .cross_data import cross_data_section
+from .wrist_study import wrist_section, wrist_verdict
 from .screen import TEACHER_GAIN, latest_screen_rows, screen_summary
 from .report_plots import calibration_vs_size_figure, error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
 from .repeats import paired_difference, relative_gain, signed
@@ -60,9 +61,12 @@ def mean_series_fits(results: Results, metric: str = "mae") -> dict[tuple[str, s
     return out
 
 
-def render(rows: list[dict], out: Path, metric: str = "mae", screen: list[dict] | None = None, cross: list[dict] | None = None) -> Path:
+def render(rows: list[dict], out: Path, metric: str = "mae", screen: list[dict] | None = None, cross: list[dict] | None = None,
+           wrist: list[dict] | None = None, wrist_screen: list[dict] | None = None) -> Path:
     """Plots and `summary.md` into `out`; returns the summary's path. `screen`: the rows of
-    `ppg-distill teacher-screen` (privileged-context teacher candidates on leave-one-subject-out folds)."""
+    `ppg-distill teacher-screen` (privileged-context teacher candidates on leave-one-subject-out folds);
+    `wrist` / `wrist_screen`: the study within wrist-ppg-exercise (its sweep and its teachers), reported in
+    a section of its own and as verdict rows beside the IEEE ones."""
     out.mkdir(parents=True, exist_ok=True)
     results = Results(rows, latest_screen_rows(screen or []))
     if not results.students:  # only recipe runs (e.g. a file of `distill --taper/--activities` rows): no study to fit
@@ -81,7 +85,9 @@ def render(rows: list[dict], out: Path, metric: str = "mae", screen: list[dict] 
     # a few recipes: one reliability panel each; a whole study's configurations: ECE per size and strategy
     save(reliability_figure(groups) if len(groups) <= 8 else calibration_vs_size_figure(results), out / "reliability.png")
     summary = out / "summary.md"
-    summary.write_text(markdown_summary(results, sizes, fits, metric, means) + cross_data_section(cross or []))
+    wrist_rows = list(wrist or [])
+    summary.write_text(markdown_summary(results, sizes, fits, metric, means, second=wrist_verdict(wrist_rows))
+                       + wrist_section(wrist_rows, latest_screen_rows(wrist_screen or [])) + cross_data_section(cross or []))
     return summary
 
 
@@ -112,7 +118,7 @@ def screen_section(results: Results) -> str:
 
 
 def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits: dict[str, dict], metric: str = "mae",
-                     means: dict[str, dict[tuple[str, str], MeanFits]] | None = None) -> str:
+                     means: dict[str, dict[tuple[str, str], MeanFits]] | None = None, second: str = "") -> str:
     configs = aggregate_seeds(results.students)
     lines = ["# Distillation study: summary", "",
              f"{len(results.students)} student runs ({len(configs)} configurations) on {results.describe_data(results.students)}; "
@@ -122,7 +128,7 @@ def markdown_summary(results: Results, sizes: dict[str, list[SizeResult]], fits:
     if others:
         lines += [f"Runs on other data sets in the file ({', '.join(others)}) are not part of this summary.", ""]
     means = means if means is not None else {m: mean_series_fits(results, m) for m in sizes}
-    sections = [against_the_paper(results, sizes, fits, means=means), teachers_section(results, metric), screen_section(results),
+    sections = [against_the_paper(results, sizes, fits, means=means, second=second), teachers_section(results, metric), screen_section(results),
                 *(winners_section(results, sizes[m], m) for m in sizes), *(loso_section(results, m) for m in sizes),
                 *(other_teacher_section(results, m) for m in sizes),
                 gains_section(results, metric),

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_NAMES = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 + PPG-DaLiA"}
+DATA_NAMES = {"ieee": "IEEE SPC 2015 (12 subjects)", "dalia": "PPG-DaLiA", "ieee+dalia": "IEEE SPC 2015 + PPG-DaLiA",
+              "wrist": "wrist-ppg-exercise (3 subjects, 8 recordings)"}
 STRATEGIES = ("scratch", "hard", "soft", "dkd", "feature")  # the order tables and plots use
 METRICS = ("mae", "rmse", "within5", "mae_untracked", "mae_synthetic", "mae_synthetic_untracked", "latency_us", "onnx_bytes",
            "mae_scenarios", "mae_scenarios_untracked", "ece", "ece_calibrated", "mae_calibrated", "temperature")
@@ -88,7 +89,12 @@ class Results:
     @cached_property
     def baseline(self) -> dict | None:
         """The non-learned spectral estimator's row on the main data set (`ppg-distill baseline`), if stored."""
-        return next((r for r in self.rows if r["strategy"] == "baseline" and r["data"] == self.data), None)
+        return next((r for r in self.rows if r["strategy"] == "baseline" and r.get("family", "spectral") == "spectral" and r["data"] == self.data), None)
+
+    @cached_property
+    def constant(self) -> dict | None:
+        """The constant guess's row (training median HR per fold, `ppg-distill baseline`), if stored."""
+        return next((r for r in self.rows if r["strategy"] == "baseline" and r.get("family") == "constant" and r["data"] == self.data), None)
 
     @cached_property
     def data(self) -> str:
@@ -158,6 +164,6 @@ class Results:
         for k, per_config in sorted(seeds.items()):
             counts = sorted(len(s) for s in per_config.values())
             n = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
-            name = "12-fold LOSO" if k == 12 and data == {"ieee"} else f"{k}-fold CV"
+            name = "12-fold LOSO" if k == 12 and data == {"ieee"} else (f"{k}-fold LOSO" if data == {"wrist"} else f"{k}-fold CV")
             parts.append(f"{name} × {n} seed{'' if n == '1' else 's'}")
         return f"{', '.join(DATA_NAMES.get(d, d) for d in sorted(data))}: {', '.join(parts) or 'no runs'}"

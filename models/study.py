@@ -28,6 +28,7 @@ from .losses import build_strategy
 from .targets import TRAINING_SPEC, training_spec
 from ..stream.core.student_spec import student_spec
 from .train import TeacherOutputs, TrainConfig, evaluate, evaluate_probabilities, pool_folds, predict_logits, train_model
+from .held_out import per_subject_errors, subject_units
 from ..replay.activity import ACTIVITIES
 from ..stream.core.decode import softmax
 
@@ -38,7 +39,7 @@ DEFAULT_CACHE = Path(".cache/ppg-distill")
 class StudyData:
     labelled: WindowSet
     folds: list[np.ndarray]  # held-out subjects per fold
-    name: str = "ieee"  # which data sets: "ieee", "dalia" or "ieee+dalia" (keys caches and results)
+    name: str = "ieee"  # which data sets: "ieee", "dalia", "ieee+dalia" or "wrist" (keys caches and results)
 
     def teacher_dir(self, cache: Path) -> Path:
         """Teachers are fine-tuned per data set and fold split: never reuse one across a different split."""
@@ -58,9 +59,20 @@ def data_signature(directory: Path, pattern: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def load_study_data(ieee_dir: Path | None, n_folds: int, cache: Path = DEFAULT_CACHE, dalia_dir: Path | None = None) -> StudyData:
-    """Labelled windows from IEEE SPC 2015 and/or PPG-DaLiA; folds are by subject across both."""
+def load_study_data(ieee_dir: Path | None, n_folds: int, cache: Path = DEFAULT_CACHE, dalia_dir: Path | None = None,
+                    wrist_dir: Path | None = None) -> StudyData:
+    """Labelled windows from IEEE SPC 2015 and/or PPG-DaLiA; folds are by subject across both. With
+    `wrist_dir`, wrist-ppg-exercise alone: a 'subject' of its windows is one recording (each is tracked on
+    its own), and its folds hold out every recording of a person together (`wrist_folds`)."""
     cache.mkdir(parents=True, exist_ok=True)
+    if wrist_dir is not None:
+        if ieee_dir is not None or dalia_dir is not None:
+            raise ValueError("wrist-ppg-exercise is a study of its own: give --wrist DIR with --ieee none and no --dalia")
+        from .cross_data import wrist_folds, wrist_windows
+
+        signature = data_signature(wrist_dir, "*.csv") + data_signature(wrist_dir, "reference_bpm.json")[:4]
+        windows = _cached(cache / f"wrist_windows_{signature}.npz", lambda: wrist_windows(wrist_dir))
+        return StudyData(windows, wrist_folds(windows.subject, n_folds), "wrist")
     sets = []
     if ieee_dir is not None:
         sets.append(_cached(cache / "ieee_windows.npz", lambda: ieee_windows(ieee_dir, TRAINING_SPEC)))
@@ -275,7 +287,7 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
     so the report can show the spread over folds as well as over seeds; the held-out activity
     scenarios per activity (`scenarios`); and the calibration of the held-out confidence (ECE and
     reliability before and after a cross-fitted temperature, `ppg_stream.models.calibration.cross_fitted`)."""
-    run = replace(run, folds=len(data.folds))  # the key names the split the data really has
+    run = replace(run, folds=len(data.folds), data=data.name)  # the key names the split and data set the data really has
     strategy_params = dict(run.params)
     started = time.perf_counter()
     extras = training_extras(run.mix, run.activities, cache)
@@ -306,19 +318,9 @@ def run_cv(run: RunConfig, data: StudyData, cache: Path = DEFAULT_CACHE, progres
         **cross_fitted(scores.held_logits, scores.held_sets),
         "per_fold": [{"held_out": [str(s) for s in data.folds[f]], "windows": n, "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
                      for f, (m, n) in enumerate(scores.estimates)],
-        "per_subject": scores.subjects,
+        **subject_units(scores.subjects, data.name),
         "train_s": round(time.perf_counter() - started, 1),
     }
-
-
-def per_subject_errors(probs: np.ndarray, test_set: WindowSet) -> dict[str, dict]:
-    """subject → {windows, mae, mae_untracked} of held-out windows (each subject tracked on its own)."""
-    out = {}
-    for subject in np.unique(test_set.subject):
-        sel = test_set.subject == subject
-        m = evaluate_probabilities(probs[sel], test_set.select(sel))
-        out[str(subject)] = {"windows": int(sel.sum()), "mae": m["mae"], "mae_untracked": m["mae_untracked"]}
-    return out
 
 
 def _rss_kib() -> int:

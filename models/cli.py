@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--copies", type=int, default=2, metavar="N", help="device variants of every real recording (models/augment.py; default 2, 0: none)")
     d.add_argument("--variant-share", type=float, default=1.0, metavar="S",
                    help="share of each device variant's windows kept, at random (0 < S ≤ 1; default 1: all)")
+    d.add_argument("--grip-share", type=float, default=None, metavar="G",
+                   help="share of device variants with grip-type motion (0 ≤ G ≤ 1; default models/augment.py's GRIP_SHARE, 0.6)")
     d.add_argument("--epochs", type=int, default=30)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -659,6 +661,8 @@ def cmd_devices_train(args) -> int:
         raise UsageError("--epochs and --threads must be 1 or more, --copies, --mix-synthetic and --activities 0 or more")
     if not 0.0 < args.variant_share <= 1.0:
         raise UsageError(f"--variant-share: a share above 0 and at most 1, not {args.variant_share:g}")
+    if args.grip_share is not None and not 0.0 <= args.grip_share <= 1.0:
+        raise UsageError(f"--grip-share: a share from 0 to 1, not {args.grip_share:g}")
     if args.cv == 1 or args.cv < 0:
         raise UsageError("--cv: at least 2 folds (0: no cross-validation)")
     if not args.cv and args.out is None:
@@ -680,7 +684,7 @@ def cmd_devices_train(args) -> int:
             on = "the 12 IEEE SPC 2015 recordings" + (" (the Wrist PPG During Exercise recordings in every fold)" if wrist else "")
         scores = HeldOutScores(args.cache)  # scored as `ppg-distill distill` scores the shipped recipe
         held = cv_for_devices(groups, also, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                              args.cache, progress=True, scores=scores, share=args.variant_share)
+                              args.cache, progress=True, scores=scores, share=args.variant_share, grip_share=args.grip_share)
         if args.cv_probs is not None:
             args.cv_probs.mkdir(parents=True, exist_ok=True)
             for subject, probs in held.items():
@@ -693,10 +697,12 @@ def cmd_devices_train(args) -> int:
         if args.out is None:
             return 0
     model, real = train_for_devices(recordings, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                                    args.cache, progress=True, share=args.variant_share)
+                                    args.cache, progress=True, share=args.variant_share, grip_share=args.grip_share)
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "wrist": "Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)",
                "both": "IEEE SPC 2015 (12 subjects) + Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)"}[args.train]
-    kept = f" ({100 * args.variant_share:g} % of each variant's windows)" if args.variant_share < 1 else ""
+    kept = (f", {100 * args.variant_share:g} % of each variant's windows" if args.variant_share < 1 else "") + (
+        f", {100 * args.grip_share:g} % of variants with grip motion" if args.grip_share is not None else "")
+    kept = f" ({kept[2:]})" if kept else ""
     training_data = (f"{sources}, each with {args.copies} device variants{kept} (models/augment.py)"
                      + (f" + {args.mix_synthetic} synthetic recordings of {MIX_DURATION_S:g} s" if args.mix_synthetic else "")
                      + (f" + {args.activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario" if args.activities else ""))
@@ -704,7 +710,7 @@ def cmd_devices_train(args) -> int:
                 "strategy_params": json.dumps(build_strategy("scratch").params), "epochs": str(args.epochs),
                 **trained_metadata(cv, DEVICE_DATA_SETS[args.train]),
                 "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities), "temperature": "1",
-                "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", "data": args.train}
+                "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", **({"grip_share": f"{args.grip_share:g}"} if args.grip_share is not None else {}), "data": args.train}
     spec = student_spec(args.name, args.version, training_data, "resnet student trained for devices (issue 22)", metadata, taper="rect")
     try:
         diff = export(model, spec, args.out, check_windows=real.x[:256])
@@ -712,7 +718,8 @@ def cmd_devices_train(args) -> int:
         raise ExportFailed(str(e)) from None
     costs = onnx_file_costs(args.out)
     card = args.out.with_suffix(".md")
-    flags = (f" --copies {args.copies}" + (f" --variant-share {args.variant_share:g}" if args.variant_share < 1 else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
+    flags = (f" --copies {args.copies}" + (f" --variant-share {args.variant_share:g}" if args.variant_share < 1 else "")
+             + (f" --grip-share {args.grip_share:g}" if args.grip_share is not None else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
              + (f" --cv {args.cv}" + (f" --cv-on {args.cv_on}" if args.train == "both" else "") if args.cv else "") + f" --seed {args.seed}")
     card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff,
                                command=f"`ppg-distill devices-train --train {args.train}{flags} --out {args.out.name}`"))

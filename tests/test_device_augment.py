@@ -86,3 +86,18 @@ def test_devices_train_rejects_a_variant_share_outside_0_to_1_in_one_line(share)
     bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "4", "--variant-share", share],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--variant-share" in bad.stderr
+
+
+def test_without_grip_motion_no_variant_moves_the_peak_off_the_pulse():
+    rec = synthetic_recording("still", 180.0, seed=3, motion_share=0.0, noise=0.02)
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        w = labelled_windows(device_variant(rec, rng, grip_share=0.0), TRAINING_SPEC)
+        assert np.median(np.abs(window_features(w.x)["ppg_peak_bpm"] - w.hr_bpm)) < 10
+
+
+@pytest.mark.parametrize("share", ["-0.1", "1.01", "nan"])
+def test_devices_train_rejects_a_grip_share_outside_0_to_1_in_one_line(share):
+    bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "4", "--grip-share", share],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--grip-share" in bad.stderr

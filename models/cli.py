@@ -453,7 +453,10 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     activities = int(metadata.get("activities", "0"))
     mix_text = f" plus {mix} synthetic recordings of {MIX_DURATION_S:g} s from the project's generator" if mix else ""
     if metadata.get("device_copies"):
-        mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, grip motion)" + mix_text
+        share = float(metadata.get("variant_share", "1"))
+        kept = (f", {100 * share:g} % of each variant's windows kept" if share < 1 else "") + (
+            f", {100 * float(metadata['grip_share']):g} % of variants with grip motion" if "grip_share" in metadata else "")
+        mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, grip motion{kept})" + mix_text
     if activities:
         mix_text += (f" and {activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario (arm exercise, boxing, "
                      "walking, stairs, aperiodic motion, rest with irregular beats: `replay/activity.py`)")

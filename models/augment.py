@@ -81,12 +81,13 @@ def grip_cadence_hz(hr_bpm: float, rng: np.random.Generator) -> float:
     return 37.0 / 60.0
 
 
-def device_variant(recording, rng: np.random.Generator):
+def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP_SHARE):
     """`recording` as another wrist device might have recorded it (labels unchanged): another sampling rate
     with its anti-alias filter, another pulse shape and maybe inverted polarity, amplitude, baseline wander and
     respiration, sensor noise, the accelerometer scaled and turned, and in GRIP_SHARE of the variants a
     grip-type motion (a bike's pedalling, a pushed stroller) at a cadence that is no simple ratio of the heart
-    rate, strong in the PPG (up to 30 times the pulse's power) and present in the accelerometer."""
+    rate, strong in the PPG (up to 30 times the pulse's power) and present in the accelerometer. `grip_share`
+    (default GRIP_SHARE) is that share."""
     from dataclasses import replace
 
     if recording.acc is None or recording.labels_bpm is None:
@@ -106,7 +107,7 @@ def device_variant(recording, rng: np.random.Generator):
     ppg += rng.uniform(0, 0.3) * rng.standard_normal(len(t))
     ta, acc = _resample(recording.t_acc, recording.acc, recording.fs_acc, rate)
     acc = acc @ _rotation(rng).T * 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
-    if rng.random() < GRIP_SHARE:
+    if rng.random() < grip_share:
         labels = recording.labels_bpm
         hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
         cadence = grip_cadence_hz(hr, rng) * (1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(60, 200)))

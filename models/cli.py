@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ieee", default=ieee_default, help=ieee_help)
     d.add_argument("--wrist", default=str(data_dir(WRIST_PPG_EXERCISE)), metavar="DIR", help="Wrist PPG During Exercise folder")
     d.add_argument("--copies", type=int, default=2, metavar="N", help="device variants of every real recording (models/augment.py; default 2, 0: none)")
+    d.add_argument("--variant-share", type=float, default=1.0, metavar="S",
+                   help="share of each device variant's windows kept, at random (0 < S ≤ 1; default 1: all)")
+    d.add_argument("--grip-share", type=float, default=None, metavar="G",
+                   help="share of device variants with grip-type motion (0 ≤ G ≤ 1; default models/augment.py's GRIP_SHARE, 0.6)")
     d.add_argument("--epochs", type=int, default=30)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -475,7 +479,10 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     activities = int(metadata.get("activities", "0"))
     mix_text = f" plus {mix} synthetic recordings of {MIX_DURATION_S:g} s from the project's generator" if mix else ""
     if metadata.get("device_copies"):
-        mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, grip motion)" + mix_text
+        share = float(metadata.get("variant_share", "1"))
+        kept = (f", {100 * share:g} % of each variant's windows kept" if share < 1 else "") + (
+            f", {100 * float(metadata['grip_share']):g} % of variants with grip motion" if "grip_share" in metadata else "")
+        mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, grip motion{kept})" + mix_text
     if activities:
         mix_text += (f" and {activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario (arm exercise, boxing, "
                      "walking, stairs, aperiodic motion, rest with irregular beats: `replay/activity.py`)")
@@ -684,6 +691,10 @@ def cmd_devices_train(args) -> int:
 
     if args.copies < 0 or args.epochs < 1 or args.threads < 1 or args.mix_synthetic < 0 or args.activities < 0:
         raise UsageError("--epochs and --threads must be 1 or more, --copies, --mix-synthetic and --activities 0 or more")
+    if not 0.0 < args.variant_share <= 1.0:
+        raise UsageError(f"--variant-share: a share above 0 and at most 1, not {args.variant_share:g}")
+    if args.grip_share is not None and not 0.0 <= args.grip_share <= 1.0:
+        raise UsageError(f"--grip-share: a share from 0 to 1, not {args.grip_share:g}")
     if args.cv == 1 or args.cv < 0:
         raise UsageError("--cv: at least 2 folds (0: no cross-validation)")
     if not args.cv and args.out is None:
@@ -705,7 +716,7 @@ def cmd_devices_train(args) -> int:
             on = "the 12 IEEE SPC 2015 recordings" + (" (the Wrist PPG During Exercise recordings in every fold)" if wrist else "")
         scores = HeldOutScores(args.cache)  # scored as `ppg-distill distill` scores the shipped recipe
         held = cv_for_devices(groups, also, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                              args.cache, progress=True, scores=scores)
+                              args.cache, progress=True, scores=scores, share=args.variant_share, grip_share=args.grip_share)
         if args.cv_probs is not None:
             args.cv_probs.mkdir(parents=True, exist_ok=True)
             for subject, probs in held.items():
@@ -718,17 +729,20 @@ def cmd_devices_train(args) -> int:
         if args.out is None:
             return 0
     model, real = train_for_devices(recordings, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                                    args.cache, progress=True)
+                                    args.cache, progress=True, share=args.variant_share, grip_share=args.grip_share)
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "wrist": "Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)",
                "both": "IEEE SPC 2015 (12 subjects) + Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)"}[args.train]
-    training_data = (f"{sources}, each with {args.copies} device variants (models/augment.py)"
+    kept = (f", {100 * args.variant_share:g} % of each variant's windows" if args.variant_share < 1 else "") + (
+        f", {100 * args.grip_share:g} % of variants with grip motion" if args.grip_share is not None else "")
+    kept = f" ({kept[2:]})" if kept else ""
+    training_data = (f"{sources}, each with {args.copies} device variants{kept} (models/augment.py)"
                      + (f" + {args.mix_synthetic} synthetic recordings of {MIX_DURATION_S:g} s" if args.mix_synthetic else "")
                      + (f" + {args.activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario" if args.activities else ""))
     metadata = {"strategy": "scratch", "teacher": "none", "architecture": "resnet:16x2", "parameters": str(n_parameters(model)),
                 "strategy_params": json.dumps(build_strategy("scratch").params), "epochs": str(args.epochs),
                 **trained_metadata(cv, DEVICE_DATA_SETS[args.train]),
                 "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities), "temperature": "1",
-                "device_copies": str(args.copies), "data": args.train}
+                "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", **({"grip_share": f"{args.grip_share:g}"} if args.grip_share is not None else {}), "data": args.train}
     spec = student_spec(args.name, args.version, training_data, "resnet student trained for devices (issue 22)", metadata, taper="rect")
     try:
         diff = export(model, spec, args.out, check_windows=real.x[:256])
@@ -736,7 +750,8 @@ def cmd_devices_train(args) -> int:
         raise ExportFailed(str(e)) from None
     costs = onnx_file_costs(args.out)
     card = args.out.with_suffix(".md")
-    flags = (f" --copies {args.copies} --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
+    flags = (f" --copies {args.copies}" + (f" --variant-share {args.variant_share:g}" if args.variant_share < 1 else "")
+             + (f" --grip-share {args.grip_share:g}" if args.grip_share is not None else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
              + (f" --cv {args.cv}" + (f" --cv-on {args.cv_on}" if args.train == "both" else "") if args.cv else "") + f" --seed {args.seed}")
     card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff,
                                command=f"`ppg-distill devices-train --train {args.train}{flags} --out {args.out.name}`"))

@@ -67,3 +67,37 @@ def test_devices_train_cross_validates_and_its_student_carries_what_a_shipped_on
     assert spec.name in card and "3-fold subject-wise CV" in card and "Jarchi" in card and "ppg-distill devices-train --train wrist" in card
     bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "1"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--cv" in bad.stderr
+
+
+def test_a_variant_share_keeps_every_original_window_and_about_that_share_of_each_variants():
+    from ppg_stream.models.across import device_training_windows
+
+    rec = synthetic_recording("still", 120.0, seed=4, motion_share=0.0, noise=0.02)
+    original = len(labelled_windows(rec, TRAINING_SPEC))
+    full = device_training_windows([rec], copies=2, seed=0)
+    half = device_training_windows([rec], copies=2, seed=0, share=0.5)
+    assert abs(len(full) - 3 * original) <= 2
+    assert original + 0.2 * original <= len(half) <= original + 1.8 * original  # 2 variants × ~½ of their windows
+    assert np.array_equal(half.x[:original], full.x[:original])  # the recording's own windows all kept, first
+
+
+@pytest.mark.parametrize("share", ["0", "-0.5", "1.5", "nan"])
+def test_devices_train_rejects_a_variant_share_outside_0_to_1_in_one_line(share):
+    bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "4", "--variant-share", share],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--variant-share" in bad.stderr
+
+
+def test_without_grip_motion_no_variant_moves_the_peak_off_the_pulse():
+    rec = synthetic_recording("still", 180.0, seed=3, motion_share=0.0, noise=0.02)
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        w = labelled_windows(device_variant(rec, rng, grip_share=0.0), TRAINING_SPEC)
+        assert np.median(np.abs(window_features(w.x)["ppg_peak_bpm"] - w.hr_bpm)) < 10
+
+
+@pytest.mark.parametrize("share", ["-0.1", "1.01", "nan"])
+def test_devices_train_rejects_a_grip_share_outside_0_to_1_in_one_line(share):
+    bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "4", "--grip-share", share],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--grip-share" in bad.stderr

@@ -137,6 +137,29 @@ def test_loso_claims_use_subjects_as_the_unit_with_holm():
     assert lone["Distilled students beat students trained from scratch"].verdict == "tie"  # one subject's gain is not a win
 
 
+def _students_of(teacher: str, loso_rows: list[dict], gain: float) -> list[dict]:
+    """DKD and soft students of another teacher, `gain` bpm below scratch on every subject of the LOSO rows."""
+    rng = np.random.default_rng(5)
+    out = []
+    for r in (r for r in loso_rows if r["strategy"] == "scratch"):
+        for strategy in ("dkd", "soft"):
+            folds = [{**f, "mae": f["mae"] - gain + float(rng.normal(0, 0.03)), "mae_untracked": f["mae_untracked"] - gain} for f in r["per_fold"]]
+            out.append(_run(strategy, float(np.mean([f["mae"] for f in folds])), seed=r["seed"], folds=12, family=r["family"],
+                            size=(r["width"], r["depth"], r["params"]), teacher=teacher, per_fold=folds))
+    return out
+
+
+def test_students_of_a_second_teacher_get_their_own_verdict_rows():
+    loso = _loso_study()
+    helped = _claims(_study(seeds=2) + loso + _students_of("R32x3+fb", loso, gain=0.5))
+    assert helped["Distilled students beat students trained from scratch"].verdict == "reproduced"  # the reference teacher, T1
+    other = helped["Distilled students beat students trained from scratch, distilled from teacher R32x3+fb"]
+    assert other.verdict == "reproduced" and "12/12 subjects lower" in other.figure
+    useless = _claims(_study(seeds=2) + loso + _students_of("R32x3+fb", loso, gain=0.0))
+    assert useless["Distilled students beat students trained from scratch, distilled from teacher R32x3+fb"].verdict == "tie"
+    assert "Distilled students beat students trained from scratch, distilled from teacher T1" not in useless
+
+
 def _claims(rows, metric="mae"):
     """Claims judged on `metric`, by their name without the metric suffix."""
     from ppg_stream.models.paper import METRIC_NAMES, claims

@@ -99,6 +99,36 @@ def test_a_device_that_outpaces_the_runtime_loses_its_oldest_chunks_counted(engi
     assert len(state.queue) == 8 and state.tally.dropped_chunks == 12
 
 
+def test_a_service_behind_keeps_each_devices_newest_data_and_drops_the_older_counted(engine, recording):
+    """Chunks sent over 40 s wait for a runtime that fell behind: the device keeps only the newest
+    12 s (one window and two hops), the older are dropped and counted, and its next message is its newest
+    window, not one from 40 s ago."""
+    recorder = Recorder()
+    runtime = Runtime(engine, [recorder], RuntimeConfig(speed=1.0))
+    state = runtime.open_device("behind", GROUPS, RATES)
+    sent0 = time.perf_counter() - 40.0
+    for i in range(40):  # 1 s chunks, each stamped with when it was sent
+        for chunk in _chunks(recording, i, i + 1):
+            runtime.offer(state, chunk, sent0 + i)
+    kept = len(state.queue)
+    assert state.tally.dropped_chunks == 80 - kept and 20 <= kept <= 26  # ≈ 12 s of both channel groups
+    runtime.tick()
+    windows = [m["window"] for m in recorder.messages]
+    assert windows and max(windows) == (40 - 8) // 2  # the newest complete window of the 40 s
+    assert min(windows) >= (40 - 12) // 2  # nothing older than the kept 12 s
+
+
+def test_a_replay_and_a_service_that_keeps_up_lose_nothing_to_the_backlog_rule(engine, recording):
+    for speed in (None, 1.0):
+        runtime = Runtime(engine, [Recorder()], RuntimeConfig(speed=speed))
+        state = runtime.open_device("d", GROUPS, RATES)
+        now = time.perf_counter()
+        for i in range(30):  # 60 chunks: within the queue's 64
+            for chunk in _chunks(recording, i, i + 1):
+                runtime.offer(state, chunk, now - 30.0 + i if speed is None else now)  # as fast as possible / all fresh
+        assert state.tally.dropped_chunks == 0 and len(state.queue) == 60
+
+
 @pytest.mark.slow
 def test_memory_stays_flat_over_thousands_of_windows(engine):
     """Nothing is kept per window: the second half of a long run allocates (almost) nothing new."""

@@ -62,6 +62,7 @@ def run_config(args: argparse.Namespace, *, speed: float | None, model_runs: boo
         budget_ms=args.budget_ms, speed=speed, tracking=not args.no_tracking, beat_refinement=not args.no_beat_refinement,
         cues=not getattr(args, "no_cues", False), min_confidence=getattr(args, "min_confidence", defaults.min_confidence),
         max_devices=getattr(args, "max_devices", defaults.max_devices), queue_chunks=getattr(args, "queue_chunks", defaults.queue_chunks),
+        max_backlog_s=getattr(args, "max_backlog_s", defaults.max_backlog_s),
     )
     outputs = OutputConfig(
         prefix=args.topic_prefix, mqtt=not args.no_mqtt if mqtt is None else mqtt, broker=args.broker, stdout=args.stdout,

@@ -187,13 +187,24 @@ class DeviceTable:
         return total
 
     @staticmethod
-    def enqueue(state: DeviceState, chunk: Chunk, arrival: float, rate: float | None, bound: int | None, ticket: object | None = None) -> bool:
-        """Append a chunk; if the device's queue is full, the oldest is dropped and counted (False)."""
-        dropped = False
-        if bound is not None and len(state.queue) >= bound:
-            state.queue.popleft()
-            state.tally.dropped_chunks += 1
-            dropped = True
-        state.queue.append((chunk, arrival, rate, ticket))
+    def enqueue(state: DeviceState, chunk: Chunk, arrival: float, rate: float | None, bound: int | None, ticket: object | None = None,
+                backlog_s: float | None = None) -> bool:
+        """Append a chunk; if the device's queue is full, the oldest is dropped and counted (False).
+        `backlog_s`: chunks that arrived (were sent) more than this before the new one are dropped too,
+        oldest first and counted: a service that fell behind keeps each device's newest data, so what it
+        holds, and the time it needs to catch up once the load falls, stay bounded."""
+        queue = state.queue
+        dropped = 0
+        if bound is not None and len(queue) >= bound:
+            queue.popleft()
+            dropped = 1
+        if backlog_s is not None and queue:
+            oldest = arrival - backlog_s
+            while queue and queue[0][1] < oldest and queue[0][3] is None:
+                queue.popleft()
+                dropped += 1
+        queue.append((chunk, arrival, rate, ticket))
         state.last_seen = time.monotonic()
+        if dropped:
+            state.tally.dropped_chunks += dropped
         return not dropped

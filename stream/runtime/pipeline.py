@@ -57,6 +57,9 @@ BATCH_WINDOWS = 256  # windows per onnxruntime call (batching beyond this buys l
 # falling behind, a device whose windows are all stale still gets one published every this many hops
 # (its newest), so its heart rate keeps flowing while the service sheds the rest of the backlog
 STALE_KEEP_HOPS = 5
+# behind, a live device keeps at most one window and this many hops of data waiting (its newest window
+# can still be made); older chunks are dropped and counted, so catching up after a peak is quick
+BACKLOG_HOPS = 2
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class RuntimeConfig:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE  # below it a message says reliable: false
     max_devices: int = 10_000
     queue_chunks: int = DEFAULT_QUEUE_CHUNKS
+    max_backlog_s: float | None = None  # live sources, real time: default one window and BACKLOG_HOPS hops of data per device
 
 
 class Ticket(Protocol):
@@ -87,6 +91,8 @@ class Runtime:
         self.publishers = publishers
         self.config = config
         self.max_lag_s = config.max_lag_s if config.max_lag_s is not None else spec.hop_s
+        self.max_backlog_s = None if config.speed is None else (
+            config.max_backlog_s if config.max_backlog_s is not None else spec.window_s + BACKLOG_HOPS * spec.hop_s)
         self.trackers = TrackerTable(spec.bins_bpm) if config.tracking else None
         self.beat_gate = BeatGate() if config.beat_refinement and beat_refinement_possible(spec) else None
         self.cues = CueParams() if config.cues else None
@@ -182,7 +188,7 @@ class Runtime:
         """A live chunk; never waits. False when the device's queue was full (its oldest chunk dropped).
         A chunk with a ticket is never dropped: its sender bounds what it has in flight."""
         self.chunks_in += 1
-        ok = DeviceTable.enqueue(state, chunk, arrival, rate, self.table.queue_chunks if ticket is None else None, ticket)
+        ok = DeviceTable.enqueue(state, chunk, arrival, rate, self.table.queue_chunks if ticket is None else None, ticket, self.max_backlog_s)
         if not ok and self._queue_drop_log.ready():
             log.warning("device sends faster than it is served: dropping its oldest chunks", device=state.device,
                         dropped=state.tally.dropped_chunks, dropped_since_last_log=self._queue_drop_log.take())

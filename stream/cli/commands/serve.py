@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=positive_float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S", help=f"a device silent this long leaves: status offline, state freed (default {DEFAULT_IDLE_TIMEOUT_S:g})")
     p.add_argument("--max-devices", type=positive_int, default=10_000, metavar="N", help="devices served at once; beyond it new devices are refused and counted (default 10000)")
     p.add_argument("--queue-chunks", type=positive_int, default=64, metavar="N", help="chunks queued per device; a device that sends faster loses its oldest, counted (default 64)")
+    p.add_argument("--max-backlog-s", type=positive_float, default=None, metavar="S",
+                   help="seconds of data a device may have waiting while serve is behind; older chunks are dropped, counted "
+                        "(dropped_chunks), so catching up after a peak stays quick (default: one window and two hops, 12)")
     p.add_argument("--raw-qos", type=int, choices=(0, 1), default=1, help="QoS of the raw-chunk subscription (default 1)")
     p.add_argument("--session", default=None, metavar="NAME",
                    help="a persistent MQTT session for the raw chunks (client id NAME, clean session off, QoS 1): the broker keeps "

@@ -302,6 +302,23 @@ async def receive_ppg_stream(port, topic, qos, receipt):
     await subscriber.close()
 
 
+async def receive_ppg_stream_per_read(port, topic, qos, receipt):
+    """As serve wires it: the messages of one socket read handed over in one call."""
+    from ppg_stream.stream.mqtt.settings import BrokerSettings
+    from ppg_stream.stream.mqtt.subscriber import MqttSubscriber
+
+    def on_messages(messages, received):
+        for message in messages:
+            receipt.add(message.payload)
+        return []
+
+    subscriber = MqttSubscriber(BrokerSettings("127.0.0.1", port), topic, None, on_messages=on_messages, qos=qos)
+    await subscriber.start()
+    _ready()
+    await _until_done(receipt)
+    await subscriber.close()
+
+
 async def service_worker(port: int, prefix: str, qos: int) -> dict:
     """The MQTT side of the coming `serve`: raw chunks in on <prefix>/+/raw, one HR message out per two chunks."""
     from ppg_stream.stream.mqtt.publisher import MqttPublisher
@@ -360,7 +377,7 @@ async def paced_generator(port: int, prefix: str, rate: int, seconds: float, qos
 
 def run_receive_worker(client: str, port: int, n: int, topic: str, qos: int) -> dict:
     fn = {"aiomqtt": receive_aiomqtt, "paho-thread": receive_paho_thread, "paho-asyncio": receive_paho_asyncio,
-          "gmqtt": receive_gmqtt, "ppg-stream": receive_ppg_stream}[client]
+          "gmqtt": receive_gmqtt, "ppg-stream": receive_ppg_stream, "ppg-stream per read": receive_ppg_stream_per_read}[client]
     receipt = Receipt(n)
     result = fn(port, topic, qos, receipt)
     if asyncio.iscoroutine(result):
@@ -471,6 +488,7 @@ def receive_case(broker: Broker, client: str, n: int, qos: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer messages")
+    parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. b (default abcd)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -494,58 +512,61 @@ def main() -> None:
           "(max_queued_messages 100000); "
           f"{WINDOW} in flight; HR JSON ~{len(json.dumps(hr_messages(1)[0]))} B; raw payload {len(RAW_PAYLOAD)} B")
 
-    rows, base = [], None
-    for nodelay in (True, False):
-        broker = Broker(nodelay)
+    if "a" in args.parts:
+        rows, base = [], None
+        for nodelay in (True, False):
+            broker = Broker(nodelay)
+            try:
+                for client in CLIENTS if nodelay else ["aiomqtt", "ppg-stream"]:
+                    r = publish_case(broker, client, n_pub)
+                    us = r["cpu_s"] / r["n"] * 1e6
+                    base = base or (None if client != "aiomqtt" else us)
+                    rows.append([f"{client}, set_tcp_nodelay {str(nodelay).lower()}", f"{r['n'] / r['wall_s']:,.0f}", f"{us:.1f}",
+                                 f"{r['broker_cpu_s'] / (r['n'] + 500) * 1e6:.1f}", f"{r['wall_s'] / r['n'] * 1e6:.1f}",
+                                 f"{base / us:.1f}x" if base else "-"])
+            finally:
+                broker.stop()
+        table(f"(a) QoS-1 publish, {n_pub:,} HR messages to {DEVICES:,} topics, until all acknowledged",
+              ["client", "msgs/s", "client CPU µs/msg", "broker CPU µs/msg", "wall µs/msg", "client CPU vs aiomqtt"], rows)
+
+    if "b" in args.parts:
+        rows, base = [], {}
+        broker = Broker(True)
         try:
-            for client in CLIENTS if nodelay else ["aiomqtt", "ppg-stream"]:
-                r = publish_case(broker, client, n_pub)
-                us = r["cpu_s"] / r["n"] * 1e6
-                base = base or (None if client != "aiomqtt" else us)
-                rows.append([f"{client}, set_tcp_nodelay {str(nodelay).lower()}", f"{r['n'] / r['wall_s']:,.0f}", f"{us:.1f}",
-                             f"{r['broker_cpu_s'] / (r['n'] + 500) * 1e6:.1f}", f"{r['wall_s'] / r['n'] * 1e6:.1f}",
-                             f"{base / us:.1f}x" if base else "-"])
+            for qos in (0, 1):
+                for client in [*CLIENTS, "ppg-stream per read"]:
+                    r = receive_case(broker, client, n_recv, qos)
+                    us = r["cpu_s"] / max(r["measured"], 1) * 1e6
+                    if client == "aiomqtt":
+                        base[qos] = us
+                    rate = r["measured"] / r["wall_s"] if r["wall_s"] > 0 else float("nan")
+                    rows.append([f"{client}, QoS {qos}", f"{rate:,.0f}", f"{us:.1f}", f"{r['broker_cpu_s'] / n_recv * 1e6:.1f}",
+                                 f"{n_recv - r['received']:,}", f"{base[qos] / us:.1f}x" if qos in base else "-"])
         finally:
             broker.stop()
-    table(f"(a) QoS-1 publish, {n_pub:,} HR messages to {DEVICES:,} topics, until all acknowledged",
-          ["client", "msgs/s", "client CPU µs/msg", "broker CPU µs/msg", "wall µs/msg", "client CPU vs aiomqtt"], rows)
+        table(f"(b) receive, {n_recv:,} raw chunks of {len(RAW_PAYLOAD)} B from {DEVICES:,} devices on <prefix>/+/raw, flooded by another process",
+              ["client", "msgs/s", "client CPU µs/msg", "broker CPU µs/msg", "lost", "client CPU vs aiomqtt"], rows)
+        print("\nbroker CPU in (b) covers taking the generator's publishes and delivering them to the client.")
 
-    rows, base = [], {}
-    broker = Broker(True)
-    try:
-        for qos in (0, 1):
-            for client in CLIENTS:
-                r = receive_case(broker, client, n_recv, qos)
-                us = r["cpu_s"] / max(r["measured"], 1) * 1e6
-                if client == "aiomqtt":
-                    base[qos] = us
-                rate = r["measured"] / r["wall_s"] if r["wall_s"] > 0 else float("nan")
-                rows.append([f"{client}, QoS {qos}", f"{rate:,.0f}", f"{us:.1f}", f"{r['broker_cpu_s'] / n_recv * 1e6:.1f}",
-                             f"{n_recv - r['received']:,}", f"{base[qos] / us:.1f}x" if qos in base else "-"])
-    finally:
-        broker.stop()
-    table(f"(b) receive, {n_recv:,} raw chunks of {len(RAW_PAYLOAD)} B from {DEVICES:,} devices on <prefix>/+/raw, flooded by another process",
-          ["client", "msgs/s", "client CPU µs/msg", "broker CPU µs/msg", "lost", "client CPU vs aiomqtt"], rows)
-    print("\nbroker CPU in (b) covers taking the generator's publishes and delivering them to the client.")
+    if "c" in args.parts:
+        seconds = 3.0 if args.quick else 10.0
+        broker = Broker(True)
+        try:
+            rows = [goal_case(broker, rate, seconds, qos) for rate in (5_000, 10_000) for qos in (0, 1)]
+        finally:
+            broker.stop()
+        table(f"(c) the MQTT side of the goal, {seconds:g} s: one process subscribing to raw chunks from {DEVICES:,} devices and publishing "
+              "one HR message per two chunks; CPU in % of one core", ["load", "service process", "Mosquitto", "raw lost", "HR lost"], rows)
 
-    seconds = 3.0 if args.quick else 10.0
-    broker = Broker(True)
-    try:
-        rows = [goal_case(broker, rate, seconds, qos) for rate in (5_000, 10_000) for qos in (0, 1)]
-    finally:
-        broker.stop()
-    table(f"(c) the MQTT side of the goal, {seconds:g} s: one process subscribing to raw chunks from {DEVICES:,} devices and publishing "
-          "one HR message per two chunks; CPU in % of one core", ["load", "service process", "Mosquitto", "raw lost", "HR lost"], rows)
-
-    broker = Broker(True)
-    try:
-        hours = 0.5 if args.quick else 2.0
-        rows = pipeline_case(broker.port, hours, repeats=1 if args.quick else 3)
-    finally:
-        broker.stop()
-    table(f"(d) replay at --speed max, student, {hours:g} h synthetic recording (best of {1 if args.quick else 3} by CPU)",
-          ["configuration", "windows", "windows/s", "CPU µs/window"], rows)
-
+    if "d" in args.parts:
+        broker = Broker(True)
+        try:
+            hours = 0.5 if args.quick else 2.0
+            rows = pipeline_case(broker.port, hours, repeats=1 if args.quick else 3)
+        finally:
+            broker.stop()
+        table(f"(d) replay at --speed max, student, {hours:g} h synthetic recording (best of {1 if args.quick else 3} by CPU)",
+              ["configuration", "windows", "windows/s", "CPU µs/window"], rows)
 
 def goal_case(broker: Broker, rate: int, seconds: float, qos: int) -> list[str]:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
@@ -569,25 +590,34 @@ def pipeline_case(port: int, hours: float, repeats: int) -> list[list[str]]:
     from ppg_stream.stream.core.engine import InferenceEngine
     from ppg_stream.stream.mqtt.publisher import MqttPublisher
     from ppg_stream.stream.mqtt.settings import BrokerSettings
-    from stream.pipeline import Pipeline, PipelineConfig
+    from ppg_stream.stream.runtime.pipeline import Runtime, RuntimeConfig, warm_up_runtime
+    from ppg_stream.stream.runtime.source_pump import pump
 
     syn = synthesize(hours * 3600, seed=1)
     rec = Recording("bench", syn.ppg[:, None], uniform_times(len(syn.ppg), syn.fs_ppg), syn.fs_ppg,
                     syn.acc_g, uniform_times(len(syn.acc_g), syn.fs_acc), syn.fs_acc, syn.labels_bpm)
 
     async def once(mqtt: bool) -> tuple[int, float, float]:
-        pipeline = Pipeline(ReplaySource(rec, speed=None, chunk_s=32.0), InferenceEngine("student"), [], PipelineConfig(device="bench"))
-        pipeline.warm_up()
+        engine = InferenceEngine("student")
+        source = ReplaySource(rec, speed=None, chunk_s=32.0)
+        warm_up_runtime(engine, source.rates)
+        publishers = []
         if mqtt:
             publisher = MqttPublisher(BrokerSettings("127.0.0.1", port), "bench", "bench/bench/status", outbox_size=1_000_000)
-            pipeline.publishers.append(publisher)
+            publishers.append(publisher)
             await publisher.start()
+            await asyncio.wait_for(publisher.connected.wait(), 5)
+        runtime = Runtime(engine, publishers, RuntimeConfig(speed=None))
         t, c = time.perf_counter(), time.process_time()
-        summary = await pipeline.run()
-        for publisher in pipeline.publishers:
+        task = asyncio.create_task(runtime.run())
+        await pump(runtime, source, "bench", wait=True)
+        runtime.stop()
+        await task
+        windows = runtime.summary(time.perf_counter() - t).windows
+        for publisher in publishers:
             report = await publisher.close()
-            assert report.delivered == summary.windows, report
-        return summary.windows, time.perf_counter() - t, time.process_time() - c
+            assert report.delivered == windows, report
+        return windows, time.perf_counter() - t, time.process_time() - c
 
     best: dict[bool, tuple[int, float, float]] = {}
     for _ in range(repeats):

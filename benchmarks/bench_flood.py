@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_fleet import HEADER, Broker  # noqa: E402
+from bench_fleet import Broker  # noqa: E402
+from ppg_stream.stream.core.raw_chunk import HEADER  # noqa: E402  (version 1: no send time)
 from tables import table  # noqa: E402
 
 

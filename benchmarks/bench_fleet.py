@@ -397,8 +397,14 @@ def recover(args) -> None:
           RECOVERY_COLUMNS, [[r[c] for c in RECOVERY_COLUMNS] for r in recovery["intervals"]])
     back = recovery["back_to_0_drops_s"]
     print()
-    if not any(r["dropped_stale"] or r["dropped_chunks"] for r in recovery["intervals"] if r["to_s"] <= 0):
-        print(f"no drops while {high} devices sent: that load was not past this service's capacity here (try a larger K_HIGH)")
+    during = [r for r in recovery["intervals"] if r["to_s"] <= 0]
+    if not any(r["dropped_stale"] or r["dropped_chunks"] for r in during):
+        worst = max((r["p99_ms"] for r in during), default=0.0)
+        if worst <= args.p99_ms:
+            print(f"no drops and p99 ≤ {args.p99_ms:g} ms while {high} devices sent: that load was not past this service's capacity here "
+                  "(try a larger K_HIGH)")
+        else:
+            print(f"no drops while {high} devices sent, but p99 up to {worst:,.0f} ms: past the {args.p99_ms:g} ms rule, not yet shedding")
     if back is None:
         print("never back to 0 drops for the rest of the run: NOT within 30 s")
     else:

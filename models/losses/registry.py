@@ -1,4 +1,5 @@
-"""The interface every strategy implements, and the name → class registry the CLI and sweeps use.
+"""The interface every strategy implements, and the name → class registry the strategies add themselves to
+(`strategies.build_strategy` looks a name up once every strategy module is imported).
 
 A strategy gets the student's and (frozen) teacher's outputs for a batch and returns its loss terms
 by name, with the total under "loss", so training logs show what each term contributes.
@@ -49,14 +50,6 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-def build_strategy(name: str, **params: float) -> Strategy:
-    from . import strategies  # noqa: F401  (registers every strategy)
-
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[name](**params)
-
-
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against a target distribution, averaged over the batch."""
     return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
@@ -69,4 +62,4 @@ def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor, temperature: f
     return (p_log.exp() * (p_log - q_log)).sum(dim=1).mean() * temperature**2
 
 
-__all__ = ["STRATEGIES", "Strategy", "StrategyInputs", "build_strategy", "register", "soft_cross_entropy", "kl_divergence"]
+__all__ = ["STRATEGIES", "Strategy", "StrategyInputs", "register", "soft_cross_entropy", "kl_divergence"]

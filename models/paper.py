@@ -301,10 +301,10 @@ def exponential_law_means(results: Results, series: dict, metric: str = "mae") -
               f"{sum(v == 'win' for v in outcomes.values())} of {len(outcomes)} strategy × family series, behind another law in "
               f"{sum(v == 'loss' for v in outcomes.values())}; it predicts the largest size from the smaller ones within 2 se + 0.1 bpm "
               f"in {hits} of {tested}" + (f"; too few sizes to test: {', '.join(untestable)}" if untestable else "") + left_out)
-    sizes = {f: len(results.sizes(f)) for f in results.families}
-    reason = ("laws fitted on per-size means (weighted by their standard error), each size predicted from the others; only "
-              + ", ".join(f"{n} {f}" for f, n in sizes.items()) + " sizes (the 400 k ResNet was not run), so a 3-coefficient law "
-              "has one degree of freedom at most")
+    reason = ("laws fitted on per-size means (weighted by their standard error), each size predicted from the others; "
+              + _size_ladders(results, series)
+              + "; a 3-coefficient law predicts a held-out size only in a series with ≥ 4 fitted sizes, and its fit to n sizes "
+              f"keeps n − 3 degrees of freedom (at most {max(0, max((len(mf.points) for mf in series.values()), default=0) - 3)} here)")
     runs = [r for r in results.students if r["folds"] == results.split and r["teacher"] in (None, results.reference_teacher)]
     sds = [p.sd for mf in series.values() for p in mf.points if p.sd is not None]
     counts = sorted(len(mf.points) for mf in series.values()) or [0]
@@ -312,6 +312,20 @@ def exponential_law_means(results: Results, series: dict, metric: str = "mae") -
     return Claim(_named("Error follows a predictable exponential scaling law in model size", metric), figure, verdict(outcomes), reason,
                  results.describe_data(runs), f"a ranking of laws, not a test: with {counts[0]}-{counts[-1]} fitted sizes per series, laws "
                  f"whose predictions differ by less than the seed spread of a size{spread} cannot be told apart")
+
+
+def _size_ladders(results: Results, series: dict) -> str:
+    """Per family: how many sizes were run, their range, and how many of them a series fits (the rest not learnt)."""
+    parts = []
+    for family in results.families:
+        sizes = results.sizes(family)
+        if not sizes:
+            continue
+        fitted = sorted(len(mf.points) for (f, _), mf in series.items() if f == family) or [0]
+        span = f"{fitted[0]}" if fitted[0] == fitted[-1] else f"{fitted[0]}-{fitted[-1]}"
+        parts.append(f"{family}: {len(sizes)} sizes ({sizes[0].params / 1000:.3g}-{sizes[-1].params / 1000:.3g} k), "
+                     f"{span} fitted per series")
+    return "; ".join(parts)
 
 
 def resnet_gains_more(results: Results, sizes: list[SizeResult], metric: str = "mae", strategy: str = "dkd") -> Claim:

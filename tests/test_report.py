@@ -88,13 +88,13 @@ def test_fold_splits_are_separate_repeats_and_separate_configurations():
     assert sorted((c["strategy"], c["folds"], c["seeds"]) for c in configs) == [("dkd", 4, 1), ("dkd", 12, 1), ("scratch", 4, 1), ("scratch", 12, 1)]
 
 
-def _study(seeds: int, dkd_gain=0.4, mlp_gain=0.1, noise=0.05):
+def _study(seeds: int, dkd_gain=0.4, mlp_gain=0.1, noise=0.05, ladder=SIZES):
     """A sweep with known truths: DKD beats every other strategy by `dkd_gain` bpm (relative gain
     larger for ResNets), hard is worse than scratch; per-seed noise `noise`."""
     rng = np.random.default_rng(7)
     rows = [{"key": "teacher|T1|folds4", "strategy": "teacher", "family": "resnet", "width": 144, "depth": 8, "teacher": "T1", "params": 1_000_000,
              "folds": 4, "mae": 1.6, "mae_untracked": 3.0, "latency_us": 4000.0, "onnx_bytes": 4_000_000}]
-    for family, sizes in SIZES.items():
+    for family, sizes in ladder.items():
         for w, d, p in sizes:
             base = 1.5 + 2.0 * np.exp(-p / 5000) if family == "resnet" else 2.2 + 18 * np.exp(-p / 15000)
             gain = dkd_gain if family == "resnet" else mlp_gain
@@ -199,6 +199,23 @@ def test_with_one_seed_every_comparison_is_a_tie():
 def test_when_resnets_and_mlps_gain_alike_the_family_claim_is_not_reproduced_as_stated():
     c = _claims(_study(seeds=4, dkd_gain=0.3, mlp_gain=0.9))  # MLPs gain more here (in bpm and relative to scratch)
     assert c["ResNet students benefit more from distillation than MLPs"].verdict.startswith(("not reproduced", "tie"))
+
+
+@pytest.mark.slow
+def test_the_scaling_row_tests_a_family_only_with_enough_learnt_sizes_and_says_how_many():
+    from ppg_stream.models.paper import exponential_law_means
+    from ppg_stream.models.report import mean_series_fits
+
+    baseline = {"key": "baseline|spectral|ieee", "strategy": "baseline", "family": "spectral", "mae": 3.2, "mae_untracked": 6.4}
+    five = Results(_study(seeds=2, ladder={"mlp": SIZES["mlp"]}) + [baseline])  # 2 of 5 sizes below the baseline
+    law = exponential_law_means(five, mean_series_fits(five))
+    assert "too few sizes to test: mlp dkd" in law.figure and "mlp: 5 sizes (1.63-252 k), 2 fitted per series" in law.reason
+    seven = {"mlp": SIZES["mlp"] + [(128, 2, 109493), (512, 2, 634037)]}  # appended to the ladder: 4 learnt sizes
+    results = Results(_study(seeds=2, ladder=seven) + [baseline])
+    law = exponential_law_means(results, mean_series_fits(results))
+    assert "mlp" not in law.figure.split("too few sizes to test")[-1].split("; left out")[0]
+    assert "mlp: 7 sizes (1.63-634 k), 4 fitted per series" in law.reason and "at most 1 here" in law.reason
+    assert "mlp 1.63 k, mlp 5.98 k, mlp 23.4 k" in law.figure  # not learnt: shown as left out
 
 
 def test_verdict_names_where_a_claim_holds_and_where_it_is_reversed():

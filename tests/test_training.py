@@ -128,8 +128,8 @@ def test_parameter_counts_span_the_study_range():
     from ppg_stream.models.architectures import STUDENT_SIZES, TEACHER_SIZES
 
     for family, sizes in STUDENT_SIZES.items():
-        counts = [n_parameters(build(family, TRAINING_SPEC, w, d)) for w, d in sizes]
-        assert counts == sorted(counts) and counts[0] < 2_000 and 200_000 < counts[-1] < 600_000
+        counts = sorted(n_parameters(build(family, TRAINING_SPEC, w, d)) for w, d in sizes)  # appended sizes: not in order
+        assert len(set(counts)) == len(counts) and counts[0] < 2_000 and 200_000 < counts[-1] < 1_000_000
     assert min(n_parameters(build("resnet", TRAINING_SPEC, w, d)) for w, d in TEACHER_SIZES.values()) >= 1_000_000
 
 

@@ -46,6 +46,8 @@ def augment(x: np.ndarray, hr_bpm: np.ndarray, rng: np.random.Generator, fs: flo
 
 DEVICE_RATES_HZ = (25.0, 32.0, 50.0, 64.0, 100.0, 128.0, 256.0)
 GRIP_SHARE = 0.6  # share of device variants with grip-type motion whose cadence is not the HR (a bike, a stroller)
+WALK_SHARE = 0.0  # share of device variants with a walking arm swing (0 by default: ppg-student@1.4's recipe is reproduced)
+WALK_STEP_PER_MIN = (70.0, 135.0)  # step cadences of a walk, slow to brisk (the wrist recordings walk at ~85 steps/min)
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:
@@ -81,13 +83,40 @@ def grip_cadence_hz(hr_bpm: float, rng: np.random.Generator) -> float:
     return 37.0 / 60.0
 
 
-def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP_SHARE):
+def walk_step_hz(hr_bpm: float, rng: np.random.Generator) -> float:
+    """A walking step cadence near the heart rate (0.8-1.2 × HR, within WALK_STEP_PER_MIN): on a wrist the
+    step line and its octave sit where the pulse is, the case a running-trained student gets wrong."""
+    return float(np.clip(hr_bpm * rng.uniform(0.8, 1.2), *WALK_STEP_PER_MIN)) / 60.0
+
+
+def walk_swing(t: np.ndarray, hr_bpm: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """A walking arm's swing at a slowly drifting cadence: the PPG artefact (unit RMS) with lines at the stride
+    (the swing, half the step cadence) and its harmonics 2-4 (the step and its octave, which the wrist
+    recordings' PPG shows as strong as the swing), one of them dominant; the accelerometer's (3 axes, in g) with
+    the swing along one direction and the step's impact along another. Returns (ppg, acc, step cadence in Hz)."""
+    step = walk_step_hz(hr_bpm, rng)
+    cadence = step / 2 * (1 + 0.03 * np.sin(2 * np.pi * t / rng.uniform(60, 200) + rng.uniform(0, 6.3)))
+    phase = 2 * np.pi * np.cumsum(cadence) * np.median(np.diff(t)) + rng.uniform(0, 2 * np.pi)
+    weights = rng.uniform(0.1, 0.7, 4)
+    weights[rng.integers(4)] = 1.0
+    ppg = sum(w * np.sin((h + 1) * phase + rng.uniform(0, 6.3)) for h, w in enumerate(weights))
+    swing, impact = np.sin(phase), rng.uniform(0.5, 1.5) * np.sin(2 * phase + rng.uniform(0, 6.3))
+    directions = _rotation(rng)[:2]
+    acc = np.outer(swing, directions[0]) + np.outer(impact, directions[1])
+    acc *= rng.uniform(0.05, 0.25) / (acc.std(axis=0).max() + 1e-12)  # the wrist recordings' walks: 0.07-0.21 g per axis
+    return ppg / (ppg.std() + 1e-12), acc, step
+
+
+def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP_SHARE, walk_share: float = WALK_SHARE):
     """`recording` as another wrist device might have recorded it (labels unchanged): another sampling rate
     with its anti-alias filter, another pulse shape and maybe inverted polarity, amplitude, baseline wander and
     respiration, sensor noise, the accelerometer scaled and turned, and in GRIP_SHARE of the variants a
     grip-type motion (a bike's pedalling, a pushed stroller) at a cadence that is no simple ratio of the heart
     rate, strong in the PPG (up to 30 times the pulse's power) and present in the accelerometer. `grip_share`
-    (default GRIP_SHARE) is that share."""
+    (default GRIP_SHARE) is that share. In `walk_share` of the variants (default WALK_SHARE, drawn first; the
+    grip share applies to the others) a walking arm swing instead (`walk_swing`): its step line near the HR,
+    as strong in the PPG, present in the accelerometer. `extra["motion"]` says which ("walk", "grip" or "none")
+    and `extra["step_hz"]` a walk's step cadence."""
     from dataclasses import replace
 
     if recording.acc is None or recording.labels_bpm is None:
@@ -107,13 +136,20 @@ def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP
     ppg += rng.uniform(0, 0.3) * rng.standard_normal(len(t))
     ta, acc = _resample(recording.t_acc, recording.acc, recording.fs_acc, rate)
     acc = acc @ _rotation(rng).T * 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
-    if rng.random() < grip_share:
-        labels = recording.labels_bpm
-        hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
+    labels = recording.labels_bpm
+    hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
+    extra: dict = {"motion": "none"}
+    if walk_share > 0 and rng.random() < walk_share:  # no draw at 0: the recipes before walking variants reproduce
+        wave, swing, step = walk_swing(t, hr, rng)
+        ppg += rng.uniform(1.0, 5.5) * wave
+        acc += np.column_stack([np.interp(ta, t, swing[:, i]) for i in range(3)])
+        extra = {"motion": "walk", "step_hz": step}
+    elif rng.random() < grip_share:
         cadence = grip_cadence_hz(hr, rng) * (1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(60, 200)))
         wave = _cadence_wave(t, cadence, rng)
         ppg += rng.uniform(1.0, 5.5) * wave
         direction = rng.standard_normal(3)
         acc += np.outer(np.interp(ta, t, wave) * rng.uniform(0.02, 0.1) * np.sqrt(2), direction / np.linalg.norm(direction))
+        extra = {"motion": "grip"}
     ppg *= 10 ** rng.uniform(-1, 1)
-    return replace(recording, ppg=ppg[:, None], t_ppg=t, fs_ppg=rate, acc=acc, t_acc=ta, fs_acc=rate, extra={})
+    return replace(recording, ppg=ppg[:, None], t_ppg=t, fs_ppg=rate, acc=acc, t_acc=ta, fs_acc=rate, extra=extra)

@@ -115,7 +115,7 @@ def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP
     rate, strong in the PPG (up to 30 times the pulse's power) and present in the accelerometer. `grip_share`
     (default GRIP_SHARE) is that share. In `walk_share` of the variants (default WALK_SHARE, drawn first; the
     grip share applies to the others) a walking arm swing instead (`walk_swing`): its step line near the HR,
-    as strong in the PPG, present in the accelerometer. `extra["motion"]` says which ("walk", "grip" or "none")
+    as strong in the PPG, and in the accelerometer over what is left of the recording's own motion (5-30 %). `extra["motion"]` says which ("walk", "grip" or "none")
     and `extra["step_hz"]` a walk's step cadence."""
     from dataclasses import replace
 
@@ -135,14 +135,17 @@ def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP
     ppg += rng.uniform(0, 1.0) * np.sin(2 * np.pi * rng.uniform(0.15, 0.5) * t + rng.uniform(0, 6.3))
     ppg += rng.uniform(0, 0.3) * rng.standard_normal(len(t))
     ta, acc = _resample(recording.t_acc, recording.acc, recording.fs_acc, rate)
-    acc = acc @ _rotation(rng).T * 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
+    turn = _rotation(rng)
+    scale = 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
+    acc = acc @ turn.T * scale
     labels = recording.labels_bpm
     hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
     extra: dict = {"motion": "none"}
     if walk_share > 0 and rng.random() < walk_share:  # no draw at 0: the recipes before walking variants reproduce
         wave, swing, step = walk_swing(t, hr, rng)
         ppg += rng.uniform(1.0, 5.5) * wave
-        acc += np.column_stack([np.interp(ta, t, swing[:, i]) for i in range(3)])
+        # a walking wrist: the swing dominates the accelerometer, the recording's own (running) motion a residue
+        acc = acc * rng.uniform(0.05, 0.3) + scale * np.column_stack([np.interp(ta, t, swing[:, i]) for i in range(3)])
         extra = {"motion": "walk", "step_hz": step}
     elif rng.random() < grip_share:
         cadence = grip_cadence_hz(hr, rng) * (1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(60, 200)))

@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--walk-share", type=float, default=0.0, metavar="W",
                    help="share of device variants with a walking arm swing, its step line near the HR (0 ≤ W ≤ 1; default 0; "
                         "drawn first, --grip-share applies to the others)")
+    d.add_argument("--walk-slow", action="store_true",
+                   help="slow each walking variant first so its heart rate lies in a walker's range (70-120 bpm), labels scaled with it")
     d.add_argument("--epochs", type=int, default=30)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -487,7 +489,8 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
         share = float(metadata.get("variant_share", "1"))
         kept = (f", {100 * share:g} % of each variant's windows kept" if share < 1 else "") + (
             f", {100 * float(metadata['grip_share']):g} % of variants with grip motion" if "grip_share" in metadata else "") + (
-            f", {100 * float(metadata['walk_share']):g} % with a walking arm swing" if "walk_share" in metadata else "")
+            f", {100 * float(metadata['walk_share']):g} % with a walking arm swing" + (", slowed to a walker's HR" if "walk_slow" in metadata else "")
+            if "walk_share" in metadata else "")
         motion = "grip motion, walking arm swing" if "walk_share" in metadata else "grip motion"
         mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, {motion}{kept})" + mix_text
     if activities:
@@ -704,6 +707,8 @@ def cmd_devices_train(args) -> int:
         raise UsageError(f"--grip-share: a share from 0 to 1, not {args.grip_share:g}")
     if not 0.0 <= args.walk_share <= 1.0:
         raise UsageError(f"--walk-share: a share from 0 to 1, not {args.walk_share:g}")
+    if args.walk_slow and not args.walk_share:
+        raise UsageError("--walk-slow slows the walking variants: it needs --walk-share above 0")
     if args.calibrate and not (args.cv and args.out is not None):
         raise UsageError("--calibrate needs --cv (the temperature is fitted on its held-out windows) and --out")
     if args.cv == 1 or args.cv < 0:
@@ -728,7 +733,7 @@ def cmd_devices_train(args) -> int:
         scores = HeldOutScores(args.cache)  # scored as `ppg-distill distill` scores the shipped recipe
         held = cv_for_devices(groups, also, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
                               args.cache, progress=True, scores=scores, share=args.variant_share, grip_share=args.grip_share,
-                              walk_share=args.walk_share)
+                              walk_share=args.walk_share, walk_slow=args.walk_slow)
         if args.cv_probs is not None:
             args.cv_probs.mkdir(parents=True, exist_ok=True)
             for subject, probs in held.items():
@@ -741,7 +746,8 @@ def cmd_devices_train(args) -> int:
         if args.out is None:
             return 0
     model, real = train_for_devices(recordings, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                                    args.cache, progress=True, share=args.variant_share, grip_share=args.grip_share, walk_share=args.walk_share)
+                                    args.cache, progress=True, share=args.variant_share, grip_share=args.grip_share, walk_share=args.walk_share,
+                                    walk_slow=args.walk_slow)
     temperature = float(cv["temperature"]) if args.calibrate else 1.0
     if args.calibrate:
         from .calibration import apply_temperature
@@ -751,7 +757,7 @@ def cmd_devices_train(args) -> int:
                "both": "IEEE SPC 2015 (12 subjects) + Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)"}[args.train]
     kept = (f", {100 * args.variant_share:g} % of each variant's windows" if args.variant_share < 1 else "") + (
         f", {100 * args.grip_share:g} % of variants with grip motion" if args.grip_share is not None else "") + (
-        f", {100 * args.walk_share:g} % with a walking arm swing" if args.walk_share else "")
+        f", {100 * args.walk_share:g} % with a walking arm swing" + (", slowed to a walker's HR" if args.walk_slow else "") if args.walk_share else "")
     kept = f" ({kept[2:]})" if kept else ""
     training_data = (f"{sources}, each with {args.copies} device variants{kept} (models/augment.py)"
                      + (f" + {args.mix_synthetic} synthetic recordings of {MIX_DURATION_S:g} s" if args.mix_synthetic else "")
@@ -761,7 +767,8 @@ def cmd_devices_train(args) -> int:
                 **trained_metadata(cv, DEVICE_DATA_SETS[args.train]),
                 "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities), "temperature": f"{temperature:.4g}",
                 "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", **({"grip_share": f"{args.grip_share:g}"} if args.grip_share is not None else {}),
-                **({"walk_share": f"{args.walk_share:g}"} if args.walk_share else {}), "data": args.train}
+                **({"walk_share": f"{args.walk_share:g}"} if args.walk_share else {}), **({"walk_slow": "1"} if args.walk_slow else {}),
+                "data": args.train}
     spec = student_spec(args.name, args.version, training_data, "resnet student trained for devices (issue 22)", metadata, taper="rect")
     try:
         diff = export(model, spec, args.out, check_windows=real.x[:256])
@@ -771,7 +778,7 @@ def cmd_devices_train(args) -> int:
     card = args.out.with_suffix(".md")
     flags = (f" --copies {args.copies}" + (f" --variant-share {args.variant_share:g}" if args.variant_share < 1 else "")
              + (f" --grip-share {args.grip_share:g}" if args.grip_share is not None else "")
-             + (f" --walk-share {args.walk_share:g}" if args.walk_share else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
+             + (f" --walk-share {args.walk_share:g}" if args.walk_share else "") + (" --walk-slow" if args.walk_slow else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
              + (f" --cv {args.cv}" + (f" --cv-on {args.cv_on}" if args.train == "both" else "") if args.cv else "") + f" --seed {args.seed}"
              + (" --calibrate" if args.calibrate else ""))
     card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff,

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from ppg_stream.models.augment import DEVICE_RATES_HZ, WALK_STEP_PER_MIN, device_variant, grip_cadence_hz, walk_swing
+from ppg_stream.models.augment import DEVICE_RATES_HZ, WALK_HR_BPM, WALK_STEP_PER_MIN, device_variant, grip_cadence_hz, walk_swing
 from ppg_stream.models.dataset import labelled_windows
 from ppg_stream.models.features import window_features
 from ppg_stream.models.targets import TRAINING_SPEC
@@ -153,7 +153,31 @@ def test_the_walk_share_is_honoured_and_zero_reproduces_the_variants_before_it()
     assert np.array_equal(before.ppg, after.ppg) and np.array_equal(before.acc, after.acc)  # ppg-student@1.4's recipe unchanged
 
 
-@pytest.mark.parametrize("args", [["--walk-share", "1.5"], ["--walk-share", "-0.1"], ["--walk-share", "nan"], ["--calibrate", "--out", "x.onnx"]])
+def test_a_slowed_walking_variant_lies_in_a_walkers_heart_rates_and_keeps_its_duration():
+    rec = synthetic_recording("still", 240.0, seed=6, motion_share=0.0, noise=0.02, start_bpm=155.0)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        v = device_variant(rec, rng, grip_share=0.0, walk_share=1.0, walk_slow=True)
+        assert v.t_ppg[-1] <= rec.t_ppg[-1] and len(v.labels_bpm) == len(rec.labels_bpm) - 1  # cut back to its duration
+        assert WALK_HR_BPM[0] - 20 <= np.nanmedian(v.labels_bpm) <= WALK_HR_BPM[1] + 20  # a runner's HR slowed into a walker's
+        w = labelled_windows(v, TRAINING_SPEC)
+        assert len(w) >= len(rec.labels_bpm) - 3 and np.isfinite(w.x).all()
+
+
+def test_slowing_scales_the_pulse_and_the_labels_together():
+    from ppg_stream.models.augment import slowed
+
+    rec = synthetic_recording("still", 240.0, seed=6, motion_share=0.0, noise=0.02)
+    r = 0.6
+    t, ta, labels, keep, keep_a = slowed(rec.t_ppg, rec.t_acc, rec.labels_bpm, r, np.random.default_rng(0))
+    slow = type(rec)(rec.subject, rec.ppg[keep], t, rec.fs_ppg * r, rec.acc[keep_a], ta, rec.fs_acc * r, labels)
+    w = labelled_windows(slow, TRAINING_SPEC)
+    peak = window_features(w.x)["ppg_peak_bpm"]
+    assert np.median(np.abs(peak - w.hr_bpm)) < 3 and abs(np.median(w.hr_bpm) - r * np.median(rec.labels_bpm)) < 0.25 * r * np.median(rec.labels_bpm)
+
+
+@pytest.mark.parametrize("args", [["--walk-share", "1.5"], ["--walk-share", "-0.1"], ["--walk-share", "nan"], ["--calibrate", "--out", "x.onnx"],
+                                  ["--walk-slow", "--cv", "4"]])
 def test_devices_train_rejects_a_walk_share_outside_0_to_1_or_calibrate_without_cv_in_one_line(args):
     bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", *args],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -184,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --cv and --train both: the data set whose recordings are held out (wrist: leave one subject out)")
     d.add_argument("--cv-probs", type=Path, default=None, metavar="DIR", help="with --cv: keep each held-out recording's probabilities (<subject>.npy)")
     d.add_argument("--out", type=Path, default=None, help="the ONNX file to write, its model card beside it (required unless --cv)")
-    d.add_argument("--calibrate", action="store_true",
-                   help="with --cv and --out: divide the student's logits by the temperature fitted on the CV's held-out windows")
+    d.add_argument("--calibrate", nargs="?", const="nll", default=None, choices=["nll", "confidence"],
+                   help="with --cv and --out: divide the student's logits by a temperature fitted on the CV's held-out windows, to their "
+                        "cross-entropy (nll, the default) or to the published confidence's Brier score (confidence)")
 
     c = sub.add_parser("teacher-screen", parents=[common],
                        help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
@@ -475,7 +476,8 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     if cv.get("ece") is not None:
         calibration = (f"\n- **Confidence**: the published confidence is the probability mass within ±5 bpm. On the held-out windows its "
                        f"expected calibration error is {cv['ece']:.3f} as trained, {cv['ece_calibrated']:.3f} after a temperature "
-                       f"cross-fitted over the folds (T = {cv['temperature']:.2f}; tracked MAE with it {cv['mae_calibrated']:.2f} bpm). "
+                       f"cross-fitted over the folds{' to the published confidence (Brier score)' if cv.get('temperature_fit') == 'confidence' else ''} "
+                       f"(T = {cv['temperature']:.2f}; tracked MAE with it {cv['mae_calibrated']:.2f} bpm). "
                        + (f"This file has T = {temperature:.3g} baked into its last layer (logits divided by T)." if temperature != 1.0
                           else "This file is not temperature-scaled."))
     has_teacher = metadata["teacher"] != "none"
@@ -738,7 +740,7 @@ def cmd_devices_train(args) -> int:
             args.cv_probs.mkdir(parents=True, exist_ok=True)
             for subject, probs in held.items():
                 np.save(args.cv_probs / f"{subject}.npy", probs)
-        cv = {**scores.row(), **cross_fitted(scores.held_logits, scores.held_sets), "on": on}
+        cv = {**scores.row(), **cross_fitted(scores.held_logits, scores.held_sets, args.calibrate or "nll"), "on": on}
         print(f"{len(groups)}-fold CV over {', '.join(sorted({r.subject.split('_')[0] for g in groups for r in g}))[:80]} ({cv['windows']} windows), "
               f"{args.copies} device variants per training recording: MAE {cv['mae']:.2f} bpm tracked "
               f"({cv['mae_untracked']:.2f} window by window), within 5 bpm {100 * cv['within5']:.1f} %; held-out synthetic "
@@ -766,7 +768,7 @@ def cmd_devices_train(args) -> int:
                 "strategy_params": json.dumps(build_strategy("scratch").params), "epochs": str(args.epochs),
                 **trained_metadata(cv, DEVICE_DATA_SETS[args.train]),
                 "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities), "temperature": f"{temperature:.4g}",
-                "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", **({"grip_share": f"{args.grip_share:g}"} if args.grip_share is not None else {}),
+                **({"temperature_fit": args.calibrate} if args.calibrate == "confidence" else {}), "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", **({"grip_share": f"{args.grip_share:g}"} if args.grip_share is not None else {}),
                 **({"walk_share": f"{args.walk_share:g}"} if args.walk_share else {}), **({"walk_slow": "1"} if args.walk_slow else {}),
                 "data": args.train}
     spec = student_spec(args.name, args.version, training_data, "resnet student trained for devices (issue 22)", metadata, taper="rect")
@@ -780,7 +782,7 @@ def cmd_devices_train(args) -> int:
              + (f" --grip-share {args.grip_share:g}" if args.grip_share is not None else "")
              + (f" --walk-share {args.walk_share:g}" if args.walk_share else "") + (" --walk-slow" if args.walk_slow else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
              + (f" --cv {args.cv}" + (f" --cv-on {args.cv_on}" if args.train == "both" else "") if args.cv else "") + f" --seed {args.seed}"
-             + (" --calibrate" if args.calibrate else ""))
+             + ({"nll": " --calibrate", "confidence": " --calibrate confidence"}[args.calibrate] if args.calibrate else ""))
     card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff,
                                command=f"`ppg-distill devices-train --train {args.train}{flags} --out {args.out.name}`"))
     print(f"wrote {args.out}: {n_parameters(model):,} parameters, {len(real):,} real and device-variant windows; torch and onnxruntime "

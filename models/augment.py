@@ -48,6 +48,8 @@ DEVICE_RATES_HZ = (25.0, 32.0, 50.0, 64.0, 100.0, 128.0, 256.0)
 GRIP_SHARE = 0.6  # share of device variants with grip-type motion whose cadence is not the HR (a bike, a stroller)
 WALK_SHARE = 0.0  # share of device variants with a walking arm swing (0 by default: ppg-student@1.4's recipe is reproduced)
 WALK_STEP_PER_MIN = (70.0, 135.0)  # step cadences of a walk, slow to brisk (the wrist recordings walk at ~85 steps/min)
+WALK_PPG_GAIN = (0.5, 2.5)  # the swing's PPG artefact against the pulse (unit RMS each): the wrist walks' strongest line
+# carries 2-6 times the pulse line's power (median per window); a gain of 1-5.5, as the grip's, made 7-23 times
 WALK_HR_BPM = (70.0, 120.0)  # heart rates of a walk: with `walk_slow` a running recording is slowed into this range
 
 
@@ -166,7 +168,7 @@ def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP
             ppg, acc, rate = ppg[keep], acc[keep_a], rate * r
             hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
         wave, swing, step = walk_swing(t, hr, rng)
-        ppg += rng.uniform(1.0, 5.5) * wave
+        ppg += rng.uniform(*WALK_PPG_GAIN) * wave
         # a walking wrist: the swing dominates the accelerometer, the recording's own (running) motion a residue
         acc = acc * rng.uniform(0.05, 0.3) + scale * np.column_stack([np.interp(ta, t, swing[:, i]) for i in range(3)])
         extra = {"motion": "walk", "step_hz": step}

@@ -50,7 +50,8 @@ def test_devices_train_cross_validates_and_its_student_carries_what_a_shipped_on
     out = tmp_path / "tiny.onnx"
     result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--train", "wrist", "--cv", "3", "--copies", "1",
                              "--epochs", "1", "--mix-synthetic", "0", "--activities", "0", "--cache", str(tmp_path / "cache"),
-                             "--cv-probs", str(tmp_path / "held"), "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+                             "--cv-probs", str(tmp_path / "held"), "--walk-share", "0.5", "--calibrate", "--out", str(out)],
+                            capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "3-fold CV over s2, s3, s4 (1283 windows)" in result.stdout
     held = sorted(p.stem for p in (tmp_path / "held").glob("*.npy"))
@@ -59,12 +60,15 @@ def test_devices_train_cross_validates_and_its_student_carries_what_a_shipped_on
     engine = InferenceEngine(str(out))
     spec = engine.spec
     assert "Wrist PPG During Exercise" in spec.training_data and "device variants" in spec.training_data
+    assert "walking arm swing" in spec.training_data and spec.extra["walk_share"] == "0.5"
+    t = float(spec.extra["temperature"])  # the CV's cross-fitted temperature, baked into the head
+    assert t != 1.0 and f"T = {t:.3g} baked into its last layer" in out.with_suffix(".md").read_text()
     assert engine.run(np.zeros((2, 4, 200), dtype=np.float32)).shape == (2, 181)  # a model under the contract
     cv = shipped_metadata(spec)
     assert cv["folds"] == 3 and f"MAE {cv['mae']:.2f} bpm tracked" in result.stdout
     assert "Jarchi" in spec.extra["licence_training_data"] and "IEEE" not in spec.extra["licence_training_data"]
     card = out.with_suffix(".md").read_text()
-    assert spec.name in card and "3-fold subject-wise CV" in card and "Jarchi" in card and "ppg-distill devices-train --train wrist" in card
+    assert spec.name in card and "3-fold subject-wise CV" in card and "Jarchi" in card and "ppg-distill devices-train --train wrist" in card and "--walk-share 0.5" in card and "--calibrate" in card
     bad = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "devices-train", "--cv", "1"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--cv" in bad.stderr
 

@@ -194,11 +194,14 @@ def real_recordings(which: str, ieee_dir: str | Path, wrist_dir: str | Path | No
     return out
 
 
-def device_training_windows(recordings: list[Recording], copies: int, seed: int, share: float = 1.0, grip_share: float | None = None):
+def device_training_windows(recordings: list[Recording], copies: int, seed: int, share: float = 1.0, grip_share: float | None = None,
+                            walk_share: float = 0.0, walk_slow: bool = False):
     """Every recording's own windows plus `copies` device variants of it (subject ids kept per recording).
     `share` < 1 keeps a random share of each variant's windows: as many kinds of device, less weight against
     the original recordings (does the device share cost the original data set through its weight?).
-    `grip_share`: the share of variants with grip-type motion (None: models/augment.py's GRIP_SHARE)."""
+    `grip_share`: the share of variants with grip-type motion (None: models/augment.py's GRIP_SHARE);
+    `walk_share`: the share with a walking arm swing instead (models/augment.py `walk_swing`; 0: none), with
+    `walk_slow` slowed first into a walker's heart rates."""
     from .augment import GRIP_SHARE, device_variant
     from .dataset import WindowSet
 
@@ -207,14 +210,14 @@ def device_training_windows(recordings: list[Recording], copies: int, seed: int,
     for rec in recordings:
         sets.append(labelled_windows(rec, TRAINING_SPEC))
         for _ in range(copies):
-            variant = labelled_windows(device_variant(rec, rng, GRIP_SHARE if grip_share is None else grip_share), TRAINING_SPEC, subject=rec.subject)
+            variant = labelled_windows(device_variant(rec, rng, GRIP_SHARE if grip_share is None else grip_share, walk_share, walk_slow), TRAINING_SPEC, subject=rec.subject)
             sets.append(variant if share >= 1.0 else variant.select(rng.random(len(variant)) < share))
     return WindowSet.concat(sets)
 
 
 def train_for_devices(recordings: list[Recording], copies: int, epochs: int = 30, seed: int = 0, threads: int = 1,
                       mix: int = 20, activities: int = 12, cache: Path = Path(".cache/ppg-distill"), progress: bool = False,
-                      share: float = 1.0, grip_share: float | None = None):
+                      share: float = 1.0, grip_share: float | None = None, walk_share: float = 0.0, walk_slow: bool = False):
     """A student trained as the shipped one, with device variants of the real recordings in its training set."""
     from .architectures import build
     from .dataset import WindowSet
@@ -223,7 +226,7 @@ def train_for_devices(recordings: list[Recording], copies: int, epochs: int = 30
     from .targets import training_spec
     from .train import TrainConfig, train_model
 
-    real = device_training_windows(recordings, copies, seed, share, grip_share)
+    real = device_training_windows(recordings, copies, seed, share, grip_share, walk_share, walk_slow)
     train_set = WindowSet.concat([real, *training_extras(mix, activities, cache)])
     model = build("resnet", training_spec("rect"), 16, 2, seed=seed)
     train_model(model, train_set, TrainConfig(epochs=epochs, seed=seed, threads=threads), build_strategy("scratch"), None, progress=progress)
@@ -232,7 +235,7 @@ def train_for_devices(recordings: list[Recording], copies: int, epochs: int = 30
 
 def cv_for_devices(groups: list[list[Recording]], also: list[Recording], copies: int, epochs: int = 30, seed: int = 0, threads: int = 1,
                    mix: int = 20, activities: int = 12, cache: Path = Path(".cache/ppg-distill"), progress: bool = False, scores=None,
-                   share: float = 1.0, grip_share: float | None = None):
+                   share: float = 1.0, grip_share: float | None = None, walk_share: float = 0.0, walk_slow: bool = False):
     """Cross-validation by groups of recordings: fold i trains on every other group plus `also` (each with its
     device variants; seed + i) and returns, per held-out recording, its windows' softmax rows:
     {subject: probs}. With groups from one data set and `also` the other, the model card's subject-wise CV
@@ -244,7 +247,7 @@ def cv_for_devices(groups: list[list[Recording]], also: list[Recording], copies:
     held_probs: dict[str, np.ndarray] = {}
     for fold, held in enumerate(groups):
         train = [r for g in groups if g is not held for r in g] + list(also)
-        model, _ = train_for_devices(train, copies, epochs, seed + fold, threads, mix, activities, cache, progress, share, grip_share)
+        model, _ = train_for_devices(train, copies, epochs, seed + fold, threads, mix, activities, cache, progress, share, grip_share, walk_share, walk_slow)
         windows = [labelled_windows(rec, TRAINING_SPEC) for rec in held]
         test = WindowSet.concat(windows)
         probs = scores.add(model, test) if scores is not None else predict_probabilities(model, test.x)

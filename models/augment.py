@@ -46,6 +46,11 @@ def augment(x: np.ndarray, hr_bpm: np.ndarray, rng: np.random.Generator, fs: flo
 
 DEVICE_RATES_HZ = (25.0, 32.0, 50.0, 64.0, 100.0, 128.0, 256.0)
 GRIP_SHARE = 0.6  # share of device variants with grip-type motion whose cadence is not the HR (a bike, a stroller)
+WALK_SHARE = 0.0  # share of device variants with a walking arm swing (0 by default: ppg-student@1.4's recipe is reproduced)
+WALK_STEP_PER_MIN = (70.0, 135.0)  # step cadences of a walk, slow to brisk (the wrist recordings walk at ~85 steps/min)
+WALK_PPG_GAIN = (0.5, 2.5)  # the swing's PPG artefact against the pulse (unit RMS each): the wrist walks' strongest line
+# carries 2-6 times the pulse line's power (median per window); a gain of 1-5.5, as the grip's, made 7-23 times
+WALK_HR_BPM = (70.0, 120.0)  # heart rates of a walk: with `walk_slow` a running recording is slowed into this range
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:
@@ -81,13 +86,57 @@ def grip_cadence_hz(hr_bpm: float, rng: np.random.Generator) -> float:
     return 37.0 / 60.0
 
 
-def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP_SHARE):
+def walk_step_hz(hr_bpm: float, rng: np.random.Generator) -> float:
+    """A walking step cadence near the heart rate (0.8-1.2 × HR, within WALK_STEP_PER_MIN): on a wrist the
+    step line and its octave sit where the pulse is, the case a running-trained student gets wrong."""
+    return float(np.clip(hr_bpm * rng.uniform(0.8, 1.2), *WALK_STEP_PER_MIN)) / 60.0
+
+
+def walk_swing(t: np.ndarray, hr_bpm: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """A walking arm's swing at a slowly drifting cadence: the PPG artefact (unit RMS) with lines at the stride
+    (the swing, half the step cadence) and its harmonics 2-4 (the step and its octave, which the wrist
+    recordings' PPG shows as strong as the swing), one of them dominant; the accelerometer's (3 axes, in g) with
+    the swing along one direction and the step's impact along another. Returns (ppg, acc, step cadence in Hz)."""
+    step = walk_step_hz(hr_bpm, rng)
+    cadence = step / 2 * (1 + 0.03 * np.sin(2 * np.pi * t / rng.uniform(60, 200) + rng.uniform(0, 6.3)))
+    phase = 2 * np.pi * np.cumsum(cadence) * np.median(np.diff(t)) + rng.uniform(0, 2 * np.pi)
+    weights = rng.uniform(0.1, 0.7, 4)
+    weights[rng.integers(4)] = 1.0
+    ppg = sum(w * np.sin((h + 1) * phase + rng.uniform(0, 6.3)) for h, w in enumerate(weights))
+    swing, impact = np.sin(phase), rng.uniform(0.5, 1.5) * np.sin(2 * phase + rng.uniform(0, 6.3))
+    directions = _rotation(rng)[:2]
+    acc = np.outer(swing, directions[0]) + np.outer(impact, directions[1])
+    acc *= rng.uniform(0.05, 0.25) / (acc.std(axis=0).max() + 1e-12)  # the wrist recordings' walks: 0.07-0.21 g per axis
+    return ppg / (ppg.std() + 1e-12), acc, step
+
+
+def slowed(t: np.ndarray, ta: np.ndarray, labels: np.ndarray, r: float, rng: np.random.Generator):
+    """A recording played r times as fast (r < 1: slower), cut back to its own duration at a random whole hop:
+    every rhythm (pulse, cadence, respiration) times r, so its labels are too (window k' takes the label of the
+    original window nearest its centre). Returns (t, ta, labels) on the new clock; the samples are unchanged."""
+    duration = t[-1]
+    t, ta = t / r, ta / r
+    n_new = len(labels) - 1  # windows that fit the original duration, minus one for the offset's rounding
+    offset = 2.0 * rng.integers(0, max(1, int((t[-1] - duration) / 2.0)))
+    keep, keep_a = (t >= offset) & (t < offset + duration), (ta >= offset) & (ta < offset + duration)
+    centres = (offset + 2.0 * np.arange(n_new) + 4.0) * r  # the new windows' centres on the original clock
+    nearest = np.clip(np.round((centres - 4.0) / 2.0).astype(int), 0, len(labels) - 1)
+    return t[keep] - offset, ta[keep_a] - offset, labels[nearest] * r, keep, keep_a
+
+
+def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP_SHARE, walk_share: float = WALK_SHARE,
+                   walk_slow: bool = False):
     """`recording` as another wrist device might have recorded it (labels unchanged): another sampling rate
     with its anti-alias filter, another pulse shape and maybe inverted polarity, amplitude, baseline wander and
     respiration, sensor noise, the accelerometer scaled and turned, and in GRIP_SHARE of the variants a
     grip-type motion (a bike's pedalling, a pushed stroller) at a cadence that is no simple ratio of the heart
     rate, strong in the PPG (up to 30 times the pulse's power) and present in the accelerometer. `grip_share`
-    (default GRIP_SHARE) is that share."""
+    (default GRIP_SHARE) is that share. In `walk_share` of the variants (default WALK_SHARE, drawn first; the
+    grip share applies to the others) a walking arm swing instead (`walk_swing`): its step line near the HR,
+    as strong in the PPG, and in the accelerometer over what is left of the recording's own motion (5-30 %).
+    With `walk_slow` a walking variant is first slowed (`slowed`) so that its median HR lies in WALK_HR_BPM
+    (a runner's arm swing and steps slow down into a walker's with it), its labels scaled to match.
+    `extra["motion"]` says which ("walk", "grip" or "none") and `extra["step_hz"]` a walk's step cadence."""
     from dataclasses import replace
 
     if recording.acc is None or recording.labels_bpm is None:
@@ -106,14 +155,29 @@ def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP
     ppg += rng.uniform(0, 1.0) * np.sin(2 * np.pi * rng.uniform(0.15, 0.5) * t + rng.uniform(0, 6.3))
     ppg += rng.uniform(0, 0.3) * rng.standard_normal(len(t))
     ta, acc = _resample(recording.t_acc, recording.acc, recording.fs_acc, rate)
-    acc = acc @ _rotation(rng).T * 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
-    if rng.random() < grip_share:
-        labels = recording.labels_bpm
-        hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
+    turn = _rotation(rng)
+    scale = 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
+    acc = acc @ turn.T * scale
+    labels = recording.labels_bpm
+    hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
+    extra: dict = {"motion": "none"}
+    if walk_share > 0 and rng.random() < walk_share:  # no draw at 0: the recipes before walking variants reproduce
+        if walk_slow:
+            r = min(1.0, rng.uniform(*WALK_HR_BPM) / hr)
+            t, ta, labels, keep, keep_a = slowed(t, ta, labels, r, rng)
+            ppg, acc, rate = ppg[keep], acc[keep_a], rate * r
+            hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0
+        wave, swing, step = walk_swing(t, hr, rng)
+        ppg += rng.uniform(*WALK_PPG_GAIN) * wave
+        # a walking wrist: the swing dominates the accelerometer, the recording's own (running) motion a residue
+        acc = acc * rng.uniform(0.05, 0.3) + scale * np.column_stack([np.interp(ta, t, swing[:, i]) for i in range(3)])
+        extra = {"motion": "walk", "step_hz": step}
+    elif rng.random() < grip_share:
         cadence = grip_cadence_hz(hr, rng) * (1 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(60, 200)))
         wave = _cadence_wave(t, cadence, rng)
         ppg += rng.uniform(1.0, 5.5) * wave
         direction = rng.standard_normal(3)
         acc += np.outer(np.interp(ta, t, wave) * rng.uniform(0.02, 0.1) * np.sqrt(2), direction / np.linalg.norm(direction))
+        extra = {"motion": "grip"}
     ppg *= 10 ** rng.uniform(-1, 1)
-    return replace(recording, ppg=ppg[:, None], t_ppg=t, fs_ppg=rate, acc=acc, t_acc=ta, fs_acc=rate, extra={})
+    return replace(recording, ppg=ppg[:, None], t_ppg=t, fs_ppg=rate, acc=acc, t_acc=ta, fs_acc=rate, labels_bpm=labels, extra=extra)

@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of each device variant's windows kept, at random (0 < S ≤ 1; default 1: all)")
     d.add_argument("--grip-share", type=float, default=None, metavar="G",
                    help="share of device variants with grip-type motion (0 ≤ G ≤ 1; default models/augment.py's GRIP_SHARE, 0.6)")
+    d.add_argument("--walk-share", type=float, default=0.0, metavar="W",
+                   help="share of device variants with a walking arm swing, its step line near the HR (0 ≤ W ≤ 1; default 0; "
+                        "drawn first, --grip-share applies to the others)")
+    d.add_argument("--walk-slow", action="store_true",
+                   help="slow each walking variant first so its heart rate lies in a walker's range (70-120 bpm), labels scaled with it")
     d.add_argument("--epochs", type=int, default=30)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -179,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --cv and --train both: the data set whose recordings are held out (wrist: leave one subject out)")
     d.add_argument("--cv-probs", type=Path, default=None, metavar="DIR", help="with --cv: keep each held-out recording's probabilities (<subject>.npy)")
     d.add_argument("--out", type=Path, default=None, help="the ONNX file to write, its model card beside it (required unless --cv)")
+    d.add_argument("--calibrate", nargs="?", const="nll", default=None, choices=["nll", "confidence"],
+                   help="with --cv and --out: divide the student's logits by a temperature fitted on the CV's held-out windows, to their "
+                        "cross-entropy (nll, the default) or to the published confidence's Brier score (confidence)")
 
     c = sub.add_parser("teacher-screen", parents=[common],
                        help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
@@ -468,7 +476,8 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     if cv.get("ece") is not None:
         calibration = (f"\n- **Confidence**: the published confidence is the probability mass within ±5 bpm. On the held-out windows its "
                        f"expected calibration error is {cv['ece']:.3f} as trained, {cv['ece_calibrated']:.3f} after a temperature "
-                       f"cross-fitted over the folds (T = {cv['temperature']:.2f}; tracked MAE with it {cv['mae_calibrated']:.2f} bpm). "
+                       f"cross-fitted over the folds{' to the published confidence (Brier score)' if cv.get('temperature_fit') == 'confidence' else ''} "
+                       f"(T = {cv['temperature']:.2f}; tracked MAE with it {cv['mae_calibrated']:.2f} bpm). "
                        + (f"This file has T = {temperature:.3g} baked into its last layer (logits divided by T)." if temperature != 1.0
                           else "This file is not temperature-scaled."))
     has_teacher = metadata["teacher"] != "none"
@@ -481,8 +490,11 @@ def model_card(filename: str, spec, metadata: dict, cv: dict, costs: dict, diff:
     if metadata.get("device_copies"):
         share = float(metadata.get("variant_share", "1"))
         kept = (f", {100 * share:g} % of each variant's windows kept" if share < 1 else "") + (
-            f", {100 * float(metadata['grip_share']):g} % of variants with grip motion" if "grip_share" in metadata else "")
-        mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, grip motion{kept})" + mix_text
+            f", {100 * float(metadata['grip_share']):g} % of variants with grip motion" if "grip_share" in metadata else "") + (
+            f", {100 * float(metadata['walk_share']):g} % with a walking arm swing" + (", slowed to a walker's HR" if "walk_slow" in metadata else "")
+            if "walk_share" in metadata else "")
+        motion = "grip motion, walking arm swing" if "walk_share" in metadata else "grip motion"
+        mix_text = f", each with {metadata['device_copies']} device variants (models/augment.py: rate, pulse shape, {motion}{kept})" + mix_text
     if activities:
         mix_text += (f" and {activities} synthetic recordings of {ACTIVITY_DURATION_S:g} s per activity scenario (arm exercise, boxing, "
                      "walking, stairs, aperiodic motion, rest with irregular beats: `replay/activity.py`)")
@@ -695,6 +707,12 @@ def cmd_devices_train(args) -> int:
         raise UsageError(f"--variant-share: a share above 0 and at most 1, not {args.variant_share:g}")
     if args.grip_share is not None and not 0.0 <= args.grip_share <= 1.0:
         raise UsageError(f"--grip-share: a share from 0 to 1, not {args.grip_share:g}")
+    if not 0.0 <= args.walk_share <= 1.0:
+        raise UsageError(f"--walk-share: a share from 0 to 1, not {args.walk_share:g}")
+    if args.walk_slow and not args.walk_share:
+        raise UsageError("--walk-slow slows the walking variants: it needs --walk-share above 0")
+    if args.calibrate and not (args.cv and args.out is not None):
+        raise UsageError("--calibrate needs --cv (the temperature is fitted on its held-out windows) and --out")
     if args.cv == 1 or args.cv < 0:
         raise UsageError("--cv: at least 2 folds (0: no cross-validation)")
     if not args.cv and args.out is None:
@@ -716,12 +734,13 @@ def cmd_devices_train(args) -> int:
             on = "the 12 IEEE SPC 2015 recordings" + (" (the Wrist PPG During Exercise recordings in every fold)" if wrist else "")
         scores = HeldOutScores(args.cache)  # scored as `ppg-distill distill` scores the shipped recipe
         held = cv_for_devices(groups, also, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                              args.cache, progress=True, scores=scores, share=args.variant_share, grip_share=args.grip_share)
+                              args.cache, progress=True, scores=scores, share=args.variant_share, grip_share=args.grip_share,
+                              walk_share=args.walk_share, walk_slow=args.walk_slow)
         if args.cv_probs is not None:
             args.cv_probs.mkdir(parents=True, exist_ok=True)
             for subject, probs in held.items():
                 np.save(args.cv_probs / f"{subject}.npy", probs)
-        cv = {**scores.row(), **cross_fitted(scores.held_logits, scores.held_sets), "on": on}
+        cv = {**scores.row(), **cross_fitted(scores.held_logits, scores.held_sets, args.calibrate or "nll"), "on": on}
         print(f"{len(groups)}-fold CV over {', '.join(sorted({r.subject.split('_')[0] for g in groups for r in g}))[:80]} ({cv['windows']} windows), "
               f"{args.copies} device variants per training recording: MAE {cv['mae']:.2f} bpm tracked "
               f"({cv['mae_untracked']:.2f} window by window), within 5 bpm {100 * cv['within5']:.1f} %; held-out synthetic "
@@ -729,11 +748,18 @@ def cmd_devices_train(args) -> int:
         if args.out is None:
             return 0
     model, real = train_for_devices(recordings, args.copies, args.epochs, args.seed, args.threads, args.mix_synthetic, args.activities,
-                                    args.cache, progress=True, share=args.variant_share, grip_share=args.grip_share)
+                                    args.cache, progress=True, share=args.variant_share, grip_share=args.grip_share, walk_share=args.walk_share,
+                                    walk_slow=args.walk_slow)
+    temperature = float(cv["temperature"]) if args.calibrate else 1.0
+    if args.calibrate:
+        from .calibration import apply_temperature
+
+        apply_temperature(model, temperature)
     sources = {"ieee": "IEEE SPC 2015 (12 subjects)", "wrist": "Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)",
                "both": "IEEE SPC 2015 (12 subjects) + Wrist PPG During Exercise (8 recordings, Jarchi & Casson 2017)"}[args.train]
     kept = (f", {100 * args.variant_share:g} % of each variant's windows" if args.variant_share < 1 else "") + (
-        f", {100 * args.grip_share:g} % of variants with grip motion" if args.grip_share is not None else "")
+        f", {100 * args.grip_share:g} % of variants with grip motion" if args.grip_share is not None else "") + (
+        f", {100 * args.walk_share:g} % with a walking arm swing" + (", slowed to a walker's HR" if args.walk_slow else "") if args.walk_share else "")
     kept = f" ({kept[2:]})" if kept else ""
     training_data = (f"{sources}, each with {args.copies} device variants{kept} (models/augment.py)"
                      + (f" + {args.mix_synthetic} synthetic recordings of {MIX_DURATION_S:g} s" if args.mix_synthetic else "")
@@ -741,8 +767,10 @@ def cmd_devices_train(args) -> int:
     metadata = {"strategy": "scratch", "teacher": "none", "architecture": "resnet:16x2", "parameters": str(n_parameters(model)),
                 "strategy_params": json.dumps(build_strategy("scratch").params), "epochs": str(args.epochs),
                 **trained_metadata(cv, DEVICE_DATA_SETS[args.train]),
-                "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities), "temperature": "1",
-                "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", **({"grip_share": f"{args.grip_share:g}"} if args.grip_share is not None else {}), "data": args.train}
+                "synthetic_mix": str(args.mix_synthetic), "activities": str(args.activities), "temperature": f"{temperature:.4g}",
+                **({"temperature_fit": args.calibrate} if args.calibrate == "confidence" else {}), "device_copies": str(args.copies), "variant_share": f"{args.variant_share:g}", **({"grip_share": f"{args.grip_share:g}"} if args.grip_share is not None else {}),
+                **({"walk_share": f"{args.walk_share:g}"} if args.walk_share else {}), **({"walk_slow": "1"} if args.walk_slow else {}),
+                "data": args.train}
     spec = student_spec(args.name, args.version, training_data, "resnet student trained for devices (issue 22)", metadata, taper="rect")
     try:
         diff = export(model, spec, args.out, check_windows=real.x[:256])
@@ -751,8 +779,10 @@ def cmd_devices_train(args) -> int:
     costs = onnx_file_costs(args.out)
     card = args.out.with_suffix(".md")
     flags = (f" --copies {args.copies}" + (f" --variant-share {args.variant_share:g}" if args.variant_share < 1 else "")
-             + (f" --grip-share {args.grip_share:g}" if args.grip_share is not None else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
-             + (f" --cv {args.cv}" + (f" --cv-on {args.cv_on}" if args.train == "both" else "") if args.cv else "") + f" --seed {args.seed}")
+             + (f" --grip-share {args.grip_share:g}" if args.grip_share is not None else "")
+             + (f" --walk-share {args.walk_share:g}" if args.walk_share else "") + (" --walk-slow" if args.walk_slow else "") + f" --epochs {args.epochs} --mix-synthetic {args.mix_synthetic} --activities {args.activities}"
+             + (f" --cv {args.cv}" + (f" --cv-on {args.cv_on}" if args.train == "both" else "") if args.cv else "") + f" --seed {args.seed}"
+             + ({"nll": " --calibrate", "confidence": " --calibrate confidence"}[args.calibrate] if args.calibrate else ""))
     card.write_text(model_card(args.out.name, spec, metadata, cv, costs, diff,
                                command=f"`ppg-distill devices-train --train {args.train}{flags} --out {args.out.name}`"))
     print(f"wrote {args.out}: {n_parameters(model):,} parameters, {len(real):,} real and device-variant windows; torch and onnxruntime "

@@ -113,7 +113,8 @@ def walk_swing(t: np.ndarray, hr_bpm: float, rng: np.random.Generator) -> tuple[
 def slowed(t: np.ndarray, ta: np.ndarray, labels: np.ndarray, r: float, rng: np.random.Generator):
     """A recording played r times as fast (r < 1: slower), cut back to its own duration at a random whole hop:
     every rhythm (pulse, cadence, respiration) times r, so its labels are too (window k' takes the label of the
-    original window nearest its centre). Returns (t, ta, labels) on the new clock; the samples are unchanged."""
+    original window nearest its centre). Returns (t, ta, labels) on the new clock and the masks of the PPG and
+    accelerometer samples kept (the samples themselves are unchanged)."""
     duration = t[-1]
     t, ta = t / r, ta / r
     n_new = len(labels) - 1  # windows that fit the original duration, minus one for the offset's rounding

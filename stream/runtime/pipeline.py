@@ -185,12 +185,14 @@ class Runtime:
 
     # ---- input -------------------------------------------------------------------------------
     def offer(self, state: DeviceState, chunk: Chunk | RawHeader, arrival: float, rate: float | None = None, ticket: Ticket | None = None) -> bool:
-        """A live chunk; never waits. False when the device's queue was full (its oldest chunk dropped).
+        """A live chunk; never waits. False when chunks were dropped to make room (the queue was full, or older
+        than the backlog bound).
         A chunk with a ticket is never dropped: its sender bounds what it has in flight."""
         self.chunks_in += 1
         ok = DeviceTable.enqueue(state, chunk, arrival, rate, self.table.queue_chunks if ticket is None else None, ticket, self.max_backlog_s)
         if not ok and self._queue_drop_log.ready():
-            log.warning("device sends faster than it is served: dropping its oldest chunks", device=state.device,
+            log.warning("device queue over its bound (it sends faster than it is served, or holds more than --max-backlog-s "
+                        "of data while the service is behind): dropping its oldest chunks", device=state.device,
                         dropped=state.tally.dropped_chunks, dropped_since_last_log=self._queue_drop_log.take())
         self._ready[state] = None
         self._wake.set()

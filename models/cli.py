@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--ieee", default=ieee_default, help=f"{ieee_help}, or 'none'")
     v.add_argument("--scenarios", type=int, default=4, metavar="N", help="recordings per synthetic scenario set (default 4; 0: none)")
     v.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
+    v.add_argument("--heartpy", choices=["auto", "yes", "no"], default="auto",
+                   help="a HeartPy column on the same windows (the [bench] extra; default auto: where HeartPy imports)")
 
     d = sub.add_parser("devices-train", help="train the shipped recipe with device augmentation (leave-one-dataset-out: --train ieee, measure on the other)")
     d.add_argument("--train", choices=["ieee", "wrist", "both"], default="ieee", help="the real recordings to train on (default ieee)")
@@ -657,20 +659,25 @@ def cmd_accuracy(args) -> int:
 def cmd_devices(args) -> int:
     from .accuracy import onnx_predictor
     from .across import evaluate, ieee_set, markdown, scenario_set, wrist_exercise_set
+    from .heartpy_baseline import heartpy_problem
 
     if args.scenarios < 0:
         raise UsageError("--scenarios must be 0 or more")
+    no_heartpy = heartpy_problem() if args.heartpy != "no" else "HeartPy column left out (--heartpy no)"
+    if no_heartpy and args.heartpy == "yes":
+        raise UsageError(f"--heartpy yes: {no_heartpy}")
+    hp = no_heartpy is None
     if args.model not in ("student", "spectral") and not Path(args.model).is_file():
         raise UsageError(f"--model {args.model}: no such file")
     from ..stream.core.engine import InferenceEngine
 
     predict = onnx_predictor(args.model)
     trained_on = InferenceEngine(str(args.model)).spec.training_data  # which data sets are not held out for this model
-    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist, "Wrist PPG During Exercise" in trained_on))
+    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist, "Wrist PPG During Exercise" in trained_on, hp))
                if args.wrist != "none" else None,
-               "IEEE SPC 2015": (lambda: ieee_set(args.ieee, "IEEE SPC 2015" in trained_on)) if args.ieee != "none" else None,
-               "synthetic scenarios": (lambda: scenario_set(args.scenarios)) if args.scenarios else None}
-    results, skipped = [], []
+               "IEEE SPC 2015": (lambda: ieee_set(args.ieee, "IEEE SPC 2015" in trained_on, hp)) if args.ieee != "none" else None,
+               "synthetic scenarios": (lambda: scenario_set(args.scenarios, heartpy=hp)) if args.scenarios else None}
+    results, skipped = [], [no_heartpy] if no_heartpy else []
     for name, load in loaders.items():
         if load is None:
             continue

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from ppg_stream.models.heartpy_baseline import heartpy_problem
 from tests.conftest import ROOT
 
 
@@ -26,6 +27,21 @@ def test_the_table_has_every_column_and_the_confidence_check(tmp_path):
     assert rows, text
     published, beat = float(rows[0][4]), float(rows[0][7])
     assert published < 1.0 and published < beat  # a clean recording at rest: the student is right
+    if heartpy_problem() is None:  # HeartPy on the same windows, where the [bench] extra is installed
+        header = next(line.split("|") for line in text.splitlines() if line.startswith("| data set / activity"))
+        column = [c.strip() for c in header].index("HeartPy")
+        assert 0.0 < float(rows[0][column]) < 30.0
+    else:
+        assert heartpy_problem() in text
+
+
+@pytest.mark.slow
+def test_heartpy_can_be_left_out_and_the_table_says_so():
+    result = distill("devices", "--wrist", "none", "--ieee", "none", "--scenarios", "1", "--heartpy", "no")
+    assert result.returncode == 0, result.stderr
+    assert "| HeartPy |" not in result.stdout and "HeartPy column left out (--heartpy no)" in result.stdout
+    result = distill("devices", "--heartpy", "maybe")
+    assert result.returncode == 2 and "--heartpy" in result.stderr
 
 
 @pytest.mark.slow

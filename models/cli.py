@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, WRIST_PPG_EXER
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
 # what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
 NEEDS = {"cross-data": ("torch",), "devices-train": ("torch",), "baseline": ("torch",), "teacher-screen": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
-         "accuracy": ("torch",), "report": ("matplotlib",)}
+         "accuracy": ("torch",), "report": ("matplotlib",), "latency": ("torch",)}
 TRAIN_EXTRA = frozenset({"torch", "tqdm", "matplotlib"})
 INSTALL_TRAIN = "pip install -e '.[train]' in the checkout (CPU torch first: pip install torch==2.13.0)"
 
@@ -206,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("baseline", parents=[common], help="score the non-learned spectral estimator on the study's windows (the report's 'did it learn' line)")
     b.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
 
+    y = sub.add_parser("latency", help="every architecture's single-window latency in one session (read by the report's latency plot)")
+    y.add_argument("--out", type=Path, default=Path("results/latency.jsonl"), help="one JSON line per architecture (replaced: one session)")
+    y.add_argument("--rounds", type=int, default=5, help="timing rounds over every architecture; the best is kept (default 5)")
+    y.add_argument("--only", default=None, metavar="NAMES", help="comma-separated architectures, e.g. 'resnet 16x2,T1' (default: all)")
+
     x = sub.add_parser("cross-data", help="models trained on IEEE SPC 2015 scored on wrist-ppg-exercise (another device), per recording")
     x.add_argument("--wrist", type=Path, default=None, help="wrist-ppg-exercise folder (default: $PPG_STREAM_DATA/wrist-ppg-exercise)")
     x.add_argument("--models", default="spectral,student", help="models under the contract: built-in names or .onnx files (default spectral,student)")
@@ -382,10 +388,11 @@ def cmd_report(args) -> int:
     screen = args.screen if args.screen is not None else args.results.with_name("teacher_screen.jsonl")
     if args.screen is not None and not screen.exists():
         raise UsageError(f"--screen {screen}: no such file (run ppg-distill teacher-screen first)")
-    beside = {name: args.results.with_name(f"{name}.jsonl") for name in ("cross_data", "wrist_sweep", "wrist_teacher_screen")}
+    beside = {name: args.results.with_name(f"{name}.jsonl") for name in ("cross_data", "wrist_sweep", "wrist_teacher_screen", "latency")}
     found = {name: load_results(path) if path.exists() else None for name, path in beside.items()}  # each read when there
     summary = render(load_results(args.results), args.out, screen=load_results(screen) if screen.exists() else None,
-                     cross=found["cross_data"], wrist=found["wrist_sweep"], wrist_screen=found["wrist_teacher_screen"])
+                     cross=found["cross_data"], wrist=found["wrist_sweep"], wrist_screen=found["wrist_teacher_screen"],
+                     latency=found["latency"])
     text = summary.read_text()
     if args.readme is not None:
         update_readme(args.readme, text)
@@ -629,6 +636,26 @@ def _print_and_keep(text: str, out: Path | None) -> None:
     print(text)
 
 
+def cmd_latency(args) -> int:
+    from .latency import architectures, measure
+
+    if args.rounds < 1:
+        raise UsageError("--rounds must be 1 or more")
+    names = [name for name, _ in architectures()]
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only is not None else None
+    unknown = [n for n in only or [] if n not in names]
+    if unknown or only == []:
+        raise UsageError(f"--only {args.only!r}: choose from {', '.join(names)}")
+    rows = measure(args.rounds, only)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print("| architecture | parameters | ONNX bytes | latency µs (best round) | rounds µs |\n|---|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['params']:,} | {r['onnx_bytes']:,} | {r['latency_us']:.1f} | {', '.join(f'{v:.1f}' for v in r['latency_rounds_us'])} |")
+    print(f"\n{len(rows)} architectures, {args.rounds} rounds, load average {rows[0]['load_average']}: {args.out}")
+    return 0
+
+
 def cmd_accuracy(args) -> int:
     from .accuracy import onnx_predictor, report, scenario_windows
     from .oof import Recipe, out_of_fold
@@ -798,7 +825,7 @@ def cmd_devices_train(args) -> int:
     return 0
 
 
-COMMANDS = {"cross-data": cmd_cross_data, "devices-train": cmd_devices_train, "devices": cmd_devices, "baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+COMMANDS = {"cross-data": cmd_cross_data, "devices-train": cmd_devices_train, "devices": cmd_devices, "baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export, "latency": cmd_latency}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,10 @@ model is one where windows reported at confidence c are within 5 bpm of the refe
 the time. ECE is the gap between the two, averaged over equal-width confidence bins weighted by
 their windows. A temperature T divides the logits (softmax(z / T)): T > 1 softens an overconfident
 model without moving its peak. It is fitted on held-out windows only, and a fitted T is baked into
-the exported head (`apply_temperature`), so the runtime needs no new key.
+the exported head (`apply_temperature`), so the runtime needs no new key. But the tracker weighs its evidence
+by those probabilities, so a temperature moves the bpm too; `fit_confidence_map` / `cross_fitted_map` fit a
+map of the *published* confidence instead (stream/core/confidence_map.py, the model key `confidence_map`),
+which the runtime applies after the tracker and the cues (`ppg-distill calibrate-confidence`).
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .across import LabelledRecording, ieee_set, publish, wrist_exercise_set
-from .calibration import correct, cross_fitted_map
+from .calibration import correct, cross_fitted_map, expected_calibration_error
 from ..stream.core.confidence_map import ConfidenceMap
+from ..stream.core.message import DEFAULT_MIN_CONFIDENCE
 from ..stream.core.student_spec import BINS_BPM
 
 CONFIDENT = 0.9  # the issue's check: windows published at ≥ 0.9 should be within 10 bpm ≥ 90 % of the time
@@ -74,9 +75,18 @@ def folds_of(names: list[str], folds: int) -> list[list[int]]:
     return [g for g in groups if g] + list(by_subject.values())
 
 
+def model_held_out(model: str | Path, recordings: list[LabelledRecording]) -> list[HeldOut]:
+    """The model's own probabilities on recordings it never trained on (a data set its metadata does not name)."""
+    from .accuracy import onnx_predictor
+
+    predict = onnx_predictor(model)
+    return [HeldOut(r, predict(r.x)) for r in recordings]
+
+
 def calibrate(held: list[HeldOut], folds: int) -> dict:
-    """Publish every held-out recording, cross-fit the map over the folds; also checks that the map leaves every
-    published bpm as it was (it only reads the confidence) and measures the issue's confidence check."""
+    """Publish every held-out recording, cross-fit the map over the folds, and say per data set what it does to the
+    ECE, the issue's check (confidence ≥ 0.9 within 10 bpm) and the share published as `reliable`; also checks that
+    the map leaves every published bpm as it was (it only reads the confidence)."""
     published = [publish(h.recording, h.probs) for h in held]
     right = [correct(p.bpm, h.recording.label) for p, h in zip(published, held)]
     groups = folds_of([h.recording.name for h in held], folds)
@@ -84,24 +94,41 @@ def calibrate(held: list[HeldOut], folds: int) -> dict:
         raise ValueError(f"{len(held)} held-out recording(s) make {len(groups)} fold: cross-fitting needs at least 2")
     fit = cross_fitted_map([np.concatenate([published[i].confidence for i in g]) for g in groups],
                            [np.concatenate([right[i] for i in g]) for g in groups])
+    cross: list[np.ndarray] = [np.empty(0)] * len(held)  # each recording's confidence under its fold's map (fitted without it)
+    for fold_map, g in zip(fit["fold_maps"], groups):
+        for i in g:
+            cross[i] = fold_map(published[i].confidence)
     mapped = [publish(h.recording, h.probs, confidence_map=fit["map"]) for h in held]
     if not all(np.array_equal(a.bpm, b.bpm) for a, b in zip(published, mapped)):
         raise AssertionError("the confidence map changed a published bpm")  # it reads only the confidence: never
-    bpm, label = np.concatenate([p.bpm for p in published]), np.concatenate([h.recording.label for h in held])
-    error = np.abs(bpm - label)
-    order = [i for g in groups for i in g]  # the folds' order, as cross_fitted_map concatenates them
-    cross = [m(published[i].confidence) for m, g in zip(fit["fold_maps"], groups) for i in g]
-    err_folded = np.concatenate([np.abs(published[i].bpm - held[i].recording.label) for i in order])
-    return {**fit, "folds": len(groups), "recordings": len(held), "mae_published": float(error.mean()),
-            "mae_published_mapped": float(np.mean(np.abs(np.concatenate([m.bpm for m in mapped]) - label))),
-            "confident": _check(np.concatenate([published[i].confidence for i in order]), err_folded),
-            "confident_calibrated": _check(np.concatenate(cross), err_folded)}
+    label = np.concatenate([h.recording.label for h in held])
+    sets = {}
+    for name in dict.fromkeys(h.recording.data_set for h in held):
+        idx = [i for i, h in enumerate(held) if h.recording.data_set == name]
+        sets[name] = summary(*(np.concatenate([a[i] for i in idx]) for a in
+                               ([p.confidence for p in published], cross, [np.abs(p.bpm - h.recording.label) for p, h in zip(published, held)])))
+    return {**fit, "folds": len(groups), "recordings": len(held), "sets": sets,
+            "mae_published": float(np.mean(np.abs(np.concatenate([p.bpm for p in published]) - label))),
+            "mae_published_mapped": float(np.mean(np.abs(np.concatenate([m.bpm for m in mapped]) - label)))}
 
 
-def _check(confidence: np.ndarray, error: np.ndarray) -> tuple[int, int]:
-    """(windows at confidence ≥ 0.9, of them within 10 bpm)."""
-    sure = confidence >= CONFIDENT
-    return int(sure.sum()), int((error[sure] <= WITHIN_BPM).sum())
+def summary(before: np.ndarray, after: np.ndarray, error: np.ndarray) -> dict:
+    """One data set's windows, confidence before and after the map: ECE (right: within ±5 bpm), the issue's check
+    (windows at ≥ 0.9, of them within 10 bpm) and the share at ≥ the default --min-confidence (`reliable`)."""
+    right = correct(error, 0.0)
+    sure0, sure1 = before >= CONFIDENT, after >= CONFIDENT
+    return {"windows": int(error.size), "right": float(right.mean()),
+            "ece": expected_calibration_error(before, right), "ece_calibrated": expected_calibration_error(after, right),
+            "confident": (int(sure0.sum()), int((error[sure0] <= WITHIN_BPM).sum())),
+            "confident_calibrated": (int(sure1.sum()), int((error[sure1] <= WITHIN_BPM).sum())),
+            "reliable": float(np.mean(before >= DEFAULT_MIN_CONFIDENCE)), "reliable_calibrated": float(np.mean(after >= DEFAULT_MIN_CONFIDENCE))}
+
+
+def off_device(held: list[HeldOut], confidence_map: ConfidenceMap) -> dict:
+    """The map as written, on recordings of another device that neither the model nor the map saw."""
+    out = [publish(h.recording, h.probs) for h in held]
+    before = np.concatenate([o.confidence for o in out])
+    return summary(before, confidence_map(before), np.concatenate([np.abs(o.bpm - h.recording.label) for o, h in zip(out, held)]))
 
 
 def write_confidence_map(model: Path, out: Path, confidence_map: ConfidenceMap, provenance: dict) -> None:

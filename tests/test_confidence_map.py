@@ -160,8 +160,9 @@ def test_calibrate_confidence_writes_the_map_and_says_what_it_did(tmp_path, spec
     result = distill("calibrate-confidence", "--model", str(spectral_file), "--cv-probs", str(probs), "--ieee", str(ieee),
                      "--wrist", str(tmp_path / "none"), "--folds", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "2-fold cross-fitted on 4 held-out recordings" in result.stdout and "ECE of the published confidence" in result.stdout
-    assert "(bpm unchanged)" in result.stdout
+    assert "2 folds, 4 held-out recordings" in result.stdout and "IEEE SPC 2015 (held out, cross-fitted): " in result.stdout
+    assert "ECE " in result.stdout and "confidence >= 0.9 within 10 bpm" in result.stdout and "(every bpm unchanged)" in result.stdout
+    assert "off the training device: skipped" in result.stdout  # no wrist folder here
     spec = InferenceEngine(str(out)).spec
     assert spec.confidence_map is not None and f"confidence_map {spec.confidence_map.to_metadata()}" in result.stdout
     assert InferenceEngine(str(spectral_file)).spec.confidence_map is None  # --out: the model itself is left as it was
@@ -198,4 +199,8 @@ def test_calibrate_confidence_refuses_bad_input_in_one_line(tmp_path, spectral_f
         assert result.returncode != 0 and result.stderr.count("\n") == 1 and message in result.stderr, (message, result.stderr)
     result = distill("calibrate-confidence", "--model", str(spectral_file), "--cv-probs", str(probs), *common[:-2], "--folds", "1")
     assert result.returncode == 2 and "--folds 1: at least 2" in result.stderr and result.stderr.count("\n") == 1
+    saw_wrist = tmp_path / "saw-wrist.onnx"
+    onnx.save(with_metadata(onnx.load(str(spectral_file)), training_data="Wrist PPG During Exercise (8 recordings)"), str(saw_wrist))
+    result = distill("calibrate-confidence", "--model", str(saw_wrist), "--cv-probs", str(probs), *common, "--fit-on-wrist")
+    assert result.returncode == 2 and "its outputs there are not held out" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "out.onnx").exists()

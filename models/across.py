@@ -41,6 +41,7 @@ from ..replay.load import load_recording
 from ..replay.recording import Recording
 from ..replay.wrist_exercise import activity_of, wrist_exercise_paths
 from ..stream.core.beats import BeatGate, beat_rates
+from ..stream.core.confidence_map import ConfidenceMap
 from ..stream.core.cues import CueParams
 from ..stream.core.estimate import DEFAULT_MIN_CONFIDENCE, estimate_windows
 from ..stream.core.student_spec import BINS_BPM
@@ -122,16 +123,19 @@ def carried(rate: np.ndarray, start: float = 80.0) -> np.ndarray:
     return out
 
 
-def publish(rec: LabelledRecording, probs: np.ndarray, tracking: bool = True, cues: CueParams | None = CueParams()):
-    """What the runtime publishes for one recording (its own tracker row, windows in order)."""
+def publish(rec: LabelledRecording, probs: np.ndarray, tracking: bool = True, cues: CueParams | None = CueParams(),
+            confidence_map: ConfidenceMap | None = None):
+    """What the runtime publishes for one recording (its own tracker row, windows in order); `confidence_map`: the
+    model's calibration of the confidence (`ModelSpec.confidence_map`), as the runtime applies it."""
     tracker = Tracker(BINS_BPM) if tracking else None
     rows = np.full(len(rec.k), tracker.row if tracker else 0)
-    return estimate_windows(rec.x, probs, BINS_BPM, TRAINING_SPEC.fs, tracker.table if tracker else None, rows, rec.k, cues, BeatGate())
+    return estimate_windows(rec.x, probs, BINS_BPM, TRAINING_SPEC.fs, tracker.table if tracker else None, rows, rec.k, cues, BeatGate(),
+                            confidence_map=confidence_map)
 
 
-def evaluate(rec: LabelledRecording, predict: Callable[[np.ndarray], np.ndarray]) -> RecordingResult:
+def evaluate(rec: LabelledRecording, predict: Callable[[np.ndarray], np.ndarray], confidence_map: ConfidenceMap | None = None) -> RecordingResult:
     probs = predict(rec.x)
-    out = publish(rec, probs)
+    out = publish(rec, probs, confidence_map=confidence_map)
     label = rec.label
     estimates = {
         "published": out.bpm,

@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(weights and bpm untouched)")
     q.add_argument("--model", type=Path, required=True, metavar="PATH", help="the ONNX model the CV's recipe trained")
     q.add_argument("--cv-probs", type=Path, required=True, metavar="DIR", help="its held-out probabilities (devices-train --cv K --cv-probs DIR)")
-    q.add_argument("--out", type=Path, default=None, metavar="PATH", help="the calibrated model to write (default: --model, rewritten in place)")
+    q.add_argument("--out", type=Path, default=None, metavar="PATH",
+                   help="write the calibrated model here (may be --model itself); without it nothing is written: the figures say whether to")
     q.add_argument("--folds", type=int, default=4, help="the CV's folds over IEEE SPC 2015 (the model card's: 4), to cross-fit over")
     q.add_argument("--ieee", default=ieee_default, help=ieee_help)
     q.add_argument("--wrist", default=str(data_dir(WRIST_PPG_EXERCISE)), metavar="DIR",
@@ -751,8 +752,8 @@ def cmd_calibrate_confidence(args) -> int:
         raise UsageError(f"--cv-probs {args.cv_probs}: no such folder")
     if args.folds < 2:
         raise UsageError(f"--folds {args.folds}: at least 2")
-    out = args.out if args.out is not None else args.model
-    if not out.parent.is_dir():
+    out = args.out
+    if out is not None and not out.parent.is_dir():
         raise UsageError(f"--out {out}: no folder {out.parent}")
     spec = InferenceEngine(str(args.model)).spec  # under the contract, or refused by key
     if not np.array_equal(spec.bins_bpm, BINS_BPM):
@@ -783,9 +784,13 @@ def cmd_calibrate_confidence(args) -> int:
             print(_confidence_line("off the training device: Wrist PPG During Exercise (never trained on; the map as written)",
                                    off_device(model_held_out(args.model, recordings), m)))
     print(f"published MAE {fit['mae_published']:.2f} bpm, with the map {fit['mae_published_mapped']:.2f} (every bpm unchanged)")
+    fitted = (f"confidence_map {m.to_metadata()} (a {m.a:.3f}, b {m.b:+.3f}; fitted on all held-out windows, ECE there "
+              f"{fit['ece_in_sample']:.3f})")
+    if out is None:
+        print(f"not written (no --out): {fitted}")
+        return 0
     write_confidence_map(args.model, out, m, provenance)
-    print(f"wrote {out}: confidence_map {m.to_metadata()} (a {m.a:.3f}, b {m.b:+.3f}; fitted on all held-out windows, ECE there "
-          f"{fit['ece_in_sample']:.3f}); weights unchanged")
+    print(f"wrote {out}: {fitted}; weights unchanged")
     return 0
 
 

@@ -166,6 +166,11 @@ def test_calibrate_confidence_writes_the_map_and_says_what_it_did(tmp_path, spec
     spec = InferenceEngine(str(out)).spec
     assert spec.confidence_map is not None and f"confidence_map {spec.confidence_map.to_metadata()}" in result.stdout
     assert InferenceEngine(str(spectral_file)).spec.confidence_map is None  # --out: the model itself is left as it was
+    before = spectral_file.read_bytes()
+    dry = distill("calibrate-confidence", "--model", str(spectral_file), "--cv-probs", str(probs), "--ieee", str(ieee),
+                  "--wrist", str(tmp_path / "none"), "--folds", "2")
+    assert dry.returncode == 0 and "not written (no --out)" in dry.stdout
+    assert spectral_file.read_bytes() == before  # without --out the figures come, and nothing is written
 
 
 @pytest.mark.slow

@@ -15,7 +15,9 @@ activity (mean over recordings, as a user replaying each file would see it):
 - **HeartPy** (where it imports: the `[bench]` extra): `heartpy.process` on the same 8 s windows at the
   recording's own rate after a 0.7-3.5 Hz band-pass, the last rate carried (`models/heartpy_baseline.py`);
 - **confidence check**: of the windows published with confidence ≥ 0.9, the share within 10 bpm of the
-  reference (goal ≥ 90 %), and how many windows that is; and the share of windows published as
+  reference (goal ≥ 90 %), and how many windows that is; the longest stretch of stream time published
+  confidently wrong (consecutive windows at confidence ≥ 0.9 and more than 10 bpm off: issue 22's "no
+  minute-long lock at a wrong rate with confidence ≥ 0.9"); and the share of windows published as
   `reliable` (confidence ≥ the default `--min-confidence`) with their error.
 
 Data sets (each skipped, with the reason, when absent): Wrist PPG During Exercise (another wrist device;
@@ -38,7 +40,7 @@ from .features import bin_power
 from .heartpy_baseline import heartpy_rates
 from .targets import TRAINING_SPEC
 from ..replay.load import load_recording
-from ..replay.recording import Recording
+from ..replay.recording import HOP_S, WINDOW_S, Recording
 from ..replay.wrist_exercise import activity_of, wrist_exercise_paths
 from ..stream.core.beats import BeatGate, beat_rates
 from ..stream.core.confidence_map import ConfidenceMap
@@ -50,6 +52,7 @@ from ..stream.core.tracker import Tracker
 CONFIDENT = 0.9
 WITHIN_BPM = 10.0
 COLUMNS = ("published", "window by window", "before cues", "beat baseline", "spectral peak")
+LOCK_HEADER = "longest confidently wrong (s)"  # consecutive windows at confidence ≥ CONFIDENT, > WITHIN_BPM off
 HEARTPY = "HeartPy"  # a column only where HeartPy was run (LabelledRecording.heartpy)
 
 
@@ -75,6 +78,7 @@ class RecordingResult:
     confident_ok: int  # ...of them within WITHIN_BPM
     reliable: int  # windows with confidence ≥ DEFAULT_MIN_CONFIDENCE
     reliable_abs_error: float  # their summed absolute error
+    confident_wrong_s: float  # longest stretch of consecutive windows at confidence ≥ CONFIDENT and > WITHIN_BPM off (s)
     published: np.ndarray = field(repr=False)
     confidence: np.ndarray = field(repr=False)
 
@@ -152,8 +156,23 @@ def evaluate(rec: LabelledRecording, predict: Callable[[np.ndarray], np.ndarray]
     return RecordingResult(
         rec.data_set, rec.name, rec.activity, len(label), {c: float(np.mean(np.abs(e - label))) for c, e in estimates.items()},
         int(confident.sum()), int((error[confident] <= WITHIN_BPM).sum()), int(reliable.sum()), float(error[reliable].sum()),
-        out.bpm, out.confidence,
+        longest_run_s(confident & (error > WITHIN_BPM), rec.k), out.bpm, out.confidence,
     )
+
+
+def longest_run_s(mask: np.ndarray, k: np.ndarray) -> float:
+    """The longest run of consecutive windows (k, k + 1, …) where `mask` holds, as stream time: its windows'
+    hops, plus the one window's length the first of them spans (0 for no such window)."""
+    best = run = 0
+    for i in range(len(mask)):
+        if not mask[i]:
+            run = 0
+        elif run and k[i] == k[i - 1] + 1:
+            run += 1
+        else:  # a first such window, or one after a gap in the stream
+            run = 1
+        best = max(best, run)
+    return 0.0 if best == 0 else WINDOW_S + HOP_S * (best - 1)
 
 
 def _columns(results: list[RecordingResult]) -> tuple[str, ...]:
@@ -173,27 +192,28 @@ def _group_row(title: str, results: list[RecordingResult], columns: tuple[str, .
     reliable = sum(r.reliable for r in results)
     check = f"{100 * ok / confident:.0f} % of {confident}" if confident else "— (none)"
     rel = f"{100 * reliable / windows:.0f} %, {sum(r.reliable_abs_error for r in results) / reliable:.1f}" if reliable else "0 %, —"
-    return f"| {title} | {len(results)} | {windows} | " + " | ".join(cells) + f" | {check} | {rel} |"
+    lock = max(r.confident_wrong_s for r in results)
+    return f"| {title} | {len(results)} | {windows} | " + " | ".join(cells) + f" | {check} | {lock:.0f} | {rel} |"
 
 
 def markdown(results: list[RecordingResult], per_recording: bool = True) -> str:
     """One table: per data set, per activity, then the data set as a whole; optionally every recording."""
     columns = _columns(results)
     head = ("| data set / activity | recordings | windows | " + " | ".join(columns)
-            + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm | reliable (≥ {DEFAULT_MIN_CONFIDENCE:g}): share, MAE |")
-    lines = ["MAE in bpm against the reference, mean over recordings.", "", head, "|---|---:|---:|" + "---:|" * len(columns) + "---:|---:|"]
+            + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm | {LOCK_HEADER} | reliable (≥ {DEFAULT_MIN_CONFIDENCE:g}): share, MAE |")
+    lines = ["MAE in bpm against the reference, mean over recordings.", "", head, "|---|---:|---:|" + "---:|" * len(columns) + "---:|---:|---:|"]
     for data_set in dict.fromkeys(r.data_set for r in results):
         mine = [r for r in results if r.data_set == data_set]
         for activity in sorted(dict.fromkeys(r.activity for r in mine)):
             lines.append(_group_row(f"{data_set}: {activity}", [r for r in mine if r.activity == activity], columns))
         lines.append(_group_row(f"**{data_set}: all**", mine, columns))
     if per_recording:
-        lines += ["", "| recording | activity | windows | " + " | ".join(columns) + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm |",
-                  "|---|---|---:|" + "---:|" * len(columns) + "---:|"]
+        lines += ["", "| recording | activity | windows | " + " | ".join(columns) + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm | {LOCK_HEADER} |",
+                  "|---|---|---:|" + "---:|" * len(columns) + "---:|---:|"]
         for r in results:
             check = f"{r.confident_ok}/{r.confident}" if r.confident else "—"
             lines.append(f"| {r.name} | {r.activity} | {r.windows} | " + " | ".join(_cell([r.mae[c]] if c in r.mae else []) for c in columns)
-                         + f" | {check} |")
+                         + f" | {check} | {r.confident_wrong_s:.0f} |")
     return "\n".join(lines) + "\n"
 
 

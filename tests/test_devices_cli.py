@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+import numpy as np
+
+from ppg_stream.models.across import longest_run_s
 from ppg_stream.models.heartpy_baseline import heartpy_problem
 from tests.conftest import ROOT
 
@@ -51,3 +54,13 @@ def test_missing_data_is_named_and_bad_options_are_one_line(tmp_path):
     assert "Wrist PPG During Exercise" in result.stderr and "physionet.org" in result.stderr
     result = distill("devices", "--model", str(tmp_path / "nope.onnx"))
     assert result.returncode == 2 and "no such file" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_confident_wrong_lock_is_measured_in_stream_time_and_a_gap_ends_it():
+    k = np.arange(40)
+    wrong = np.zeros(40, dtype=bool)
+    assert longest_run_s(wrong, k) == 0.0
+    wrong[5:35] = True  # 30 windows in a row: a minute-long lock (8 s for the first window, 2 s for each next)
+    assert longest_run_s(wrong, k) == 8.0 + 2.0 * 29
+    gapped = np.r_[k[:20], k[20:] + 100]  # the stream paused after window 19: two runs, not one
+    assert longest_run_s(wrong, gapped) == 8.0 + 2.0 * 14

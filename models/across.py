@@ -12,8 +12,12 @@ activity (mean over recordings, as a user replaying each file would see it):
 - **beat baseline**: a HeartPy-like time-domain beat detector on the same windows
   (`stream.core.beats.beat_rates`), the last rate carried over windows where it finds none;
 - **spectral peak**: the PPG's plain power-spectrum peak in the window (no motion handling);
+- **HeartPy** (where it imports: the `[bench]` extra): `heartpy.process` on the same 8 s windows at the
+  recording's own rate after a 0.7-3.5 Hz band-pass, the last rate carried (`models/heartpy_baseline.py`);
 - **confidence check**: of the windows published with confidence ≥ 0.9, the share within 10 bpm of the
-  reference (goal ≥ 90 %), and how many windows that is; and the share of windows published as
+  reference (goal ≥ 90 %), and how many windows that is; the longest stretch of stream time published
+  confidently wrong (consecutive windows at confidence ≥ 0.9 and more than 10 bpm off: issue 22's "no
+  minute-long lock at a wrong rate with confidence ≥ 0.9"); and the share of windows published as
   `reliable` (confidence ≥ the default `--min-confidence`) with their error.
 
 Data sets (each skipped, with the reason, when absent): Wrist PPG During Exercise (another wrist device;
@@ -33,11 +37,13 @@ import numpy as np
 
 from .dataset import labelled_windows
 from .features import bin_power
+from .heartpy_baseline import heartpy_rates
 from .targets import TRAINING_SPEC
 from ..replay.load import load_recording
-from ..replay.recording import Recording
+from ..replay.recording import HOP_S, WINDOW_S, Recording
 from ..replay.wrist_exercise import activity_of, wrist_exercise_paths
 from ..stream.core.beats import BeatGate, beat_rates
+from ..stream.core.confidence_map import ConfidenceMap
 from ..stream.core.cues import CueParams
 from ..stream.core.estimate import DEFAULT_MIN_CONFIDENCE, estimate_windows
 from ..stream.core.student_spec import BINS_BPM
@@ -46,6 +52,8 @@ from ..stream.core.tracker import Tracker
 CONFIDENT = 0.9
 WITHIN_BPM = 10.0
 COLUMNS = ("published", "window by window", "before cues", "beat baseline", "spectral peak")
+LOCK_HEADER = "longest confidently wrong (s)"  # consecutive windows at confidence ≥ CONFIDENT, > WITHIN_BPM off
+HEARTPY = "HeartPy"  # a column only where HeartPy was run (LabelledRecording.heartpy)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class LabelledRecording:
     x: np.ndarray  # (N, C, T) the stream's preprocessed windows
     k: np.ndarray
     label: np.ndarray
+    heartpy: np.ndarray | None = None  # HeartPy's rate per window (NaN where it found none), if it was run
 
 
 @dataclass
@@ -69,37 +78,40 @@ class RecordingResult:
     confident_ok: int  # ...of them within WITHIN_BPM
     reliable: int  # windows with confidence ≥ DEFAULT_MIN_CONFIDENCE
     reliable_abs_error: float  # their summed absolute error
+    confident_wrong_s: float  # longest stretch of consecutive windows at confidence ≥ CONFIDENT and > WITHIN_BPM off (s)
     published: np.ndarray = field(repr=False)
     confidence: np.ndarray = field(repr=False)
 
 
-def windows_of(data_set: str, recording: Recording, activity: str) -> LabelledRecording:
+def windows_of(data_set: str, recording: Recording, activity: str, heartpy: bool = False) -> LabelledRecording:
+    """The recording's labelled windows; `heartpy`: also HeartPy's rate on each (the `[bench]` extra)."""
     w = labelled_windows(recording, TRAINING_SPEC)
-    return LabelledRecording(data_set, recording.subject, activity, w.x, w.k, w.hr_bpm.astype(np.float64))
+    return LabelledRecording(data_set, recording.subject, activity, w.x, w.k, w.hr_bpm.astype(np.float64),
+                             heartpy_rates(recording, w.k) if heartpy else None)
 
 
 def _named(name: str, trained_on: bool) -> str:
     return f"{name} (trained on)" if trained_on else name
 
 
-def wrist_exercise_set(directory: str | Path | None = None, trained_on: bool = False) -> list[LabelledRecording]:
+def wrist_exercise_set(directory: str | Path | None = None, trained_on: bool = False, heartpy: bool = False) -> list[LabelledRecording]:
     name = _named("Wrist PPG During Exercise", trained_on)
-    return [windows_of(name, load_recording(p), activity_of(p.stem)) for p in wrist_exercise_paths(directory)]
+    return [windows_of(name, load_recording(p), activity_of(p.stem), heartpy) for p in wrist_exercise_paths(directory)]
 
 
-def ieee_set(directory: str | Path, trained_on: bool = True) -> list[LabelledRecording]:
+def ieee_set(directory: str | Path, trained_on: bool = True, heartpy: bool = False) -> list[LabelledRecording]:
     files = sorted(Path(directory).glob("DATA_*_TYPE*[0-9].mat"))
     if not files:
         raise FileNotFoundError(f"no IEEE SPC 2015 recordings (DATA_*_TYPE*.mat) in {directory}")
-    return [windows_of(_named("IEEE SPC 2015", trained_on), load_recording(f), "run") for f in files]
+    return [windows_of(_named("IEEE SPC 2015", trained_on), load_recording(f), "run", heartpy) for f in files]
 
 
-def scenario_set(recordings_per_set: int, seed: int = 1) -> list[LabelledRecording]:
+def scenario_set(recordings_per_set: int, seed: int = 1, heartpy: bool = False) -> list[LabelledRecording]:
     from .scenarios import SCENARIO_SETS
 
     out = []
     for name, make in SCENARIO_SETS.items():
-        out += [windows_of("synthetic scenarios", rec, name) for rec in make(recordings_per_set, seed)]
+        out += [windows_of("synthetic scenarios", rec, name, heartpy) for rec in make(recordings_per_set, seed)]
     return out
 
 
@@ -115,16 +127,19 @@ def carried(rate: np.ndarray, start: float = 80.0) -> np.ndarray:
     return out
 
 
-def publish(rec: LabelledRecording, probs: np.ndarray, tracking: bool = True, cues: CueParams | None = CueParams()):
-    """What the runtime publishes for one recording (its own tracker row, windows in order)."""
+def publish(rec: LabelledRecording, probs: np.ndarray, tracking: bool = True, cues: CueParams | None = CueParams(),
+            confidence_map: ConfidenceMap | None = None):
+    """What the runtime publishes for one recording (its own tracker row, windows in order); `confidence_map`: the
+    model's calibration of the confidence (`ModelSpec.confidence_map`), as the runtime applies it."""
     tracker = Tracker(BINS_BPM) if tracking else None
     rows = np.full(len(rec.k), tracker.row if tracker else 0)
-    return estimate_windows(rec.x, probs, BINS_BPM, TRAINING_SPEC.fs, tracker.table if tracker else None, rows, rec.k, cues, BeatGate())
+    return estimate_windows(rec.x, probs, BINS_BPM, TRAINING_SPEC.fs, tracker.table if tracker else None, rows, rec.k, cues, BeatGate(),
+                            confidence_map=confidence_map)
 
 
-def evaluate(rec: LabelledRecording, predict: Callable[[np.ndarray], np.ndarray]) -> RecordingResult:
+def evaluate(rec: LabelledRecording, predict: Callable[[np.ndarray], np.ndarray], confidence_map: ConfidenceMap | None = None) -> RecordingResult:
     probs = predict(rec.x)
-    out = publish(rec, probs)
+    out = publish(rec, probs, confidence_map=confidence_map)
     label = rec.label
     estimates = {
         "published": out.bpm,
@@ -133,43 +148,72 @@ def evaluate(rec: LabelledRecording, predict: Callable[[np.ndarray], np.ndarray]
         "beat baseline": carried(beat_rates(rec.x, TRAINING_SPEC.fs)[0]),
         "spectral peak": BINS_BPM[np.argmax(bin_power(np.asarray(rec.x[:, 0], dtype=np.float64)), axis=1)],
     }
+    if rec.heartpy is not None:
+        estimates[HEARTPY] = carried(rec.heartpy)
     error = np.abs(out.bpm - label)
     confident = out.confidence >= CONFIDENT
     reliable = out.confidence >= DEFAULT_MIN_CONFIDENCE
     return RecordingResult(
         rec.data_set, rec.name, rec.activity, len(label), {c: float(np.mean(np.abs(e - label))) for c, e in estimates.items()},
         int(confident.sum()), int((error[confident] <= WITHIN_BPM).sum()), int(reliable.sum()), float(error[reliable].sum()),
-        out.bpm, out.confidence,
+        longest_run_s(confident & (error > WITHIN_BPM), rec.k), out.bpm, out.confidence,
     )
 
 
-def _group_row(title: str, results: list[RecordingResult]) -> str:
-    maes = [np.mean([r.mae[c] for r in results]) for c in COLUMNS]
+def longest_run_s(mask: np.ndarray, k: np.ndarray) -> float:
+    """The longest run of consecutive windows (k, k + 1, …) where `mask` holds, as stream time: its windows'
+    hops, plus the one window's length the first of them spans (0 for no such window)."""
+    best = run = 0
+    for i in range(len(mask)):
+        if not mask[i]:
+            run = 0
+        elif run and k[i] == k[i - 1] + 1:
+            run += 1
+        else:  # a first such window, or one after a gap in the stream
+            run = 1
+        best = max(best, run)
+    return 0.0 if best == 0 else WINDOW_S + HOP_S * (best - 1)
+
+
+def _columns(results: list[RecordingResult]) -> tuple[str, ...]:
+    """The estimators every row has, plus HeartPy where any recording ran it (a dash where one did not)."""
+    return COLUMNS + ((HEARTPY,) if any(HEARTPY in r.mae for r in results) else ())
+
+
+def _cell(values: list[float]) -> str:
+    return f"{np.mean(values):.2f}" if values else "—"
+
+
+def _group_row(title: str, results: list[RecordingResult], columns: tuple[str, ...]) -> str:
+    cells = [_cell([r.mae[c] for r in results if c in r.mae]) if c == HEARTPY else _cell([r.mae[c] for r in results]) for c in columns]
     confident = sum(r.confident for r in results)
     ok = sum(r.confident_ok for r in results)
     windows = sum(r.windows for r in results)
     reliable = sum(r.reliable for r in results)
     check = f"{100 * ok / confident:.0f} % of {confident}" if confident else "— (none)"
     rel = f"{100 * reliable / windows:.0f} %, {sum(r.reliable_abs_error for r in results) / reliable:.1f}" if reliable else "0 %, —"
-    return f"| {title} | {len(results)} | {windows} | " + " | ".join(f"{m:.2f}" for m in maes) + f" | {check} | {rel} |"
+    lock = max(r.confident_wrong_s for r in results)
+    return f"| {title} | {len(results)} | {windows} | " + " | ".join(cells) + f" | {check} | {lock:.0f} | {rel} |"
 
 
 def markdown(results: list[RecordingResult], per_recording: bool = True) -> str:
     """One table: per data set, per activity, then the data set as a whole; optionally every recording."""
-    head = ("| data set / activity | recordings | windows | " + " | ".join(COLUMNS)
-            + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm | reliable (≥ {DEFAULT_MIN_CONFIDENCE:g}): share, MAE |")
-    lines = ["MAE in bpm against the reference, mean over recordings.", "", head, "|---|---:|---:|" + "---:|" * len(COLUMNS) + "---:|---:|"]
+    columns = _columns(results)
+    head = ("| data set / activity | recordings | windows | " + " | ".join(columns)
+            + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm | {LOCK_HEADER} | reliable (≥ {DEFAULT_MIN_CONFIDENCE:g}): share, MAE |")
+    lines = ["MAE in bpm against the reference, mean over recordings.", "", head, "|---|---:|---:|" + "---:|" * len(columns) + "---:|---:|---:|"]
     for data_set in dict.fromkeys(r.data_set for r in results):
         mine = [r for r in results if r.data_set == data_set]
         for activity in sorted(dict.fromkeys(r.activity for r in mine)):
-            lines.append(_group_row(f"{data_set}: {activity}", [r for r in mine if r.activity == activity]))
-        lines.append(_group_row(f"**{data_set}: all**", mine))
+            lines.append(_group_row(f"{data_set}: {activity}", [r for r in mine if r.activity == activity], columns))
+        lines.append(_group_row(f"**{data_set}: all**", mine, columns))
     if per_recording:
-        lines += ["", "| recording | activity | windows | " + " | ".join(COLUMNS) + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm |",
-                  "|---|---|---:|" + "---:|" * len(COLUMNS) + "---:|"]
+        lines += ["", "| recording | activity | windows | " + " | ".join(columns) + f" | confidence ≥ {CONFIDENT:g}: within {WITHIN_BPM:g} bpm | {LOCK_HEADER} |",
+                  "|---|---|---:|" + "---:|" * len(columns) + "---:|---:|"]
         for r in results:
             check = f"{r.confident_ok}/{r.confident}" if r.confident else "—"
-            lines.append(f"| {r.name} | {r.activity} | {r.windows} | " + " | ".join(f"{r.mae[c]:.2f}" for c in COLUMNS) + f" | {check} |")
+            lines.append(f"| {r.name} | {r.activity} | {r.windows} | " + " | ".join(_cell([r.mae[c]] if c in r.mae else []) for c in columns)
+                         + f" | {check} | {r.confident_wrong_s:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..replay.data_sets import DATA_ENV, IEEE_SPC2015, PPG_DALIA, WRIST_PPG_EXER
 DEFAULT_RESULTS = Path("results/sweep.jsonl")
 # what each command needs of the [train] extra (torch, tqdm, matplotlib), checked before anything is read or written
 NEEDS = {"cross-data": ("torch",), "devices-train": ("torch",), "baseline": ("torch",), "teacher-screen": ("torch",), "train-teacher": ("torch",), "distill": ("torch",), "sweep": ("torch", "tqdm"), "export": ("torch",),
-         "accuracy": ("torch",), "report": ("matplotlib",)}
+         "accuracy": ("torch",), "report": ("matplotlib",), "latency": ("torch",)}
 TRAIN_EXTRA = frozenset({"torch", "tqdm", "matplotlib"})
 INSTALL_TRAIN = "pip install -e '.[train]' in the checkout (CPU torch first: pip install torch==2.13.0)"
 
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--ieee", default=ieee_default, help=f"{ieee_help}, or 'none'")
     v.add_argument("--scenarios", type=int, default=4, metavar="N", help="recordings per synthetic scenario set (default 4; 0: none)")
     v.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
+    v.add_argument("--heartpy", choices=["auto", "yes", "no"], default="auto",
+                   help="a HeartPy column on the same windows (the [bench] extra; default auto: where HeartPy imports)")
 
     d = sub.add_parser("devices-train", help="train the shipped recipe with device augmentation (leave-one-dataset-out: --train ieee, measure on the other)")
     d.add_argument("--train", choices=["ieee", "wrist", "both"], default="ieee", help="the real recordings to train on (default ieee)")
@@ -188,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --cv and --out: divide the student's logits by a temperature fitted on the CV's held-out windows, to their "
                         "cross-entropy (nll, the default) or to the published confidence's Brier score (confidence)")
 
+    q = sub.add_parser("calibrate-confidence",
+                       help="fit a map of the published confidence on a CV's held-out probabilities and write it into a model's metadata "
+                            "(weights and bpm untouched)")
+    q.add_argument("--model", type=Path, required=True, metavar="PATH", help="the ONNX model the CV's recipe trained")
+    q.add_argument("--cv-probs", type=Path, required=True, metavar="DIR", help="its held-out probabilities (devices-train --cv K --cv-probs DIR)")
+    q.add_argument("--out", type=Path, default=None, metavar="PATH",
+                   help="write the calibrated model here (may be --model itself); without it nothing is written: the figures say whether to")
+    q.add_argument("--folds", type=int, default=4, help="the CV's folds over IEEE SPC 2015 (the model card's: 4), to cross-fit over")
+    q.add_argument("--ieee", default=ieee_default, help=ieee_help)
+    q.add_argument("--wrist", default=str(data_dir(WRIST_PPG_EXERCISE)), metavar="DIR",
+                   help="Wrist PPG During Exercise folder: the off-device check (a model that never trained on it), or --fit-on-wrist")
+    q.add_argument("--fit-on-wrist", action="store_true",
+                   help="also fit on the model's own outputs on Wrist PPG During Exercise (it must never have trained on it), one subject "
+                        "per fold: a map that has seen another device")
+
     c = sub.add_parser("teacher-screen", parents=[common],
                        help="privileged-context teachers (neighbouring windows, non-causal) trained and scored on a few leave-one-subject-out folds")
     c.add_argument("--candidates", default="R32x3+fb",
@@ -203,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("baseline", parents=[common], help="score the non-learned spectral estimator on the study's windows (the report's 'did it learn' line)")
     b.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
+    y = sub.add_parser("latency", help="every architecture's single-window latency in one session (read by the report's latency plot)")
+    y.add_argument("--out", type=Path, default=Path("results/latency.jsonl"), help="one JSON line per architecture (replaced: one session)")
+    y.add_argument("--rounds", type=int, default=5, help="timing rounds over every architecture; the best is kept (default 5)")
+    y.add_argument("--only", default=None, metavar="NAMES", help="comma-separated architectures, e.g. 'resnet 16x2,T1' (default: all)")
 
     x = sub.add_parser("cross-data", help="models trained on IEEE SPC 2015 scored on wrist-ppg-exercise (another device), per recording")
     x.add_argument("--wrist", type=Path, default=None, help="wrist-ppg-exercise folder (default: $PPG_STREAM_DATA/wrist-ppg-exercise)")
@@ -380,10 +403,11 @@ def cmd_report(args) -> int:
     screen = args.screen if args.screen is not None else args.results.with_name("teacher_screen.jsonl")
     if args.screen is not None and not screen.exists():
         raise UsageError(f"--screen {screen}: no such file (run ppg-distill teacher-screen first)")
-    beside = {name: args.results.with_name(f"{name}.jsonl") for name in ("cross_data", "wrist_sweep", "wrist_teacher_screen")}
+    beside = {name: args.results.with_name(f"{name}.jsonl") for name in ("cross_data", "wrist_sweep", "wrist_teacher_screen", "latency")}
     found = {name: load_results(path) if path.exists() else None for name, path in beside.items()}  # each read when there
     summary = render(load_results(args.results), args.out, screen=load_results(screen) if screen.exists() else None,
-                     cross=found["cross_data"], wrist=found["wrist_sweep"], wrist_screen=found["wrist_teacher_screen"])
+                     cross=found["cross_data"], wrist=found["wrist_sweep"], wrist_screen=found["wrist_teacher_screen"],
+                     latency=found["latency"])
     text = summary.read_text()
     if args.readme is not None:
         update_readme(args.readme, text)
@@ -627,6 +651,26 @@ def _print_and_keep(text: str, out: Path | None) -> None:
     print(text)
 
 
+def cmd_latency(args) -> int:
+    from .latency import architectures, measure
+
+    if args.rounds < 1:
+        raise UsageError("--rounds must be 1 or more")
+    names = [name for name, _ in architectures()]
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only is not None else None
+    unknown = [n for n in only or [] if n not in names]
+    if unknown or only == []:
+        raise UsageError(f"--only {args.only!r}: choose from {', '.join(names)}")
+    rows = measure(args.rounds, only)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print("| architecture | parameters | ONNX bytes | latency µs (best round) | rounds µs |\n|---|---:|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['params']:,} | {r['onnx_bytes']:,} | {r['latency_us']:.1f} | {', '.join(f'{v:.1f}' for v in r['latency_rounds_us'])} |")
+    print(f"\n{len(rows)} architectures, {args.rounds} rounds, load average {rows[0]['load_average']}: {args.out}")
+    return 0
+
+
 def cmd_accuracy(args) -> int:
     from .accuracy import onnx_predictor, report, scenario_windows
     from .oof import Recipe, out_of_fold
@@ -657,20 +701,26 @@ def cmd_accuracy(args) -> int:
 def cmd_devices(args) -> int:
     from .accuracy import onnx_predictor
     from .across import evaluate, ieee_set, markdown, scenario_set, wrist_exercise_set
+    from .heartpy_baseline import heartpy_problem
 
     if args.scenarios < 0:
         raise UsageError("--scenarios must be 0 or more")
+    no_heartpy = heartpy_problem() if args.heartpy != "no" else "HeartPy column left out (--heartpy no)"
+    if no_heartpy and args.heartpy == "yes":
+        raise UsageError(f"--heartpy yes: {no_heartpy}")
+    hp = no_heartpy is None
     if args.model not in ("student", "spectral") and not Path(args.model).is_file():
         raise UsageError(f"--model {args.model}: no such file")
     from ..stream.core.engine import InferenceEngine
 
     predict = onnx_predictor(args.model)
-    trained_on = InferenceEngine(str(args.model)).spec.training_data  # which data sets are not held out for this model
-    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist, "Wrist PPG During Exercise" in trained_on))
+    spec = InferenceEngine(str(args.model)).spec
+    trained_on = spec.training_data  # which data sets are not held out for this model
+    loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist, "Wrist PPG During Exercise" in trained_on, hp))
                if args.wrist != "none" else None,
-               "IEEE SPC 2015": (lambda: ieee_set(args.ieee, "IEEE SPC 2015" in trained_on)) if args.ieee != "none" else None,
-               "synthetic scenarios": (lambda: scenario_set(args.scenarios)) if args.scenarios else None}
-    results, skipped = [], []
+               "IEEE SPC 2015": (lambda: ieee_set(args.ieee, "IEEE SPC 2015" in trained_on, hp)) if args.ieee != "none" else None,
+               "synthetic scenarios": (lambda: scenario_set(args.scenarios, heartpy=hp)) if args.scenarios else None}
+    results, skipped = [], [no_heartpy] if no_heartpy else []
     for name, load in loaders.items():
         if load is None:
             continue
@@ -679,12 +729,79 @@ def cmd_devices(args) -> int:
         except FileNotFoundError as e:
             skipped.append(f"{name}: skipped ({e})")
             continue
-        results += [evaluate(rec, predict) for rec in recordings]
+        results += [evaluate(rec, predict, spec.confidence_map) for rec in recordings]
     if not results:
         raise UsageError("no data set to measure on: " + "; ".join(skipped or ["all were turned off"]))
-    text = f"Model: {args.model}\n\n" + markdown(results) + "".join(f"\n{line}\n" for line in skipped)
+    calibrated = f" (published confidence calibrated by its map, {spec.confidence_map.to_metadata()})" if spec.confidence_map else ""
+    text = f"Model: {args.model}{calibrated}\n\n" + markdown(results) + "".join(f"\n{line}\n" for line in skipped)
     _print_and_keep(text, args.out)
     return 0
+
+
+def cmd_calibrate_confidence(args) -> int:
+    import numpy as np
+
+    from .across import wrist_exercise_set
+    from .published_confidence import calibrate, load_held_out, model_held_out, off_device, write_confidence_map
+    from ..stream.core.engine import InferenceEngine
+    from ..stream.core.student_spec import BINS_BPM
+
+    if not args.model.is_file():
+        raise UsageError(f"--model {args.model}: no such file")
+    if not args.cv_probs.is_dir():
+        raise UsageError(f"--cv-probs {args.cv_probs}: no such folder")
+    if args.folds < 2:
+        raise UsageError(f"--folds {args.folds}: at least 2")
+    out = args.out
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"--out {out}: no folder {out.parent}")
+    spec = InferenceEngine(str(args.model)).spec  # under the contract, or refused by key
+    if not np.array_equal(spec.bins_bpm, BINS_BPM):
+        raise UsageError(f"--model {args.model}: its bins_bpm are not the training spec's 30-210 bpm, over which the CV's probabilities are")
+    wrist_seen = "Wrist PPG During Exercise" in spec.training_data
+    if args.fit_on_wrist and wrist_seen:
+        raise UsageError(f"--fit-on-wrist: {args.model} trained on Wrist PPG During Exercise, so its outputs there are not held out")
+    held = load_held_out(args.cv_probs, args.ieee, args.wrist)
+    if args.fit_on_wrist:
+        if any(not h.recording.name.startswith("DATA_") for h in held):
+            raise UsageError("--fit-on-wrist: --cv-probs already holds Wrist PPG During Exercise recordings")
+        held += model_held_out(args.model, wrist_exercise_set(args.wrist))
+    fit = calibrate(held, args.folds)
+    m = fit["map"]
+    provenance = {"on": f"{fit['recordings']} held-out recordings in {fit['folds']} folds ({fit['windows']} windows): "
+                        + ", ".join(fit["sets"]), "right": "published bpm within 5 bpm of the reference", "objective": "log loss (Platt)",
+                  "ece": round(fit["ece"], 4), "ece_calibrated": round(fit["ece_calibrated"], 4)}
+    print(f"{fit['folds']} folds, {fit['recordings']} held-out recordings, {fit['windows']} windows; each fold's map fitted on the others' "
+          f"(a, b: {', '.join(f'{f.a:.2f} {f.b:+.2f}' for f in fit['fold_maps'])}); the published confidence before -> after:")
+    for name, row in fit["sets"].items():
+        print(_confidence_line(f"{name} (held out, cross-fitted)", row))
+    if not args.fit_on_wrist and not wrist_seen:
+        try:
+            recordings = wrist_exercise_set(args.wrist)
+        except FileNotFoundError:
+            print("off the training device: skipped (no Wrist PPG During Exercise folder, --wrist)")
+        else:
+            print(_confidence_line("off the training device: Wrist PPG During Exercise (never trained on; the map as written)",
+                                   off_device(model_held_out(args.model, recordings), m)))
+    print(f"published MAE {fit['mae_published']:.2f} bpm, with the map {fit['mae_published_mapped']:.2f} (every bpm unchanged)")
+    fitted = (f"confidence_map {m.to_metadata()} (a {m.a:.3f}, b {m.b:+.3f}; fitted on all held-out windows, ECE there "
+              f"{fit['ece_in_sample']:.3f})")
+    if out is None:
+        print(f"not written (no --out): {fitted}")
+        return 0
+    write_confidence_map(args.model, out, m, provenance)
+    print(f"wrote {out}: {fitted}; weights unchanged")
+    return 0
+
+
+def _confidence_line(title: str, row: dict) -> str:
+    def check(n_ok: tuple[int, int]) -> str:
+        n, ok = n_ok
+        return f"{100 * ok / n:.1f} % of {n}" if n else "none"
+
+    return (f"  {title}: {row['windows']} windows, {100 * row['right']:.1f} % within 5 bpm; ECE {row['ece']:.3f} -> {row['ece_calibrated']:.3f}; "
+            f"confidence >= 0.9 within 10 bpm {check(row['confident'])} -> {check(row['confident_calibrated'])}; "
+            f"reliable (>= 0.5) {100 * row['reliable']:.0f} % -> {100 * row['reliable_calibrated']:.0f} %")
 
 
 DEVICE_DATA_SETS = {"ieee": ("ieee",), "wrist": ("wrist",), "both": ("ieee", "wrist")}  # devices-train --train → metadata.LICENCES
@@ -791,7 +908,7 @@ def cmd_devices_train(args) -> int:
     return 0
 
 
-COMMANDS = {"cross-data": cmd_cross_data, "devices-train": cmd_devices_train, "devices": cmd_devices, "baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export}
+COMMANDS = {"calibrate-confidence": cmd_calibrate_confidence, "cross-data": cmd_cross_data, "devices-train": cmd_devices_train, "devices": cmd_devices, "baseline": cmd_baseline, "teacher-screen": cmd_teacher_screen, "accuracy": cmd_accuracy, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "sweep": cmd_sweep, "report": cmd_report, "export": cmd_export, "latency": cmd_latency}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from .paper import against_the_paper
 from .cross_data import cross_data_section
 from .wrist_study import wrist_section, wrist_verdict
 from .screen import TEACHER_GAIN, latest_screen_rows, screen_summary
+from .latency import latency_by_architecture
 from .report_plots import calibration_vs_size_figure, error_vs_latency_figure, error_vs_size_figure, gain_vs_size_figure, recipe_label, reliability_figure, save
 from .repeats import paired_difference, relative_gain, signed
 from .results import Results, aggregate_seeds, load_results  # noqa: F401  (load_results: the CLI's entry)
@@ -62,11 +63,12 @@ def mean_series_fits(results: Results, metric: str = "mae") -> dict[tuple[str, s
 
 
 def render(rows: list[dict], out: Path, metric: str = "mae", screen: list[dict] | None = None, cross: list[dict] | None = None,
-           wrist: list[dict] | None = None, wrist_screen: list[dict] | None = None) -> Path:
+           wrist: list[dict] | None = None, wrist_screen: list[dict] | None = None, latency: list[dict] | None = None) -> Path:
     """Plots and `summary.md` into `out`; returns the summary's path. `screen`: the rows of
     `ppg-distill teacher-screen` (privileged-context teacher candidates on leave-one-subject-out folds);
     `wrist` / `wrist_screen`: the study within wrist-ppg-exercise (its sweep and its teachers), reported in
-    a section of its own and as verdict rows beside the IEEE ones."""
+    a section of its own and as verdict rows beside the IEEE ones; `latency`: `ppg-distill latency`'s rows (every
+    architecture timed in one session), which the latency plot uses instead of the runs' own latencies."""
     out.mkdir(parents=True, exist_ok=True)
     results = Results(rows, latest_screen_rows(screen or []))
     if not results.students:  # only recipe runs (e.g. a file of `distill --taper/--activities` rows): no study to fit
@@ -80,7 +82,7 @@ def render(rows: list[dict], out: Path, metric: str = "mae", screen: list[dict] 
     means = {m: mean_series_fits(results, m) for m in metrics}
     save(error_vs_size_figure(results, fits, means), out / "mae_vs_params.png")
     save(gain_vs_size_figure(results, tuple(metrics)), out / "gain_vs_params.png")
-    save(error_vs_latency_figure(results, metric), out / "mae_vs_latency.png")
+    save(error_vs_latency_figure(results, metric, latency_by_architecture(latency or [])), out / "mae_vs_latency.png")
     groups = recipe_groups(results)
     # a few recipes: one reliability panel each; a whole study's configurations: ECE per size and strategy
     save(reliability_figure(groups) if len(groups) <= 8 else calibration_vs_size_figure(results), out / "reliability.png")

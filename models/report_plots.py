@@ -329,9 +329,11 @@ def gain_vs_size_figure(results: Results, metrics: tuple[str, ...] = ("mae",)):
     return fig
 
 
-def error_vs_latency_figure(results: Results, metric: str = "mae"):
+def error_vs_latency_figure(results: Results, metric: str = "mae", measured: dict | None = None):
     """Per family, on its own linear latency axis: each strategy's mean error per size against the
-    size's single-window latency, every size labelled; the teachers (ms, off these axes) in a note."""
+    size's single-window latency, every size labelled; the teachers (ms, off these axes) in a note.
+    `measured` ({(family, width, depth): µs}, `ppg-distill latency`): every architecture timed in one
+    session, used wherever it has the size; else the median of the runs' own latencies (mixed sessions)."""
     plt = _pyplot()
 
     families = results.families
@@ -341,8 +343,11 @@ def error_vs_latency_figure(results: Results, metric: str = "mae"):
     handles = {}
     for ax, family in zip(axes[0], families):
         # latency is the architecture's: the median over every run of that size, whatever its strategy
-        latency = {size: float(np.median([r["latency_us"] for r in results.students if (r["family"], r["width"], r["depth"])
-                                          == (size.family, size.width, size.depth)])) for size in results.sizes(family)}
+        measured = measured or {}
+        latency = {size: measured.get((size.family, size.width, size.depth)) or float(np.median(
+            [r["latency_us"] for r in results.students if (r["family"], r["width"], r["depth"]) == (size.family, size.width, size.depth)]))
+            for size in results.sizes(family)}
+        mixed = [size for size in results.sizes(family) if (size.family, size.width, size.depth) not in measured]
         shown, off, shown_sizes = [], [], set()
         for strategy in results.strategies():
             colour, marker = _style(strategy)
@@ -381,11 +386,14 @@ def error_vs_latency_figure(results: Results, metric: str = "mae"):
         if off:
             title += f"\nnot shown (above the spectral estimator): {', '.join(short_size(z.params) for z in sorted(set(off), key=lambda z: z.params))}"
         ax.grid(True, alpha=0.3)
-        ax.set_xlabel("single-window latency, onnxruntime 1 thread (µs)")
+        ax.set_xlabel("single-window latency, onnxruntime 1 thread (µs)" + (
+            ", one session (ppg-distill latency)" if not mixed else ", per run (sessions mixed)" if len(mixed) == len(latency)
+            else f", one session but {', '.join(short_size(z.params) for z in mixed)}"), fontsize=8)
         ax.set_ylabel(f"{results.split}-fold CV {METRIC_LABELS.get(metric, metric)} (bpm)")
         ax.set_title(title, fontsize=9, pad=26)
     fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8, title="strategy", title_fontsize=8, frameon=False)
-    notes = [f"teacher {t['teacher']}: {t['latency_us'] / 1000:.1f} ms,\n  {t[metric]:.2f} bpm" for t in teachers if t.get("latency_us")]
+    notes = [f"teacher {t['teacher']}: {((measured or {}).get(t['teacher']) or t['latency_us']) / 1000:.1f} ms,\n  {t[metric]:.2f} bpm"
+             for t in teachers if t.get("latency_us")]
     if ceiling is not None:
         notes.append(f"dotted: spectral estimator\n  {ceiling:.2f} bpm (no learning)")
     if notes:

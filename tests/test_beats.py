@@ -9,7 +9,7 @@ import pytest
 from ppg_stream.models.dataset import labelled_windows
 from ppg_stream.models.targets import TRAINING_SPEC
 from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
-from ppg_stream.stream.core.beats import BEAT_THRESHOLD_STEP, BEAT_THRESHOLDS, _runs, refine_with_beats
+from ppg_stream.stream.core.beats import BeatGate, BEAT_THRESHOLD_STEP, BEAT_THRESHOLDS, _runs, refine_with_beats
 from tests.conftest import run_cli
 from tests.serve_helpers import synthetic_recording
 
@@ -36,11 +36,27 @@ def test_an_estimate_the_beats_disagree_with_is_kept(still):
     assert not refined.any() and np.array_equal(bpm, far)
 
 
-def test_no_accelerometer_means_no_refinement(still):
-    x = still.x.copy()
-    x[:, 1:] = 0.0  # what the runtime feeds a model when the device has no accelerometer
-    _, refined = refine_with_beats(x, still.hr_bpm + 1.5, FS)
-    assert not refined.any()
+def test_without_accelerometer_the_beats_alone_decide(still):
+    # a finger clip or a PPG-only recording: stillness cannot be shown, regular beats that agree still refine
+    rough = still.hr_bpm + 1.5
+    for x in (still.x.copy(), still.x[:, :1].copy()):
+        x[:, 1:] = 0.0  # what the runtime feeds a model when the device has no accelerometer (or no such channels)
+        bpm, refined = refine_with_beats(x, rough, FS)
+        assert refined.mean() > 0.7 and np.abs(bpm - still.hr_bpm)[refined].mean() < 0.4
+        _, refined_far = refine_with_beats(x, still.hr_bpm + 12.0, FS)
+        assert not refined_far.any()  # the beats never move the estimate to another rate
+        _, off = refine_with_beats(x, rough, FS, BeatGate(without_accelerometer=False))
+        assert not off.any()  # the gate before issue 22's finger-PPG goal
+
+
+def test_without_accelerometer_motion_fakes_no_precision():
+    # the moving recording with its accelerometer zeroed, given the true rate: where the beats pass the gates
+    # they land on the pulse, and no window moves by more than the tolerance
+    moving = labelled_windows(synthetic_recording("moving", 120.0, seed=12, motion_share=1.0, artefact_gain=3.0), TRAINING_SPEC)
+    x = moving.x.copy()
+    x[:, 1:] = 0.0
+    bpm, refined = refine_with_beats(x, moving.hr_bpm, FS)
+    assert np.abs(bpm - moving.hr_bpm)[refined].mean() < 1.0 and np.abs(bpm - moving.hr_bpm).max() <= 5.0
 
 
 def test_moving_windows_are_never_refined():
@@ -92,3 +108,20 @@ def test_the_one_pass_runs_are_the_four_scans():
         _runs(np.ascontiguousarray(high, dtype=np.float64), rms, tops, counts)
         for k in range(BEAT_THRESHOLDS):
             assert list(tops[k, : counts[k]]) == _plain_runs(high, BEAT_THRESHOLD_STEP * k * rms)
+
+
+@pytest.mark.slow
+def test_a_ppg_only_recording_at_rest_is_refined_by_its_beats(tmp_path):
+    # a finger clip's recording (`t,ppg`, no accelerometer) with its reference beside it, replayed as a user would
+    syn = synthesize(120, seed=13, motion_share=0.0, noise=0.02)
+    t = np.arange(len(syn.ppg)) / syn.fs_ppg
+    csv = tmp_path / "finger.csv"
+    csv.write_text("t,ppg\n" + "".join(f"{a:.5f},{b:.5f}\n" for a, b in zip(t, syn.ppg)))
+    (tmp_path / "reference_bpm.json").write_text(json.dumps({"finger": [float(v) for v in syn.labels_bpm]}))
+    mae = {}
+    for flag in ([], ["--no-beat-refinement"]):
+        result = run_cli("--replay", str(csv), "--speed", "max", "--stdout", "--no-mqtt", "--log-json", *flag)
+        assert result.returncode == 0, result.stderr
+        summary = next(json.loads(line) for line in result.stderr.splitlines() if '"replay finished"' in line)
+        mae[bool(flag)] = summary["mae_bpm"]
+    assert mae[False] < 0.8 * mae[True]

@@ -7,6 +7,10 @@ import sys
 
 import pytest
 
+import numpy as np
+
+from ppg_stream.models.across import longest_run_s
+from ppg_stream.models.heartpy_baseline import heartpy_problem
 from tests.conftest import ROOT
 
 
@@ -26,6 +30,21 @@ def test_the_table_has_every_column_and_the_confidence_check(tmp_path):
     assert rows, text
     published, beat = float(rows[0][4]), float(rows[0][7])
     assert published < 1.0 and published < beat  # a clean recording at rest: the student is right
+    if heartpy_problem() is None:  # HeartPy on the same windows, where the [bench] extra is installed
+        header = next(line.split("|") for line in text.splitlines() if line.startswith("| data set / activity"))
+        column = [c.strip() for c in header].index("HeartPy")
+        assert 0.0 < float(rows[0][column]) < 30.0
+    else:
+        assert heartpy_problem() in text
+
+
+@pytest.mark.slow
+def test_heartpy_can_be_left_out_and_the_table_says_so():
+    result = distill("devices", "--wrist", "none", "--ieee", "none", "--scenarios", "1", "--heartpy", "no")
+    assert result.returncode == 0, result.stderr
+    assert "| HeartPy |" not in result.stdout and "HeartPy column left out (--heartpy no)" in result.stdout
+    result = distill("devices", "--heartpy", "maybe")
+    assert result.returncode == 2 and "--heartpy" in result.stderr
 
 
 @pytest.mark.slow
@@ -35,3 +54,13 @@ def test_missing_data_is_named_and_bad_options_are_one_line(tmp_path):
     assert "Wrist PPG During Exercise" in result.stderr and "physionet.org" in result.stderr
     result = distill("devices", "--model", str(tmp_path / "nope.onnx"))
     assert result.returncode == 2 and "no such file" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_confident_wrong_lock_is_measured_in_stream_time_and_a_gap_ends_it():
+    k = np.arange(40)
+    wrong = np.zeros(40, dtype=bool)
+    assert longest_run_s(wrong, k) == 0.0
+    wrong[5:35] = True  # 30 windows in a row: a minute-long lock (8 s for the first window, 2 s for each next)
+    assert longest_run_s(wrong, k) == 8.0 + 2.0 * 29
+    gapped = np.r_[k[:20], k[20:] + 100]  # the stream paused after window 19: two runs, not one
+    assert longest_run_s(wrong, gapped) == 8.0 + 2.0 * 14

@@ -84,3 +84,18 @@ def test_run_keys_name_the_fold_split_except_the_default_one():
 
     assert RunConfig("scratch", "resnet", 8, 2, None).key == "scratch|resnet:8x2|-|e30|s0|"  # as in earlier results files
     assert RunConfig("dkd", "resnet", 8, 2, "T1", seed=1, folds=12).key == "dkd|resnet:8x2|T1|e30|s1||k12"
+
+
+@pytest.mark.slow
+def test_latency_times_the_architectures_in_one_session(tmp_path):
+    out = tmp_path / "latency.jsonl"
+    result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "latency", "--only", "mlp 2x1,resnet 8x2", "--rounds", "2",
+                             "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(r["name"], r["params"]) for r in rows} == {("mlp 2x1", 1631), ("resnet 8x2", 977)}
+    assert all(r["latency_us"] > 0 and len(r["latency_rounds_us"]) == 2 and abs(r["latency_us"] - min(r["latency_rounds_us"])) < 0.01 for r in rows)
+    for bad, says in ((["--rounds", "0"], "--rounds"), (["--only", "resnet 9x9"], "choose from")):
+        result = subprocess.run([sys.executable, "-m", "ppg_stream.models.cli", "latency", *bad, "--out", str(out)],
+                                capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert result.returncode == 2 and says in result.stderr and result.stderr.count("\n") == 1

@@ -249,6 +249,19 @@ def test_series_in_a_panel_have_distinct_colours_and_markers_and_fits_stay_in_ra
             assert len({(to_hex(line.get_color()), line.get_marker()) for line in lines}) == len(lines)
 
 
+def test_the_latency_plot_uses_one_session_s_timings_where_measured():
+    # each run records the latency of its own session; `ppg-distill latency` times every architecture together
+    results = Results(_study(seeds=2))
+    measured = {(family, w, d): 1000.0 + p for family, sizes in SIZES.items() for w, d, p in sizes} | {"T1": 5000.0}
+    for per_run, fig in ((True, error_vs_latency_figure(results)), (False, error_vs_latency_figure(results, "mae", measured))):
+        for ax in fig.axes[:2]:
+            xs = {round(float(x), 3) for line in ax.get_lines() if line.get_linestyle() == "None" for x in line.get_xdata()}
+            family = ax.get_title().split()[0]
+            expected = {round(1000.0 + p, 3) for *_, p in SIZES[family]}
+            assert (xs <= expected) != per_run and xs, (family, xs)
+            assert ("one session" in ax.get_xlabel()) != per_run
+
+
 @pytest.mark.slow
 def test_teacher_labels_never_overlap():
     rows = _study(seeds=1)

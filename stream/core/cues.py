@@ -51,6 +51,7 @@ class CueParams:
     distrust: float = 0.5  # a suspect window without beats to follow: its distribution mixed this much with a flat one
     disagreement_factor: float = 0.3  # confidence × this where regular beats disagree with the published rate
     cadence_factor: float = 0.6  # confidence × this where the published rate is the cadence and no beats confirm it
+    doubted_distrust: float = 0.95  # ...and this much where its beats (doubt_cv) disagree and it is the motion's line or a harmonic
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, para
     fused = probs if own else np.array(probs, dtype=np.float64)
     acc_rms, peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv, _hann(x.shape[2]),
                                                p.moving_g, p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm,
-                                               p.distrust)
+                                               p.distrust, p.doubt_cv, p.doubted_distrust)
     return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, moved)
 
 
@@ -91,8 +92,10 @@ def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, f
 
 
 @njit(cache=True)
-def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarray, lines: int = 5) -> float:
-    """The largest accelerometer power share at `bpm` × CADENCE_RATIOS[:lines], summed over the axes:
+def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarray, lines: int = 5, at_or_above: bool = False) -> float:
+    """The largest accelerometer power share at `bpm` × CADENCE_RATIOS[:lines], summed over the axes
+    (`at_or_above`: only the ratios ≤ 1, where `bpm` is the motion's own line or a harmonic of it, which motion
+    puts into the PPG; not its sub-harmonic, where a pulse at half a fast cadence lies):
     Hann-windowed Goertzel power over (samples / 3) × Hann-weighted energy, which is 1 for a pure sinusoid
     at that rate. Every other sample (the accelerometer is band-passed to 4 Hz, half of 25 Hz keeps it
     alias-free); the five Goertzel recursions run side by side in one pass."""
@@ -128,7 +131,7 @@ def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarra
         return 0.0
     best = 0.0
     for j, (r, power) in enumerate(zip(CADENCE_RATIOS, (p0, p1, p2, p3, p4))):
-        if j < lines and 20.0 <= r * bpm <= 240.0:
+        if j < lines and 20.0 <= r * bpm <= 240.0 and (r <= 1.0 or not at_or_above):
             best = max(best, power)
     return min(1.0, 3.0 * best / (used * energy))
 
@@ -157,8 +160,11 @@ def _beats_free(x, i, fs, beat_bpm, hann, moving, cadence_share) -> bool:
 
 @njit(cache=True)
 def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, hann, moving_g, cadence_share, regular_cv, disagree_bpm, beat_weight, beat_sigma,
-              distrust):
+              distrust, doubt_cv, doubted_distrust):
     """In place on `probs`; returns per window (acc RMS, the model's peak, the cadence share there, moved).
+    A suspect peak (on the cadence) is moved to regular, motion-free beats that disagree with it; else it
+    is mixed with a flat distribution, all but erased (`doubted_distrust`) where less regular beats disagree
+    and the peak is the motion's own line or a harmonic of it (the exercise bike's pedals, a walk's steps).
     The RMS is taken here, where the window's motion is read anyway (in cache for the cadence share); every
     accelerometer share is computed only where a decision needs it."""
     n, k = probs.shape
@@ -177,7 +183,8 @@ def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, hann, moving_g, cadence_sha
         if cadence[i] < cadence_share:
             continue
         b = beat_bpm[i]
-        if beat_cv[i] <= regular_cv and abs(b - peaks[i]) > disagree_bpm and _beats_free(x, i, fs, b, hann, True, cadence_share):
+        disagree = abs(b - peaks[i]) > disagree_bpm
+        if beat_cv[i] <= regular_cv and disagree and _beats_free(x, i, fs, b, hann, True, cadence_share):
             total = 0.0
             for j in range(k):  # a Gaussian at the beat rate, cut at 4 sigma
                 d = (bins[j] - b) / beat_sigma
@@ -189,9 +196,12 @@ def fuse_rows(x, probs, fs, bins, beat_bpm, beat_cv, hann, moving_g, cadence_sha
                 if abs(d) < 4.0:
                     probs[i, j] += beat_weight * math.exp(-0.5 * d * d) / total
             moved[i] = True
-        else:  # a peak on the cadence says little about the pulse
+        else:  # a peak on the cadence says little about the pulse; less still where beats disagree with it
+            mix = distrust
+            if beat_cv[i] <= doubt_cv and disagree and _cadence_share(x, i, fs, peaks[i], hann, 5, True) >= cadence_share:
+                mix = doubted_distrust
             for j in range(k):
-                probs[i, j] = (1.0 - distrust) * probs[i, j] + distrust / k
+                probs[i, j] = (1.0 - mix) * probs[i, j] + mix / k
     return acc_rms, peaks, cadence, moved
 
 

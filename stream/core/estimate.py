@@ -9,8 +9,10 @@ models/accuracy.py) alike, so what is measured is what is published:
    windows' accelerometer RMS; or the window's own peak without tracking;
 3. beat refinement of still, clean windows (stream/core/beats.py);
 4. the confidence tempered by the cues (beats that disagree, a rate on the cadence with no beats to
-   confirm it).
-`reliable` (the HR message's field) is then `confidence >= min_confidence`.
+   confirm it);
+5. the model's confidence map (metadata `confidence_map`, stream/core/confidence_map.py), if it has one:
+   calibrates the published confidence last, so the tracker's evidence and the bpm are untouched.
+`reliable` (the HR message's field) is then `confidence >= min_confidence`, on the calibrated value.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .beats import BeatGate, refine_with_beats
+from .confidence_map import ConfidenceMap
 from .cues import CueParams, cues_for, temper
 from .decode import decode_probabilities
 from .message import DEFAULT_MIN_CONFIDENCE
@@ -38,11 +41,13 @@ class Estimates:
 
 def estimate_windows(x: np.ndarray, probs: np.ndarray, bins: np.ndarray, fs: float, trackers: TrackerTable | None,
                      rows: np.ndarray, k: np.ndarray, cues: CueParams | None = CueParams(),
-                     beat_gate: BeatGate | None = BeatGate(), overwrite_probs: bool = False) -> Estimates:
+                     beat_gate: BeatGate | None = BeatGate(), overwrite_probs: bool = False,
+                     confidence_map: ConfidenceMap | None = None) -> Estimates:
     """`x` (N, C, T) the preprocessed windows, `probs` (N, K) the model's softmax rows; `rows` each window's
     tracker row and `k` its index (each row's windows in order). `cues=None` and `beat_gate=None` turn those off
     (a model without accelerometer channels gets no cues: there is no motion to judge by). `overwrite_probs`:
-    the cues may change `probs` in place (the runtime's own softmax output, used once; saves a batch-sized copy)."""
+    the cues may change `probs` in place (the runtime's own softmax output, used once; saves a batch-sized copy).
+    `confidence_map`: the model's calibration of the published confidence (`ModelSpec.confidence_map`; None: none)."""
     untracked, confidence = decode_probabilities(probs, bins)
     use_cues = cues is not None and x.shape[1] >= 4
     evidence, activity, found = probs, None, None
@@ -61,4 +66,6 @@ def estimate_windows(x: np.ndarray, probs: np.ndarray, bins: np.ndarray, fs: flo
         bpm, refined = refine_with_beats(x, bpm, fs, beat_gate, rms)
     if use_cues:
         confidence = temper(bpm, confidence, x, found, fs, cues)
+    if confidence_map is not None:
+        confidence = confidence_map(confidence)
     return Estimates(bpm, confidence, untracked, refined)

@@ -5,7 +5,9 @@ Keys (all strings; lists and dicts as JSON):
   `bins_bpm` bin centres; `preprocess` {"bandpass_hz": [lo, hi], "bandpass_order": n, "normalize": "zscore"};
   `name`, `version`, `training_data`, `description`;
   optional `taper` "hann" (the default: models written before the key existed used it) or "rect": the
-  window the spectral front end applies before its DFT, so the exported graph and torch compute the same.
+  window the spectral front end applies before its DFT, so the exported graph and torch compute the same;
+  optional `confidence_map` "platt:a,b": the published confidence's calibration (stream/core/confidence_map.py),
+  applied after the tracker and the cues; absent, the confidence is published as computed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .confidence_map import ConfidenceMap
 
 CONTRACT_VERSION = "1"
 KNOWN_CHANNELS = ("ppg", "acc_x", "acc_y", "acc_z")
@@ -78,6 +82,17 @@ class ModelSpec:
         return str(self.extra.get("taper", DEFAULT_TAPER))
 
     @property
+    def confidence_map(self) -> ConfidenceMap | None:
+        """The published confidence's calibration; None (the confidence as computed) for a model without the key."""
+        text = self.extra.get("confidence_map")
+        if text is None:
+            return None
+        try:
+            return ConfidenceMap.parse(str(text))
+        except ValueError as e:
+            raise ModelContractError(f"model metadata 'confidence_map' {e}") from None
+
+    @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
@@ -137,6 +152,7 @@ class ModelSpec:
             raise ModelContractError(f"model metadata 'acc_normalize' must be one of {NORMALIZATIONS}, got {acc_normalize!r:.40}")
         if self.taper not in TAPERS:
             raise ModelContractError(f"model metadata 'taper' must be one of {TAPERS}, got {self.taper!r:.40}")
+        self.confidence_map  # refused here, by key, not at the first window
         for key, text in (("name", self.name), ("version", self.version)):
             if not text or len(text) > MAX_LABEL_CHARS or not text.isprintable():
                 raise ModelContractError(f"model metadata '{key}' must be 1-{MAX_LABEL_CHARS} printable characters")

@@ -35,8 +35,13 @@ A physiological prior (issue 22): a wrist that keeps moving (the accelerometer's
 a set of curls) belongs to someone whose heart rate is not far below the resting range, so from then on
 each window's evidence below `active_floor_bpm` is scaled down by a half-Gaussian of width
 `active_width_bpm`. A lock on a slow pedalling cadence (38-60 per minute on an exercise bike) loses its
-footing, and the beats get their say (stream/core/cues.py). Without activity (`update(..., activity=None)`,
-a device without accelerometer) the prior is flat.
+footing, and the beats get their say (stream/core/cues.py). The same holds from the first window for a
+stream that starts on a moving wrist (`from_start`): until the tracker has seen one still window it has no
+sign of a low heart rate, and someone already pedalling or walking when the stream starts is not at 40-60
+bpm (the exercise bike's first minute: 28-47 bpm of error on a cadence lock before, about 4-6 after). Once
+a still window has been seen (a user who sat down, then started), only the sustained rule applies, so a low
+resting rate carried into motion keeps its footing. Without activity (`update(..., activity=None)`, a
+device without accelerometer) the prior is flat.
 """
 
 from __future__ import annotations
@@ -66,9 +71,10 @@ class TrackerParams:
     sustained_windows: int = 30  # ...and this many windows in a row of it (a minute) make a HR far below rest implausible...
     active_floor_bpm: float = 70.0  # ...so evidence below this is scaled down...
     active_width_bpm: float = 5.0  # ...by a half-Gaussian of this width (0: no activity prior)
+    from_start: bool = True  # ...and so does a stream whose wrist has moved since its first window (no still window yet)
 
 
-STATE_COLUMNS = 3  # last window index, disagreement run length, windows in a row the wrist has moved
+STATE_COLUMNS = 4  # last window index, disagreement run length, windows in a row the wrist has moved, a still window seen
 HARMONIC_RATIOS = np.array([2.0, 1.5, 3.0, 0.5, 2.0 / 3.0, 1.0 / 3.0])
 
 
@@ -94,7 +100,7 @@ class TrackerTable:
             self._free = list(range(2 * old - 1, old - 1, -1))
         row = self._free.pop()
         self.priors[row] = 1.0 / len(self.bins)
-        self.states[row] = (-1.0, 0.0, 0.0)  # last window index, disagreement run length, moving run length
+        self.states[row] = (-1.0, 0.0, 0.0, 0.0)  # last window index, disagreement run length, moving run length, still seen
         return row
 
     def remove(self, row: int) -> None:
@@ -125,6 +131,7 @@ class TrackerTable:
             p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
             p.outlier_share, p.harmonic_tolerance, p.harmonic_support, HARMONIC_RATIOS,
             np.ascontiguousarray(activity, dtype=np.float64), p.active_g, p.sustained_windows, p.active_floor_bpm, p.active_width_bpm,
+            p.from_start,
         )
         bpm, confidence = decode_probabilities(post, self.bins)
         if p.peak_radius_bpm > 0:
@@ -225,6 +232,7 @@ def track_rows(
     sustained_windows: int,
     active_floor: float,
     active_width: float,
+    from_start: bool,
 ) -> np.ndarray:
     """Window w updates the tracker row rows[w] (its prior and [last k, disagreement run, activity average])."""
     n, k = probs.shape
@@ -240,7 +248,9 @@ def track_rows(
             state[2] += 1.0 if last < 0 else max(1, ks[w] - last)
         else:
             state[2] = 0.0
-        if active_width > 0.0 and state[2] >= sustained_windows:
+            state[3] = 1.0
+        active = state[2] >= sustained_windows or (from_start and state[3] == 0.0 and state[2] > 0.0)
+        if active_width > 0.0 and active:
             for j in range(k):
                 if bins[j] < active_floor:
                     evidence[j] *= max(math.exp(-0.5 * ((active_floor - bins[j]) / active_width) ** 2), 1e-6)

@@ -96,6 +96,7 @@ class Runtime:
         self.trackers = TrackerTable(spec.bins_bpm) if config.tracking else None
         self.beat_gate = BeatGate() if config.beat_refinement and beat_refinement_possible(spec) else None
         self.cues = CueParams() if config.cues else None
+        self.confidence_map = spec.confidence_map  # the model's calibration of the published confidence (None: none)
         self.refined_windows = 0
         self.table = DeviceTable(spec, self.trackers, config.max_devices, config.queue_chunks)
         self.latency = LatencyHistogram()
@@ -339,7 +340,7 @@ class Runtime:
                 return
         probs = softmax(logits)
         out = estimate_windows(x, probs, self.spec.bins_bpm, self.spec.fs, self.trackers, rows, k, self.cues, self.beat_gate,
-                               overwrite_probs=True)
+                               overwrite_probs=True, confidence_map=self.confidence_map)
         bpm, confidence, untracked = out.bpm, out.confidence, out.untracked
         self.refined_windows += int(out.refined.sum())
         if rebuild is not None and rebuild.any():  # state rebuilt; these windows were published before

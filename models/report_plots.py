@@ -368,12 +368,21 @@ def error_vs_latency_figure(results: Results, metric: str = "mae", measured: dic
                                 label=strategy if strategy == "scratch" else f"{strategy} ({results.reference_teacher})")
                 handles.setdefault(line.get_label(), line)
         off = [size for size in off if size not in shown_sizes]
-        xmax = max(latency.values()) * 1.12
-        ax.set_xlim(0, xmax)
+        fastest, slowest = min(latency.values()), max(latency.values())
+        if slowest > 10 * fastest:  # a family spanning decades (60 µs to 2 ms): a log axis keeps the small sizes apart
+            ax.set_xscale("log")
+            xmin, xmax = fastest / 1.25, slowest * 1.25
+            def frac(v: float) -> float:
+                return float(np.log(v / xmin) / np.log(xmax / xmin))
+        else:
+            xmin, xmax = 0.0, slowest * 1.12
+            def frac(v: float) -> float:
+                return v / xmax
+        ax.set_xlim(xmin, xmax)
         labelled = sorted(shown_sizes, key=lambda z: latency[z])
         for size in labelled:
             ax.axvline(latency[size], color="#dddddd", linewidth=0.8, zorder=0)
-        xs_frac = spread_labels([latency[z] / xmax for z in labelled], gap=0.1, high=1.05)
+        xs_frac = spread_labels([frac(latency[z]) for z in labelled], gap=0.1, high=1.05)
         for size, xf in zip(labelled, xs_frac):
             ax.text(xf, 1.0, f"{size.width}x{size.depth}\n{short_size(size.params)}", transform=ax.transAxes, ha="center",
                     va="bottom", fontsize=7, color="#444444")
@@ -386,7 +395,7 @@ def error_vs_latency_figure(results: Results, metric: str = "mae", measured: dic
         if off:
             title += f"\nnot shown (above the spectral estimator): {', '.join(short_size(z.params) for z in sorted(set(off), key=lambda z: z.params))}"
         ax.grid(True, alpha=0.3)
-        ax.set_xlabel("single-window latency, onnxruntime 1 thread (µs)" + (
+        ax.set_xlabel("single-window latency, onnxruntime 1 thread (µs" + (", log" if ax.get_xscale() == "log" else "") + ")" + (
             ", one session (ppg-distill latency)" if not mixed else ", per run (sessions mixed)" if len(mixed) == len(latency)
             else f", one session but {', '.join(short_size(z.params) for z in mixed)}"), fontsize=8)
         ax.set_ylabel(f"{results.split}-fold CV {METRIC_LABELS.get(metric, metric)} (bpm)")

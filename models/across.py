@@ -47,7 +47,7 @@ from ..stream.core.confidence_map import ConfidenceMap
 from ..stream.core.cues import CueParams
 from ..stream.core.estimate import DEFAULT_MIN_CONFIDENCE, estimate_windows
 from ..stream.core.student_spec import BINS_BPM
-from ..stream.core.tracker import Tracker
+from ..stream.core.tracker import Tracker, TrackerParams
 
 CONFIDENT = 0.9
 WITHIN_BPM = 10.0
@@ -128,10 +128,11 @@ def carried(rate: np.ndarray, start: float = 80.0) -> np.ndarray:
 
 
 def publish(rec: LabelledRecording, probs: np.ndarray, tracking: bool = True, cues: CueParams | None = CueParams(),
-            confidence_map: ConfidenceMap | None = None):
+            confidence_map: ConfidenceMap | None = None, tracker_params: TrackerParams | None = None):
     """What the runtime publishes for one recording (its own tracker row, windows in order); `confidence_map`: the
-    model's calibration of the confidence (`ModelSpec.confidence_map`), as the runtime applies it."""
-    tracker = Tracker(BINS_BPM) if tracking else None
+    model's calibration of the confidence (`ModelSpec.confidence_map`), as the runtime applies it;
+    `tracker_params`: the tracker's (None: the runtime's defaults)."""
+    tracker = Tracker(BINS_BPM, tracker_params) if tracking else None
     rows = np.full(len(rec.k), tracker.row if tracker else 0)
     return estimate_windows(rec.x, probs, BINS_BPM, TRAINING_SPEC.fs, tracker.table if tracker else None, rows, rec.k, cues, BeatGate(),
                             confidence_map=confidence_map)

@@ -42,6 +42,16 @@ bpm (the exercise bike's first minute: 28-47 bpm of error on a cadence lock befo
 a still window has been seen (a user who sat down, then started), only the sustained rule applies, so a low
 resting rate carried into motion keeps its footing. Without activity (`update(..., activity=None)`, a
 device without accelerometer) the prior is flat.
+
+A ceiling for a walk's start: a stream that has only moved gently since its first window (never still,
+never above `vigorous_g`, which running reaches and walking does not) is someone walking, whose heart is
+rarely above 140 (walking is moderate work), while the step's octave (2 × 80-100 steps a minute) lies at
+160-200 and a model trained on runners leans there; the tracker used to lock onto it for the first minute
+or two of a treadmill walk. So for the stream's first `gentle_windows` windows, evidence above
+`gentle_ceiling_bpm` is scaled down by a half-Gaussian of width `gentle_width_bpm`, to no less than
+`gentle_least`: a model torn between the pulse and the octave publishes the pulse; one that insists on a
+high rate (hard cycling from the start, a quiet wrist) still wins, only later; after the first minutes,
+or once the wrist has been still or run, the ceiling is gone (a walk after a run keeps its high rate).
 """
 
 from __future__ import annotations
@@ -72,9 +82,14 @@ class TrackerParams:
     active_floor_bpm: float = 70.0  # ...so evidence below this is scaled down...
     active_width_bpm: float = 5.0  # ...by a half-Gaussian of this width (0: no activity prior)
     from_start: bool = True  # ...and so does a stream whose wrist has moved since its first window (no still window yet)
+    vigorous_g: float = 0.5  # accelerometer RMS (g) of vigorous motion (running); below it a moving wrist moves gently...
+    gentle_ceiling_bpm: float = 140.0  # ...and while a stream has only ever moved gently, evidence above this is scaled down...
+    gentle_width_bpm: float = 10.0  # ...by a half-Gaussian of this width (0: no ceiling)...
+    gentle_least: float = 0.3  # ...to no less than this share (a rate the model keeps insisting on still wins)...
+    gentle_windows: int = 90  # ...for the stream's first this many windows (3 min; 0: as long as it only moves gently)
 
 
-STATE_COLUMNS = 4  # last window index, disagreement run length, windows in a row the wrist has moved, a still window seen
+STATE_COLUMNS = 5  # last window index, disagreement run length, windows in a row the wrist has moved, a still window seen, a vigorous one seen
 HARMONIC_RATIOS = np.array([2.0, 1.5, 3.0, 0.5, 2.0 / 3.0, 1.0 / 3.0])
 
 
@@ -100,7 +115,7 @@ class TrackerTable:
             self._free = list(range(2 * old - 1, old - 1, -1))
         row = self._free.pop()
         self.priors[row] = 1.0 / len(self.bins)
-        self.states[row] = (-1.0, 0.0, 0.0, 0.0)  # last window index, disagreement run length, moving run length, still seen
+        self.states[row] = (-1.0, 0.0, 0.0, 0.0, 0.0)  # last window index, disagreement run length, moving run length, still seen, vigorous seen
         return row
 
     def remove(self, row: int) -> None:
@@ -131,7 +146,7 @@ class TrackerTable:
             p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
             p.outlier_share, p.harmonic_tolerance, p.harmonic_support, HARMONIC_RATIOS,
             np.ascontiguousarray(activity, dtype=np.float64), p.active_g, p.sustained_windows, p.active_floor_bpm, p.active_width_bpm,
-            p.from_start,
+            p.from_start, p.vigorous_g, p.gentle_ceiling_bpm, p.gentle_width_bpm, p.gentle_least, p.gentle_windows,
         )
         bpm, confidence = decode_probabilities(post, self.bins)
         if p.peak_radius_bpm > 0:
@@ -233,6 +248,11 @@ def track_rows(
     active_floor: float,
     active_width: float,
     from_start: bool,
+    vigorous_g: float,
+    gentle_ceiling: float,
+    gentle_width: float,
+    gentle_least: float,
+    gentle_windows: int,
 ) -> np.ndarray:
     """Window w updates the tracker row rows[w] (its prior and [last k, disagreement run, activity average])."""
     n, k = probs.shape
@@ -249,11 +269,17 @@ def track_rows(
         else:
             state[2] = 0.0
             state[3] = 1.0
+        if activity[w] >= vigorous_g:
+            state[4] = 1.0
         active = state[2] >= sustained_windows or (from_start and state[3] == 0.0 and state[2] > 0.0)
         if active_width > 0.0 and active:
             for j in range(k):
                 if bins[j] < active_floor:
                     evidence[j] *= max(math.exp(-0.5 * ((active_floor - bins[j]) / active_width) ** 2), 1e-6)
+        if gentle_width > 0.0 and from_start and state[2] > 0.0 and state[3] == 0.0 and state[4] == 0.0 and (gentle_windows <= 0 or state[2] <= gentle_windows):
+            for j in range(k):  # only ever moved, never hard: a walk, not a run or its recovery
+                if bins[j] > gentle_ceiling:
+                    evidence[j] *= max(math.exp(-0.5 * ((bins[j] - gentle_ceiling) / gentle_width) ** 2), gentle_least)
         if last < 0:
             post = evidence.copy()
         else:

@@ -30,7 +30,7 @@ synthetic scenario sets of `models/scenarios.py` (held out from training by thei
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,27 @@ def _named(name: str, trained_on: bool) -> str:
 def wrist_exercise_set(directory: str | Path | None = None, trained_on: bool = False, heartpy: bool = False) -> list[LabelledRecording]:
     name = _named("Wrist PPG During Exercise", trained_on)
     return [windows_of(name, load_recording(p), activity_of(p.stem), heartpy) for p in wrist_exercise_paths(directory)]
+
+
+VARIANT_ACC_SCALE = (0.6, 1.5)  # device variants measured here keep the accelerometer in g, give or take a placement
+
+
+def wrist_variant_set(copies: int, directory: str | Path | None = None, seed: int = 7, heartpy: bool = False) -> list[LabelledRecording]:
+    """`copies` device variants of each Wrist PPG During Exercise recording (models/augment.py `device_variant`:
+    another sampling rate and anti-alias filter, pulse shape and polarity, wander, noise, a turned accelerometer
+    at 0.6-1.5 times its scale; no added grip or walking motion): the same activities as other sensors would
+    record them, for the runtime's rules as much as the model."""
+    from .augment import device_variant
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for path in wrist_exercise_paths(directory):
+        rec = load_recording(path)
+        for i in range(copies):
+            variant = device_variant(rec, rng, grip_share=0.0, acc_scale=VARIANT_ACC_SCALE)
+            variant = replace(variant, subject=f"{rec.subject} variant {i + 1} ({variant.fs_ppg:g} Hz)")
+            out.append(windows_of("Wrist PPG During Exercise, device variants", variant, activity_of(path.stem), heartpy))
+    return out
 
 
 def ieee_set(directory: str | Path, trained_on: bool = True, heartpy: bool = False) -> list[LabelledRecording]:

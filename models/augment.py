@@ -126,7 +126,7 @@ def slowed(t: np.ndarray, ta: np.ndarray, labels: np.ndarray, r: float, rng: np.
 
 
 def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP_SHARE, walk_share: float = WALK_SHARE,
-                   walk_slow: bool = False):
+                   walk_slow: bool = False, acc_scale: tuple[float, float] | None = None):
     """`recording` as another wrist device might have recorded it (labels unchanged): another sampling rate
     with its anti-alias filter, another pulse shape and maybe inverted polarity, amplitude, baseline wander and
     respiration, sensor noise, the accelerometer scaled and turned, and in GRIP_SHARE of the variants a
@@ -137,7 +137,9 @@ def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP
     as strong in the PPG, and in the accelerometer over what is left of the recording's own motion (5-30 %).
     With `walk_slow` a walking variant is first slowed (`slowed`) so that its median HR lies in WALK_HR_BPM
     (a runner's arm swing and steps slow down into a walker's with it), its labels scaled to match.
-    `extra["motion"]` says which ("walk", "grip" or "none") and `extra["step_hz"]` a walk's step cadence."""
+    `extra["motion"]` says which ("walk", "grip" or "none") and `extra["step_hz"]` a walk's step cadence.
+    `acc_scale` (lo, hi): the accelerometer's scale drawn uniformly there (a sensor in g, as the runtime's
+    motion rules assume) instead of the training's 0.1-2× (the model must not lean on the scale at all)."""
     from dataclasses import replace
 
     if recording.acc is None or recording.labels_bpm is None:
@@ -157,7 +159,7 @@ def device_variant(recording, rng: np.random.Generator, grip_share: float = GRIP
     ppg += rng.uniform(0, 0.3) * rng.standard_normal(len(t))
     ta, acc = _resample(recording.t_acc, recording.acc, recording.fs_acc, rate)
     turn = _rotation(rng)
-    scale = 10 ** rng.uniform(-1.0, 0.3)  # sensors differ in scale by far more than 2x
+    scale = 10 ** rng.uniform(-1.0, 0.3) if acc_scale is None else rng.uniform(*acc_scale)  # raw sensors differ by far more than 2x
     acc = acc @ turn.T * scale
     labels = recording.labels_bpm
     hr = float(np.nanmedian(labels)) if np.isfinite(labels).any() else 80.0

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Wrist PPG During Exercise folder, or 'none' (default: now {data_dir(WRIST_PPG_EXERCISE)})")
     v.add_argument("--ieee", default=ieee_default, help=f"{ieee_help}, or 'none'")
     v.add_argument("--scenarios", type=int, default=4, metavar="N", help="recordings per synthetic scenario set (default 4; 0: none)")
+    v.add_argument("--variants", type=int, default=0, metavar="N",
+                   help="also N device variants of each Wrist PPG During Exercise recording (another sampling rate, pulse shape, "
+                        "noise, a turned accelerometer; models/augment.py), a data set of their own (default 0: none)")
     v.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
     v.add_argument("--heartpy", choices=["auto", "yes", "no"], default="auto",
                    help="a HeartPy column on the same windows (the [bench] extra; default auto: where HeartPy imports)")
@@ -700,11 +703,13 @@ def cmd_accuracy(args) -> int:
 
 def cmd_devices(args) -> int:
     from .accuracy import onnx_predictor
-    from .across import evaluate, ieee_set, markdown, scenario_set, wrist_exercise_set
+    from .across import evaluate, ieee_set, markdown, scenario_set, wrist_exercise_set, wrist_variant_set
     from .heartpy_baseline import heartpy_problem
 
     if args.scenarios < 0:
         raise UsageError("--scenarios must be 0 or more")
+    if args.variants < 0:
+        raise UsageError("--variants must be 0 or more")
     no_heartpy = heartpy_problem() if args.heartpy != "no" else "HeartPy column left out (--heartpy no)"
     if no_heartpy and args.heartpy == "yes":
         raise UsageError(f"--heartpy yes: {no_heartpy}")
@@ -719,7 +724,9 @@ def cmd_devices(args) -> int:
     loaders = {"Wrist PPG During Exercise": (lambda: wrist_exercise_set(args.wrist, "Wrist PPG During Exercise" in trained_on, hp))
                if args.wrist != "none" else None,
                "IEEE SPC 2015": (lambda: ieee_set(args.ieee, "IEEE SPC 2015" in trained_on, hp)) if args.ieee != "none" else None,
-               "synthetic scenarios": (lambda: scenario_set(args.scenarios, heartpy=hp)) if args.scenarios else None}
+               "synthetic scenarios": (lambda: scenario_set(args.scenarios, heartpy=hp)) if args.scenarios else None,
+               "Wrist PPG During Exercise, device variants": (lambda: wrist_variant_set(args.variants, args.wrist, heartpy=hp))
+               if args.variants and args.wrist != "none" else None}
     results, skipped = [], [no_heartpy] if no_heartpy else []
     for name, load in loaders.items():
         if load is None:

@@ -165,6 +165,34 @@ def test_a_high_rate_the_model_insists_on_survives_the_gentle_ceiling():
     assert np.all(np.abs(bpm - 165.0) < 3.0)
 
 
+def test_a_run_told_by_its_cadence_lifts_the_ceiling_whatever_the_sensors_scale():
+    # a runner at 168 with the sensor on the upper arm: 0.25 g, a walk's force, but the strongest line at a
+    # running cadence; the model torn between the pulse and half of it
+    n = 40
+    probs = peaked(n, 168.0, mass=0.3, second=84.0, second_mass=0.2)
+    upper_arm = np.full(n, 0.25)
+    bpm, _ = Tracker(BINS_BPM).update(np.arange(n), probs, upper_arm, np.full(n, 168.0))
+    assert np.all(np.abs(bpm[10:] - 168.0) < 3.0)
+    walking_line, _ = Tracker(BINS_BPM).update(np.arange(n), probs, upper_arm, np.full(n, 84.0))
+    assert np.all(np.abs(walking_line - 84.0) < 3.0)  # a walker's steps: the ceiling holds
+    stray = np.where(np.arange(n) % 3 == 0, 168.0, 84.0)  # single windows at a running line are not a run
+    strays, _ = Tracker(BINS_BPM).update(np.arange(n), probs, upper_arm, stray)
+    assert np.all(np.abs(strays - 84.0) < 3.0)
+
+
+def test_the_runtime_reads_the_gait_only_while_the_ceiling_may_lift():
+    table = Tracker(BINS_BPM).table
+    row = 0
+    walking = np.full(3, 0.15)
+    assert table.gait_wanted(np.full(3, row), walking).all()
+    assert not table.gait_wanted(np.full(3, row), np.full(3, 1.0)).any()  # running force: nothing to tell
+    assert not table.gait_wanted(np.full(3, row), np.full(3, 0.01)).any()  # still
+    table.update(np.full(3, row), np.arange(3), peaked(3, 100.0), walking, np.full(3, 168.0))  # three running lines: ran
+    assert not table.gait_wanted(np.full(3, row), walking).any()
+    off = Tracker(BINS_BPM, TrackerParams(gentle_width_bpm=0.0)).table
+    assert not off.gait_wanted(np.zeros(3, dtype=np.int64), walking).any()
+
+
 def test_the_gentle_ceiling_lapses_after_the_streams_first_minutes():
     # a walker torn between 150 and 100 long after the start: the ceiling no longer leans
     p = TrackerParams()

@@ -56,6 +56,23 @@ def test_missing_data_is_named_and_bad_options_are_one_line(tmp_path):
     assert result.returncode == 2 and "no such file" in result.stderr and result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
+def test_device_variants_of_the_wrist_recordings_are_a_data_set_of_their_own():
+    from ppg_stream.replay.data_sets import WRIST_PPG_EXERCISE, data_dir
+
+    if not (data_dir(WRIST_PPG_EXERCISE) / "s2_walk.csv").exists():
+        pytest.skip(f"Wrist PPG During Exercise not found at {data_dir(WRIST_PPG_EXERCISE)} (see docs/data.md)")
+    result = distill("devices", "--variants", "1", "--ieee", "none", "--scenarios", "0", "--heartpy", "no")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line.split("|") for line in result.stdout.splitlines() if line.startswith("| ")}
+    own, variants = rows["**Wrist PPG During Exercise: all**"], rows["**Wrist PPG During Exercise, device variants: all**"]
+    assert int(variants[2]) == 8 and 0 < int(variants[3]) < 2 * int(own[3])  # one variant per recording, its own windows
+    assert float(variants[4].strip(" *")) < 12  # another sampling rate, pulse shape and sensor: still followed
+    assert any("variant 1 (" in name for name in rows)  # each recording named with its variant and its rate
+    bad = distill("devices", "--variants", "-1")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--variants" in bad.stderr
+
+
 def test_a_confident_wrong_lock_is_measured_in_stream_time_and_a_gap_ends_it():
     k = np.arange(40)
     wrong = np.zeros(40, dtype=bool)

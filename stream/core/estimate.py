@@ -25,6 +25,7 @@ from .beats import BeatGate, refine_with_beats
 from .confidence_map import ConfidenceMap
 from .cues import CueParams, cues_for, temper
 from .decode import decode_probabilities
+from .gait import strongest_acc_line
 from .message import DEFAULT_MIN_CONFIDENCE
 from .tracker import TrackerTable
 
@@ -56,7 +57,12 @@ def estimate_windows(x: np.ndarray, probs: np.ndarray, bins: np.ndarray, fs: flo
         evidence, found = cues_for(x, probs, fs, bins, cues, overwrite=overwrite_probs)
         activity = rms = found.acc_rms
     if trackers is not None:
-        bpm, confidence = trackers.update(rows, k, evidence, activity)
+        acc_line = None  # the gait, read only where the tracker's walk-start ceiling may still lift (gait.py)
+        if activity is not None:
+            wanted = trackers.gait_wanted(rows, activity)
+            if wanted.any():
+                acc_line = strongest_acc_line(x, fs, wanted)
+        bpm, confidence = trackers.update(rows, k, evidence, activity, acc_line)
     elif use_cues:
         bpm, confidence = decode_probabilities(evidence, bins)
     else:

@@ -52,6 +52,11 @@ or two of a treadmill walk. So for the stream's first `gentle_windows` windows, 
 `gentle_least`: a model torn between the pulse and the octave publishes the pulse; one that insists on a
 high rate (hard cycling from the start, a quiet wrist) still wins, only later; after the first minutes,
 or once the wrist has been still or run, the ceiling is gone (a walk after a run keeps its high rate).
+A run is told by its force on a wrist (RMS ≥ `vigorous_g`) or, whatever the sensor's place or scale (an
+upper-arm sensor runs at a walk's 0.1-0.3 g), by its cadence: the accelerometer's strongest line at
+`running_per_min` or above in `running_windows` windows in a row (`acc_line`, stream/core/gait.py, read only
+while the ceiling may still lift: `gait_wanted`). Without it a ceiling on a quiet runner's 170 bpm drove the
+track onto half of it, where the harmonic rule then held it.
 """
 
 from __future__ import annotations
@@ -82,14 +87,16 @@ class TrackerParams:
     active_floor_bpm: float = 70.0  # ...so evidence below this is scaled down...
     active_width_bpm: float = 5.0  # ...by a half-Gaussian of this width (0: no activity prior)
     from_start: bool = True  # ...and so does a stream whose wrist has moved since its first window (no still window yet)
-    vigorous_g: float = 0.5  # accelerometer RMS (g) of vigorous motion (running); below it a moving wrist moves gently...
+    vigorous_g: float = 0.5  # accelerometer RMS (g) of vigorous motion (running on a wrist); below it a wrist moves gently...
+    running_per_min: float = 140.0  # ...unless its accelerometer's strongest line (stream/core/gait.py) is at a running cadence...
+    running_windows: int = 3  # ...in this many windows in a row (one stray window of a walk or a bike is not a run)
     gentle_ceiling_bpm: float = 140.0  # ...and while a stream has only ever moved gently, evidence above this is scaled down...
     gentle_width_bpm: float = 10.0  # ...by a half-Gaussian of this width (0: no ceiling)...
     gentle_least: float = 0.3  # ...to no less than this share (a rate the model keeps insisting on still wins)...
     gentle_windows: int = 90  # ...for the stream's first this many windows (3 min; 0: as long as it only moves gently)
 
 
-STATE_COLUMNS = 5  # last window index, disagreement run length, windows in a row the wrist has moved, a still window seen, a vigorous one seen
+STATE_COLUMNS = 5  # last window index, disagreement run length, windows in a row the wrist has moved, a still window seen, running windows in a row (running_windows: ran)
 HARMONIC_RATIOS = np.array([2.0, 1.5, 3.0, 0.5, 2.0 / 3.0, 1.0 / 3.0])
 
 
@@ -115,7 +122,7 @@ class TrackerTable:
             self._free = list(range(2 * old - 1, old - 1, -1))
         row = self._free.pop()
         self.priors[row] = 1.0 / len(self.bins)
-        self.states[row] = (-1.0, 0.0, 0.0, 0.0, 0.0)  # last window index, disagreement run length, moving run length, still seen, vigorous seen
+        self.states[row] = (-1.0, 0.0, 0.0, 0.0, 0.0)  # last window index, disagreement run length, moving run length, still seen, running run
         return row
 
     def remove(self, row: int) -> None:
@@ -134,19 +141,34 @@ class TrackerTable:
         self._free = list(range(capacity - 1, len(used) - 1, -1))
         return {old: new for new, old in enumerate(used)}
 
-    def update(self, rows: np.ndarray, k: np.ndarray, probs: np.ndarray, activity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def gait_wanted(self, rows: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """Which windows' gait (`update`'s `acc_line`) the tracker would read: a gently moving wrist whose stream
+        still has the walk-start ceiling to lift (as of the batch's start), so the line is measured only then."""
+        p = self.params
+        if p.gentle_width_bpm <= 0.0 or not p.from_start:
+            return np.zeros(len(rows), dtype=bool)
+        s = self.states[np.asarray(rows, dtype=np.int64)]
+        return ((s[:, 3] == 0.0) & (s[:, 4] < p.running_windows) & ((p.gentle_windows <= 0) | (s[:, 2] <= p.gentle_windows))
+                & (activity > p.active_g) & (activity < p.vigorous_g))
+
+    def update(self, rows: np.ndarray, k: np.ndarray, probs: np.ndarray, activity: np.ndarray | None = None,
+               acc_line: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Posterior (bpm, confidence) per window; `probs` are the model's softmax rows (or the cues' fused ones),
-        `activity` the windows' band-passed accelerometer RMS in g (None: unknown, no activity prior)."""
+        `activity` the windows' band-passed accelerometer RMS in g (None: unknown, no activity prior), `acc_line`
+        the rate of their accelerometer's strongest line per minute where `gait_wanted` (0 or None: not measured)."""
         p = self.params
         if activity is None:
             activity = np.zeros(len(k))
+        if acc_line is None:
+            acc_line = np.zeros(len(k))
         post = track_rows(
             np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(k, dtype=np.int64),
             np.ascontiguousarray(probs, dtype=np.float64), self.priors, self.states, self.decay, self.bins,
             p.floor, p.evidence_power, p.reacquire_bpm, p.reacquire_windows, p.reacquire_confidence,
             p.outlier_share, p.harmonic_tolerance, p.harmonic_support, HARMONIC_RATIOS,
             np.ascontiguousarray(activity, dtype=np.float64), p.active_g, p.sustained_windows, p.active_floor_bpm, p.active_width_bpm,
-            p.from_start, p.vigorous_g, p.gentle_ceiling_bpm, p.gentle_width_bpm, p.gentle_least, p.gentle_windows,
+            p.from_start, p.vigorous_g, np.ascontiguousarray(acc_line, dtype=np.float64), p.running_per_min, p.running_windows,
+            p.gentle_ceiling_bpm, p.gentle_width_bpm, p.gentle_least, p.gentle_windows,
         )
         bpm, confidence = decode_probabilities(post, self.bins)
         if p.peak_radius_bpm > 0:
@@ -165,8 +187,9 @@ class Tracker:
         self.table = TrackerTable(bins_bpm, params, capacity=1)
         self.row = self.table.add()
 
-    def update(self, k: np.ndarray, probs: np.ndarray, activity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return self.table.update(np.full(len(k), self.row), k, probs, activity)
+    def update(self, k: np.ndarray, probs: np.ndarray, activity: np.ndarray | None = None,
+               acc_line: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.table.update(np.full(len(k), self.row), k, probs, activity, acc_line)
 
 
 @njit(cache=True)
@@ -249,6 +272,9 @@ def track_rows(
     active_width: float,
     from_start: bool,
     vigorous_g: float,
+    acc_line: np.ndarray,
+    running_per_min: float,
+    running_windows: int,
     gentle_ceiling: float,
     gentle_width: float,
     gentle_least: float,
@@ -269,14 +295,16 @@ def track_rows(
         else:
             state[2] = 0.0
             state[3] = 1.0
-        if activity[w] >= vigorous_g:
-            state[4] = 1.0
+        if activity[w] >= vigorous_g:  # a run, by its force on a wrist...
+            state[4] = running_windows
+        elif state[4] < running_windows:  # ...or by its cadence, whatever the sensor's place or scale
+            state[4] = state[4] + 1.0 if acc_line[w] >= running_per_min else 0.0
         active = state[2] >= sustained_windows or (from_start and state[3] == 0.0 and state[2] > 0.0)
         if active_width > 0.0 and active:
             for j in range(k):
                 if bins[j] < active_floor:
                     evidence[j] *= max(math.exp(-0.5 * ((active_floor - bins[j]) / active_width) ** 2), 1e-6)
-        if gentle_width > 0.0 and from_start and state[2] > 0.0 and state[3] == 0.0 and state[4] == 0.0 and (gentle_windows <= 0 or state[2] <= gentle_windows):
+        if gentle_width > 0.0 and from_start and state[2] > 0.0 and state[3] == 0.0 and state[4] < running_windows and (gentle_windows <= 0 or state[2] <= gentle_windows):
             for j in range(k):  # only ever moved, never hard: a walk, not a run or its recovery
                 if bins[j] > gentle_ceiling:
                     evidence[j] *= max(math.exp(-0.5 * ((bins[j] - gentle_ceiling) / gentle_width) ** 2), gentle_least)

@@ -409,11 +409,15 @@ def mix_section(runs: list[dict], metric: str = "mae") -> str:
 
 
 def recipe_groups(results: Results) -> dict[str, list[dict]]:
-    """Runs that recorded scenarios and calibration, grouped by recipe (taper, mix, activities) and size."""
+    """Runs that recorded scenarios and calibration, grouped by recipe (taper, mix, activities), size and
+    design: a leave-one-subject-out run and a 4-fold one of the same recipe are not repeats of each other."""
+    from .paper import LOSO
+
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in results.rows:
         if r["strategy"] != "teacher" and r.get("ece") is not None:
-            groups[f"{r['strategy']} {r['family']} {r['width']}x{r['depth']}, {recipe_label(r)}"].append(r)
+            design = "LOSO" if r["folds"] == LOSO else f"{r['folds']}-fold"
+            groups[f"{r['strategy']} {r['family']} {r['width']}x{r['depth']}, {recipe_label(r)}, {design}"].append(r)
     return dict(sorted(groups.items()))
 
 
@@ -425,7 +429,7 @@ def recipe_section(results: Results) -> str:
         return ""
     kinds = sorted({k for rows in groups.values() for r in rows for k in r.get("scenarios", {})})
     lines = ["## Training recipe: taper, synthetic data, calibration", "",
-             "Per recipe (mean over seeds): IEEE 4-fold CV MAE tracked / window by window; MAE on the held-out activity scenarios "
+             "Per recipe and design (mean over seeds): IEEE CV MAE tracked / window by window (4-fold or leave-one-subject-out, as the row says); MAE on the held-out activity scenarios "
              "(tracked / window by window); ECE of the held-out confidence as trained → after the cross-fitted temperature T "
              "(and the tracked IEEE MAE with it). Reliability diagrams: `reliability.png`.", "",
              "| recipe | seeds | IEEE CV MAE | " + " | ".join(kinds) + " | ECE → calibrated | T | IEEE MAE calibrated |",

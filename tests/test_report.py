@@ -343,11 +343,14 @@ def test_recipes_get_their_own_table_and_reliability_diagram_and_stay_out_of_the
     assert pooled["confidence"][:8] == [None] * 8
     rows = [_run("scratch", 2.4, seed=0), _run("dkd", 2.0, seed=0),
             _recipe_run(0, "hann", 0, 1.5, 0.30, 0.05, a), _recipe_run(1, "hann", 0, 1.7, 0.20, 0.07, b),
-            _recipe_run(0, "rect", 2, 1.2, 0.10, 0.04, b)]
+            _recipe_run(0, "rect", 2, 1.2, 0.10, 0.04, b), _recipe_run(0, "rect", 2, 2.2, 0.10, 0.04, b, folds=12)]
+    rows[-1]["key"] += "|loso"
     summary = render(rows, tmp_path).read_text()
     assert "## Training recipe" in summary
-    assert "| scratch resnet 16x2, hann, mix 20, act 0 | 2 | 1.60 / 3.60 | 3.50 / 9.00 | 0.40 / 0.50 | 0.250 → 0.060 | 1.50 | 1.50 |" in summary
-    assert "| scratch resnet 16x2, rect, mix 20, act 2 | 1 | 1.20 / 3.20 |" in summary
+    assert "| scratch resnet 16x2, hann, mix 20, act 0, 4-fold | 2 | 1.60 / 3.60 | 3.50 / 9.00 | 0.40 / 0.50 | 0.250 → 0.060 | 1.50 | 1.50 |" in summary
+    # the same recipe run leave-one-subject-out is a row of its own, not a third seed of the 4-fold one
+    assert "| scratch resnet 16x2, rect, mix 20, act 2, 4-fold | 1 | 1.20 / 3.20 |" in summary
+    assert "| scratch resnet 16x2, rect, mix 20, act 2, LOSO | 1 | 2.20 / 4.20 |" in summary
     assert (tmp_path / "reliability.png").stat().st_size > 10_000
     assert Results(rows).students == [r for r in Results(rows).rows[:2]]  # recipes are not study runs
 
@@ -355,5 +358,5 @@ def test_recipes_get_their_own_table_and_reliability_diagram_and_stay_out_of_the
 def test_a_file_of_recipe_runs_only_renders_its_table(tmp_path):
     a = {"count": [0] * 9 + [5], "confidence": [None] * 9 + [0.95], "accuracy": [None] * 9 + [0.9]}
     summary = render([_recipe_run(0, "rect", 6, 1.2, 0.05, 0.04, a)], tmp_path).read_text()
-    assert summary.startswith("# Training recipes") and "| scratch resnet 16x2, rect, mix 20, act 6 | 1 | 1.20 / 3.20 |" in summary
+    assert summary.startswith("# Training recipes") and "| scratch resnet 16x2, rect, mix 20, act 6, 4-fold | 1 | 1.20 / 3.20 |" in summary
     assert (tmp_path / "reliability.png").exists()

@@ -18,7 +18,7 @@ from ppg_stream.replay.data_sets import DATA_ENV, WRIST_PPG_EXERCISE, data_dir
 from ppg_stream.replay.load import load_recording
 from ppg_stream.replay.synthetic import synthesize, write_synthetic_dalia
 from ppg_stream.stream.core.beats import beat_rates
-from ppg_stream.stream.core.cues import CueParams, _hann, cues_for, fuse_rows, temper
+from ppg_stream.stream.core.cues import CueParams, cues_for, fuse_rows, hann_window, temper
 from ppg_stream.stream.core.student_spec import BINS_BPM
 from ppg_stream.stream.core.tracker import Tracker, TrackerParams
 from tests.conftest import run_cli
@@ -87,7 +87,7 @@ def _fused(x: np.ndarray, probs: np.ndarray, beat_bpm: float, beat_cv: float) ->
     n = len(x)
     fused = probs.copy()
     fuse_rows(np.ascontiguousarray(x), fused, FS, np.ascontiguousarray(BINS_BPM, dtype=np.float64), np.full(n, beat_bpm), np.full(n, beat_cv),
-              _hann(x.shape[2]), p.moving_g, p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm, p.distrust,
+              hann_window(x.shape[2]), p.moving_g, p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm, p.distrust,
               p.doubt_cv, p.doubted_distrust)
     return fused
 

@@ -75,7 +75,7 @@ def cues_for(x: np.ndarray, probs: np.ndarray, fs: float, bins: np.ndarray, para
     beat_bpm, beat_cv = beat_rates(x, fs)
     own = overwrite and probs.dtype == np.float64 and probs.flags.c_contiguous and probs.flags.writeable
     fused = probs if own else np.array(probs, dtype=np.float64)
-    acc_rms, peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv, _hann(x.shape[2]),
+    acc_rms, peaks, cadence, moved = fuse_rows(x, fused, fs, np.ascontiguousarray(bins, dtype=np.float64), beat_bpm, beat_cv, hann_window(x.shape[2]),
                                                p.moving_g, p.cadence_share, p.regular_cv, p.disagree_bpm, p.beat_weight, p.beat_sigma_bpm,
                                                p.distrust, p.doubt_cv, p.doubted_distrust)
     return fused, Cues(acc_rms, cadence, beat_bpm, beat_cv, peaks, moved)
@@ -86,7 +86,7 @@ def temper(bpm: np.ndarray, confidence: np.ndarray, x: np.ndarray, cues: Cues, f
     `bpm` is the moving wrist's cadence with no regular beats agreeing."""
     p = params or CueParams()
     x = np.ascontiguousarray(x)
-    return temper_rows(x, np.ascontiguousarray(bpm, dtype=np.float64), np.array(confidence, dtype=np.float64), _hann(x.shape[2]),
+    return temper_rows(x, np.ascontiguousarray(bpm, dtype=np.float64), np.array(confidence, dtype=np.float64), hann_window(x.shape[2]),
                        fs, cues.acc_rms, cues.peak_bpm, cues.cadence, cues.beat_bpm, cues.beat_cv, p.moving_g, p.cadence_share,
                        p.regular_cv, p.doubt_cv, p.disagree_bpm, p.disagreement_factor, p.cadence_factor)
 
@@ -137,7 +137,7 @@ def _cadence_share(x: np.ndarray, i: int, fs: float, bpm: float, hann: np.ndarra
 
 
 @lru_cache(maxsize=8)
-def _hann(t: int) -> np.ndarray:
+def hann_window(t: int) -> np.ndarray:
     """The Hann window of a window length, made once (a batch of one window would otherwise pay its cosines)."""
     out = _hann_rows(t)
     out.flags.writeable = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cues import ACC_STEP, _hann
+from .cues import ACC_STEP, hann_window
 
 LINE_FROM_PER_MIN = 60.0
 LINE_TO_PER_MIN = 200.0
@@ -30,7 +30,7 @@ def strongest_acc_line(x: np.ndarray, fs: float, mask: np.ndarray) -> np.ndarray
     if x.shape[1] < 4 or not np.any(mask):
         return out
     acc = np.asarray(x[np.asarray(mask, dtype=bool), 1:4, ::ACC_STEP], dtype=np.float64)
-    acc = acc * _hann(x.shape[2])[::ACC_STEP]
+    acc = acc * hann_window(x.shape[2])[::ACC_STEP]
     power = np.abs(np.fft.rfft(acc, n=max(FFT_LENGTH, acc.shape[2]), axis=2)) ** 2
     power = power.sum(axis=1)
     per_min = np.fft.rfftfreq(power.shape[1] * 2 - 2, d=ACC_STEP / fs) * 60.0
